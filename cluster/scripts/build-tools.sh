@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Build the repository's own Go tools for the local cluster:
+#   cluster/node     -> hahaha-node (the kubelet stand-in)
+#   cluster/sidecars -> one binary per main package (test sidecars)
+# plus a link to the real configmap-reload (built by build.sh), all in
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/hahaha/tools-<hash>/bin/
+# where <hash> covers the sources of both modules, the Go version and the
+# configmap-reload version; a directory with a .stamp is reused as is.
+#
+# Prints the bin directory as the last line of stdout (progress goes to stderr).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$ROOT/cluster/versions.env"
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+export CGO_ENABLED=0
+export GOFLAGS="${GOFLAGS:-} -mod=mod -buildvcs=false"
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+MODULES=()
+for m in node sidecars; do
+  [[ -f $ROOT/cluster/$m/go.mod ]] && MODULES+=("$m")
+done
+[[ ${#MODULES[@]} -gt 0 ]] || { log "neither cluster/node nor cluster/sidecars has a go.mod"; exit 1; }
+
+# configmap-reload is one of the sidecars the tests run; build it first so
+# the tools dir can link it.
+"$ROOT/cluster/scripts/build.sh" configmap-reload
+CMR_BIN=$("$ROOT/cluster/scripts/build.sh" --print-env | sed -n 's/^CONFIGMAP_RELOAD_BIN=//p')/configmap-reload
+
+hash=$(
+  {
+    go version
+    echo "configmap-reload $CONFIGMAP_RELOAD_VERSION"
+    cd "$ROOT/cluster"
+    find "${MODULES[@]}" -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.s' -o -name '*.c' \) \
+      -not -path '*/testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -c1-16
+)
+DIR=$CACHE/tools-$hash
+if [[ -f $DIR/.stamp ]]; then
+  log "tools up to date ($DIR)"
+  echo "$DIR/bin"
+  exit 0
+fi
+
+t0=$SECONDS
+mkdir -p "$CACHE"
+tmp=$(mktemp -d "$DIR.tmp.XXXXXX")
+chmod 755 "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/bin"
+for m in "${MODULES[@]}"; do
+  (
+    cd "$ROOT/cluster/$m"
+    if [[ $m == node ]]; then
+      log "building cluster/node -> hahaha-node"
+      go build -trimpath -ldflags "-s -w" -o "$tmp/bin/hahaha-node" .
+    else
+      mains=$(go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)
+      if [[ -n $mains ]]; then
+        log "building cluster/$m: $(echo $mains | tr '\n' ' ')"
+        # shellcheck disable=SC2086
+        go build -trimpath -ldflags "-s -w" -o "$tmp/bin/" $mains
+      fi
+    fi
+  )
+done
+ln -s "$CMR_BIN" "$tmp/bin/configmap-reload"
+echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s" >"$tmp/.stamp"
+trap - EXIT
+rm -rf "$DIR"
+mv "$tmp" "$DIR"
+# keep the cache small: keep the 5 newest tool dirs (a running cluster may
+# still use a recent one)
+ls -1dt "$CACHE"/tools-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +6 | while read -r old; do
+  rm -rf "$old"
+done
+log "tools built in $((SECONDS - t0))s -> $DIR/bin"
+echo "$DIR/bin"

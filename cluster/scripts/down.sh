@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Stop the local cluster started by up.sh: the node first (it stops its pods),
+# then the scheduler, controller-manager, API server and etcd. Works after a
+# crash too: besides the pidfiles it sweeps every process that carries the
+# run dir's marker in its environment, names the run dir in its command line,
+# or runs in it, and unmounts anything mounted below it. Idempotent.
+# Logs and certificates stay in the run dir for inspection.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ -d $RUN ]] || exit 0
+
+# pids of this script and its ancestors are never touched
+declare -A SPARE=()
+p=$$
+while [[ -n $p && $p -gt 1 ]]; do
+  SPARE[$p]=1
+  p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null || true)
+done
+
+alive() { [[ -d /proc/$1 ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+
+# belongs PID: the process is part of this cluster.
+belongs() {
+  local pid=$1
+  [[ -z ${SPARE[$pid]:-} && $pid != "$BASHPID" ]] || return 1
+  # the marker up.sh puts in the environment of what it starts
+  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "$MEMBER_ENV=$RUN"; then
+    return 0
+  fi
+  # the run dir named in the command line
+  if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE -e "$(printf '%s' "$RUN" | sed 's/[][\.*^$+?(){}|/]/\\&/g')(/|\$)"; then
+    return 0
+  fi
+  # running inside the run dir (e.g. a container's work dir), but only
+  # without a terminal: a person's shell that cd'ed into it is left alone
+  local cwd tty
+  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+  if [[ $cwd == "$RUN" || $cwd == "$RUN"/* ]]; then
+    tty=$(awk '{print $7}' "/proc/$pid/stat" 2>/dev/null || echo 1)
+    [[ $tty == 0 ]] && return 0
+  fi
+  return 1
+}
+
+sweep() {
+  local d pid
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    belongs "$pid" && alive "$pid" && echo "$pid"
+  done
+  return 0
+}
+
+# stop PIDS...: SIGTERM, wait up to $GRACE seconds, SIGKILL the rest.
+stop() {
+  local pids=("$@") left pid i
+  [[ ${#pids[@]} -gt 0 ]] || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for ((i = 0; i < GRACE * 10; i++)); do
+    left=()
+    for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
+    [[ ${#left[@]} -eq 0 ]] && return 0
+    sleep 0.1
+  done
+  say "still running after ${GRACE}s, sending SIGKILL: ${left[*]}"
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    left=()
+    for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
+    [[ ${#left[@]} -eq 0 ]] && return 0
+    sleep 0.1
+  done
+}
+
+stopped_any=0
+# 1. the components in order, by pidfile (only if the pid is still ours)
+for name in node kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  f=$RUN/pids/$name.pid
+  [[ -f $f ]] || continue
+  pid=$(cat "$f")
+  if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && belongs "$pid"; then
+    say "stopping $name (pid $pid)"
+    GRACE=$([[ $name == node ]] && echo 12 || echo 8) stop "$pid"
+    stopped_any=1
+  fi
+  rm -f "$f"
+done
+
+# 2. anything else of this cluster (a crashed node's containers, strays)
+for round in 1 2 3; do
+  mapfile -t rest < <(sweep)
+  [[ ${#rest[@]} -eq 0 ]] && break
+  say "stopping leftover processes of $RUN: ${rest[*]}"
+  GRACE=3 stop "${rest[@]}"
+  stopped_any=1
+done
+
+# 3. mounts below the run dir, deepest first
+mapfile -t mounts < <(awk '{print $5}' /proc/self/mountinfo | while read -r m; do
+  m=$(printf '%b' "$m")   # mountinfo escapes spaces as \040
+  [[ $m == "$RUN" || $m == "$RUN"/* ]] && echo "$m"
+done | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-)
+for m in "${mounts[@]}"; do
+  say "unmounting $m"
+  umount "$m" 2>/dev/null || umount -l "$m" || true
+done
+
+mapfile -t rest < <(sweep)
+if [[ ${#rest[@]} -gt 0 ]]; then
+  say "ERROR: processes of $RUN survive: ${rest[*]}"
+  exit 1
+fi
+rm -f "$RUN/kubeconfig.ready"
+[[ $stopped_any == 1 ]] && say "cluster in $RUN stopped"
+exit 0
