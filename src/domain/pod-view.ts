@@ -1,0 +1,192 @@
+/**
+ * The slice of a Pod that deciding needs, parsed from raw API JSON.
+ *
+ * Keeping only this slice (rather than whole V1Pod objects) bounds the daemon's memory to a few
+ * hundred bytes per watched pod. Parsing is pure and total: any JSON value yields either a
+ * PodView or a {@link MalformedPod} that says what is wrong.
+ */
+
+/** Annotation naming the main containers (comma-separated); overrides the `app` label. */
+export const MAIN_CONTAINERS_ANNOTATION = 'hahaha.nais.io/main-containers';
+/** Label naming the main container of a Naisjob pod (and the job in metrics). */
+export const APP_LABEL = 'app';
+
+export type ContainerState =
+  | { readonly kind: 'waiting'; readonly reason?: string }
+  | { readonly kind: 'running'; readonly startedAt?: number }
+  | {
+      readonly kind: 'terminated';
+      readonly exitCode: number;
+      readonly reason?: string;
+      /** Epoch milliseconds; absent when the kubelet did not report it. */
+      readonly finishedAt?: number;
+    };
+
+export interface ContainerSpecView {
+  readonly name: string;
+  readonly image: string;
+  /** Container-level restart policy; `Always` on an init container marks a native sidecar. */
+  readonly restartPolicy?: string;
+}
+
+export interface ContainerStatusView {
+  readonly name: string;
+  readonly state: ContainerState;
+  readonly restartCount: number;
+}
+
+export interface PodView {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly resourceVersion: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** Epoch milliseconds of metadata.deletionTimestamp, when the pod is being deleted. */
+  readonly deletionTimestamp?: number;
+  readonly restartPolicy: string;
+  readonly containers: readonly ContainerSpecView[];
+  readonly initContainers: readonly ContainerSpecView[];
+  readonly phase: string;
+  readonly containerStatuses: readonly ContainerStatusView[];
+}
+
+export interface MalformedPod {
+  readonly malformed: true;
+  /** Best-effort identity for logs; empty strings when the JSON does not carry it. */
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly reason: string;
+}
+
+/** Labels and annotations kept in a PodView; everything else is dropped to save memory. */
+const KEPT_LABELS = new Set([APP_LABEL, 'nais.io/naisjob', 'batch.kubernetes.io/job-name', 'job-name']);
+const KEPT_ANNOTATIONS = new Set([MAIN_CONTAINERS_ANNOTATION]);
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Timestamps arrive as RFC 3339 strings (raw JSON) or Date objects (client-node models). */
+function time(v: unknown): number | undefined {
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
+  if (typeof v !== 'string') return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+function pick(v: unknown, keep: Set<string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!isObject(v)) return out;
+  for (const [k, val] of Object.entries(v)) {
+    if (keep.has(k) && typeof val === 'string') out[k] = val;
+  }
+  return out;
+}
+
+function parseState(v: unknown): ContainerState {
+  if (!isObject(v)) return { kind: 'waiting', reason: 'NoState' };
+  if (isObject(v.terminated)) {
+    const t = v.terminated;
+    const exitCode = typeof t.exitCode === 'number' ? t.exitCode : -1;
+    const finishedAt = time(t.finishedAt);
+    const reason = str(t.reason);
+    return {
+      kind: 'terminated',
+      exitCode,
+      ...(reason !== undefined && { reason }),
+      ...(finishedAt !== undefined && { finishedAt }),
+    };
+  }
+  if (isObject(v.running)) {
+    const startedAt = time(v.running.startedAt);
+    return { kind: 'running', ...(startedAt !== undefined && { startedAt }) };
+  }
+  const reason = isObject(v.waiting) ? str(v.waiting.reason) : undefined;
+  return { kind: 'waiting', ...(reason !== undefined && { reason }) };
+}
+
+function parseContainers(v: unknown, field: string): ContainerSpecView[] | string {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) return `${field} is not a list`;
+  const out: ContainerSpecView[] = [];
+  for (const [i, c] of v.entries()) {
+    if (!isObject(c) || typeof c.name !== 'string' || c.name === '') {
+      return `${field}[${i}] has no name`;
+    }
+    const restartPolicy = str(c.restartPolicy);
+    out.push({
+      name: c.name,
+      image: str(c.image) ?? '',
+      ...(restartPolicy !== undefined && { restartPolicy }),
+    });
+  }
+  return out;
+}
+
+function parseStatuses(v: unknown): ContainerStatusView[] {
+  if (!Array.isArray(v)) return [];
+  const out: ContainerStatusView[] = [];
+  for (const s of v) {
+    if (!isObject(s) || typeof s.name !== 'string') continue;
+    out.push({
+      name: s.name,
+      state: parseState(s.state),
+      restartCount: typeof s.restartCount === 'number' ? s.restartCount : 0,
+    });
+  }
+  return out;
+}
+
+/** Parses a Pod as the API serves it (`kubectl get pod -o json`, a list item or a watch object). */
+export function parsePod(raw: unknown): PodView | MalformedPod {
+  const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : {};
+  const namespace = str(meta.namespace) ?? '';
+  const name = str(meta.name) ?? '';
+  const uid = str(meta.uid) ?? '';
+  const malformed = (reason: string): MalformedPod => ({ malformed: true, namespace, name, uid, reason });
+
+  if (!isObject(raw)) return malformed('not a JSON object');
+  if (raw.kind !== undefined && raw.kind !== 'Pod') return malformed(`kind is ${String(raw.kind)}, not Pod`);
+  if (!isObject(raw.metadata)) return malformed('metadata is missing');
+  if (name === '') return malformed('metadata.name is missing');
+  if (!isObject(raw.spec)) return malformed('spec is missing');
+  const containers = parseContainers(raw.spec.containers, 'spec.containers');
+  if (typeof containers === 'string') return malformed(containers);
+  if (containers.length === 0) return malformed('spec.containers is empty');
+  const initContainers = parseContainers(raw.spec.initContainers, 'spec.initContainers');
+  if (typeof initContainers === 'string') return malformed(initContainers);
+  const status = isObject(raw.status) ? raw.status : {};
+  const deletionTimestamp = time(meta.deletionTimestamp);
+
+  return {
+    namespace,
+    name,
+    uid,
+    resourceVersion: str(meta.resourceVersion) ?? '',
+    labels: pick(meta.labels, KEPT_LABELS),
+    annotations: pick(meta.annotations, KEPT_ANNOTATIONS),
+    ...(deletionTimestamp !== undefined && { deletionTimestamp }),
+    restartPolicy: str(raw.spec.restartPolicy) ?? 'Always',
+    containers,
+    initContainers,
+    phase: str(status.phase) ?? 'Pending',
+    containerStatuses: parseStatuses(status.containerStatuses),
+  };
+}
+
+export function isMalformed(p: PodView | MalformedPod): p is MalformedPod {
+  return 'malformed' in p;
+}
+
+/** `namespace/name`, the key the work queue and logs use. */
+export function podKey(p: { namespace: string; name: string }): string {
+  return `${p.namespace}/${p.name}`;
+}

@@ -1,0 +1,62 @@
+/**
+ * Opens a Kubernetes "channel" WebSocket (exec, port-forward) to the API server with the
+ * kubeconfig's credentials, bounded by a handshake timeout. Each binary message carries its
+ * channel number in the first byte.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import WebSocket from 'ws';
+
+export interface ChannelSocketOptions {
+  readonly protocols: readonly string[];
+  readonly handshakeTimeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export async function openChannelSocket(kc: KubeConfig, path: string, opts: ChannelSocketOptions): Promise<WebSocket> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(path, cluster.server.replace(/^http/, 'ws'));
+  const wsOptions: WebSocket.ClientOptions = { handshakeTimeout: opts.handshakeTimeoutMs, perMessageDeflate: false };
+  await kc.applyToHTTPSOptions(wsOptions);
+  opts.signal?.throwIfAborted();
+
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, [...opts.protocols], wsOptions);
+    const onAbort = () => {
+      ws.terminate();
+      reject(opts.signal?.reason ?? new Error('aborted'));
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    ws.once('open', () => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve(ws);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (body.length < 2000) body += d;
+      });
+      res.on('end', () => {
+        let message = body.trim();
+        try {
+          message = (JSON.parse(body) as { message?: string }).message ?? message;
+        } catch {
+          // not a Status object; keep the raw text
+        }
+        reject(new Error(`API server refused the upgrade: HTTP ${res.statusCode ?? '?'}${message === '' ? '' : `: ${message}`}`));
+        ws.terminate();
+      });
+    });
+    ws.once('error', (err) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+  });
+}
+
+/** Prepends the channel byte to a payload. */
+export function channelFrame(channel: number, payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.of(channel), payload]);
+}

@@ -1,0 +1,94 @@
+/**
+ * Executor over the API server's pods/exec WebSocket (v5/v4.channel.k8s.io). Channel 1 is
+ * stdout, 2 stderr, 3 the final Status: Success, or Failure with reason NonZeroExitCode and the
+ * exit code as a cause, or Failure for a command that could not run at all.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ExecCall, ExecResult, Executor, PodRef } from '../ports.ts';
+import { openChannelSocket } from './channel-socket.ts';
+
+const MAX_OUTPUT = 4096;
+
+interface StatusObject {
+  status?: string;
+  message?: string;
+  reason?: string;
+  details?: { causes?: { reason?: string; message?: string }[] };
+}
+
+/** Exit code from the exec Status object; throws when the command did not run. */
+export function exitCodeFromStatus(status: StatusObject): number {
+  if (status.status === 'Success') return 0;
+  if (status.reason === 'NonZeroExitCode') {
+    const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+    const code = Number(cause?.message);
+    if (Number.isInteger(code)) return code;
+  }
+  throw new Error(status.message ?? `exec failed (${status.reason ?? 'unknown reason'})`);
+}
+
+export class ApiExecutor implements Executor {
+  private readonly kc: KubeConfig;
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+  }
+
+  async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
+    const signal = call.signal === undefined
+      ? AbortSignal.timeout(call.timeoutMs)
+      : AbortSignal.any([call.signal, AbortSignal.timeout(call.timeoutMs)]);
+    const query = new URLSearchParams({ container: call.container, stdout: 'true', stderr: 'true' });
+    for (const arg of call.command) query.append('command', arg);
+    const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/exec?${query}`;
+    const ws = await openChannelSocket(this.kc, path, {
+      protocols: ['v5.channel.k8s.io', 'v4.channel.k8s.io'],
+      handshakeTimeoutMs: call.timeoutMs,
+      signal,
+    });
+
+    return new Promise<ExecResult>((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let status: StatusObject | undefined;
+      let statusText = '';
+      const onAbort = () => {
+        ws.terminate();
+        reject(new Error(`timed out after ${call.timeoutMs / 1000}s`));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        const buf = isBinary ? data : Buffer.from(data.toString(), 'utf8');
+        if (buf.length === 0) return;
+        const channel = buf[0];
+        const text = buf.subarray(1).toString('utf8');
+        if (channel === 1 && stdout.length < MAX_OUTPUT) stdout += text;
+        else if (channel === 2 && stderr.length < MAX_OUTPUT) stderr += text;
+        else if (channel === 3) statusText += text;
+      });
+      ws.on('error', (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      });
+      ws.on('close', () => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) return;
+        try {
+          if (statusText !== '') status = JSON.parse(statusText) as StatusObject;
+        } catch {
+          reject(new Error(`unreadable exec status: ${statusText.slice(0, 200)}`));
+          return;
+        }
+        if (status === undefined) {
+          reject(new Error('exec stream closed without an exit status'));
+          return;
+        }
+        try {
+          resolve({ exitCode: exitCodeFromStatus(status), stdout, stderr });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+  }
+}

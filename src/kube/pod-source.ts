@@ -1,0 +1,219 @@
+/**
+ * Lists and watches the selected pods and keeps the PodCache current.
+ *
+ * One loop per scope (all namespaces, or each configured namespace): list (paginated, label
+ * selector applied), then watch from the list's resourceVersion with bookmarks; a watch that
+ * ends cleanly is resumed from the last resourceVersion, an expired one (410 Gone) triggers a
+ * relist, and any error restarts the loop after an exponential backoff with jitter (800 ms up to
+ * 30 s, reset once a watch delivers again). Only slim PodViews are kept.
+ */
+import { CoreV1Api, type KubeConfig, type V1PodList, Watch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { type PodView, isMalformed, parsePod, podKey } from '../domain/pod-view.ts';
+import type { PodCache } from '../pod-cache.ts';
+import type { Metrics } from '../record/metrics.ts';
+import { retryDelayMs } from '../reconcile/retry-policy.ts';
+
+export interface PodSourceOptions {
+  readonly selector: string;
+  /** Empty: all namespaces. */
+  readonly namespaces: readonly string[];
+}
+
+export interface PodSourceEvents {
+  /** A pod was added or changed (level-based: only the key matters). */
+  onUpsert(key: string, pod: PodView): void;
+  onDelete(key: string, pod: PodView): void;
+  /** A pod that cannot be parsed; reported at most once per uid. */
+  onMalformed(info: { namespace: string; name: string; uid: string; reason: string }): void;
+}
+
+const BACKOFF = { baseMs: 800, maxMs: 30_000 };
+const PAGE_SIZE = 500;
+
+class Gone extends Error {}
+
+interface Scope {
+  readonly namespace: string | undefined;
+  readonly keys: Set<string>;
+  synced: boolean;
+  failures: number;
+  abort?: AbortController;
+}
+
+export class PodSource {
+  private readonly kc: KubeConfig;
+  private readonly api: CoreV1Api;
+  private readonly opts: PodSourceOptions;
+  private readonly cache: PodCache;
+  private readonly events: PodSourceEvents;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly scopes: Scope[];
+  private readonly malformedSeen = new Set<string>();
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+  private wake: (() => void) | undefined;
+
+  constructor(kc: KubeConfig, opts: PodSourceOptions, cache: PodCache, events: PodSourceEvents, metrics: Metrics, log: Logger) {
+    this.kc = kc;
+    this.api = kc.makeApiClient(CoreV1Api);
+    this.opts = opts;
+    this.cache = cache;
+    this.events = events;
+    this.metrics = metrics;
+    this.log = log.child({ component: 'pod-source' });
+    const namespaces = opts.namespaces.length === 0 ? [undefined] : opts.namespaces;
+    this.scopes = namespaces.map((namespace) => ({ namespace, keys: new Set(), synced: false, failures: 0 }));
+  }
+
+  /** True once every scope has completed its first list. */
+  get synced(): boolean {
+    return this.scopes.every((s) => s.synced);
+  }
+
+  start(): void {
+    for (const scope of this.scopes) this.loops.push(this.run(scope));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const s of this.scopes) s.abort?.abort();
+    this.wake?.();
+    await Promise.allSettled(this.loops);
+  }
+
+  private async run(scope: Scope): Promise<void> {
+    let resourceVersion: string | undefined;
+    while (!this.stopped) {
+      try {
+        if (resourceVersion === undefined) resourceVersion = await this.list(scope);
+        resourceVersion = await this.watch(scope, resourceVersion);
+      } catch (err) {
+        if (this.stopped) return;
+        if (err instanceof Gone) {
+          this.log.info({ namespace: scope.namespace ?? '*' }, 'watch expired (410 Gone); relisting');
+          resourceVersion = undefined;
+          continue;
+        }
+        scope.failures += 1;
+        this.metrics.watchRestarts.inc();
+        const delay = retryDelayMs(BACKOFF, scope.failures);
+        this.log.warn({ err, namespace: scope.namespace ?? '*', delayMs: delay, failures: scope.failures }, 'pod watch failed; restarting after backoff');
+        await this.sleep(delay);
+        // After repeated failures the resourceVersion may be long gone: list afresh.
+        if (scope.failures >= 3) resourceVersion = undefined;
+      }
+    }
+  }
+
+  private async list(scope: Scope): Promise<string> {
+    const pods: PodView[] = [];
+    let cont: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page: V1PodList =
+        scope.namespace === undefined
+          ? await this.api.listPodForAllNamespaces({ labelSelector: this.opts.selector, limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) })
+          : await this.api.listNamespacedPod({ namespace: scope.namespace, labelSelector: this.opts.selector, limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) });
+      for (const item of page.items) {
+        const pod = this.accept(item);
+        if (pod !== undefined) pods.push(pod);
+      }
+      cont = page.metadata?._continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (cont !== undefined && !this.stopped);
+
+    const fresh = new Set(pods.map(podKey));
+    for (const key of [...scope.keys]) {
+      if (!fresh.has(key)) this.delete(scope, key);
+    }
+    for (const pod of pods) this.upsert(scope, pod);
+    if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '*', pods: pods.length }, 'initial pod list synced');
+    scope.synced = true;
+    return resourceVersion;
+  }
+
+  /** Watches until the server ends the watch; returns the last resourceVersion seen. */
+  private async watch(scope: Scope, fromVersion: string): Promise<string> {
+    const path = scope.namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${scope.namespace}/pods`;
+    const timeoutSeconds = 240 + Math.floor(Math.random() * 60);
+    const watch = new Watch(this.kc);
+    // Watch aborts after 30 s without a byte by default; a quiet cluster sends nothing for
+    // longer than that, so allow the server's own timeout plus a margin instead.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;
+    let resourceVersion = fromVersion;
+    return new Promise<string>((resolve, reject) => {
+      let gone = false;
+      const handle = (type: string, obj: unknown): void => {
+        const meta = (obj as { metadata?: { resourceVersion?: string } } | null)?.metadata;
+        if (type === 'ERROR') {
+          const code = (obj as { code?: number } | null)?.code;
+          if (code === 410) gone = true;
+          else this.log.warn({ status: obj }, 'watch error event');
+          scope.abort?.abort();
+          return;
+        }
+        if (meta?.resourceVersion !== undefined) resourceVersion = meta.resourceVersion;
+        scope.failures = 0;
+        if (type === 'BOOKMARK') return;
+        const pod = this.accept(obj);
+        if (pod === undefined) return;
+        if (type === 'DELETED') this.delete(scope, podKey(pod));
+        else this.upsert(scope, pod);
+      };
+      const done = (err: unknown): void => {
+        if (gone) reject(new Gone('resource version expired'));
+        else if (err !== null && err !== undefined && !this.stopped) reject(err);
+        else resolve(resourceVersion);
+      };
+      watch
+        .watch(path, { labelSelector: this.opts.selector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, handle, done)
+        .then((controller) => {
+          scope.abort = controller;
+          if (this.stopped) controller.abort();
+        })
+        .catch(reject);
+    });
+  }
+
+  private accept(raw: unknown): PodView | undefined {
+    const parsed = parsePod(raw);
+    if (!isMalformed(parsed)) return parsed;
+    const id = parsed.uid || `${parsed.namespace}/${parsed.name}`;
+    if (!this.malformedSeen.has(id)) {
+      this.malformedSeen.add(id);
+      if (this.malformedSeen.size > 10_000) this.malformedSeen.clear();
+      this.events.onMalformed(parsed);
+    }
+    return undefined;
+  }
+
+  private upsert(scope: Scope, pod: PodView): void {
+    const key = podKey(pod);
+    const previous = this.cache.get(key);
+    if (previous !== undefined && previous.resourceVersion === pod.resourceVersion && previous.uid === pod.uid) return;
+    if (previous !== undefined && previous.uid !== pod.uid) this.events.onDelete(key, previous);
+    scope.keys.add(key);
+    this.cache.upsert(pod);
+    this.metrics.watchedPods.set(this.cache.size);
+    this.events.onUpsert(key, pod);
+  }
+
+  private delete(scope: Scope, key: string): void {
+    scope.keys.delete(key);
+    const removed = this.cache.remove(key);
+    this.metrics.watchedPods.set(this.cache.size);
+    if (removed !== undefined) this.events.onDelete(key, removed);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * In-memory cache of the watched pods (slim PodViews), fed by the pod source, read by reconcile.
+ * `waitFor` is event-driven: it re-checks its predicate on every update of that pod, so a
+ * sidecar's termination is seen the moment the watch delivers it, without polling the API.
+ */
+import { type PodView, podKey } from './domain/pod-view.ts';
+import type { PodStore } from './ports.ts';
+
+type Waiter = (pod: PodView | undefined) => void;
+
+export class PodCache implements PodStore {
+  private readonly pods = new Map<string, PodView>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+
+  get size(): number {
+    return this.pods.size;
+  }
+
+  get(key: string): PodView | undefined {
+    return this.pods.get(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.pods.keys();
+  }
+
+  /** Stores the pod and wakes its waiters. Returns the previous version, if any. */
+  upsert(pod: PodView): PodView | undefined {
+    const key = podKey(pod);
+    const previous = this.pods.get(key);
+    this.pods.set(key, pod);
+    this.notify(key, pod);
+    return previous;
+  }
+
+  /** Removes the pod and wakes its waiters with undefined. Returns what was removed. */
+  remove(key: string): PodView | undefined {
+    const previous = this.pods.get(key);
+    this.pods.delete(key);
+    this.notify(key, undefined);
+    return previous;
+  }
+
+  /** Replaces the whole content after a relist; returns the keys that disappeared. */
+  replaceAll(pods: readonly PodView[]): string[] {
+    const fresh = new Map(pods.map((p) => [podKey(p), p] as const));
+    const gone = [...this.pods.keys()].filter((k) => !fresh.has(k));
+    for (const k of gone) this.remove(k);
+    for (const p of pods) this.upsert(p);
+    return gone;
+  }
+
+  waitFor(
+    key: string,
+    predicate: (pod: PodView) => boolean,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<PodView | undefined> {
+    const current = this.pods.get(key);
+    if (current === undefined) return Promise.resolve(undefined);
+    if (predicate(current)) return Promise.resolve(current);
+    if (signal?.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      let set = this.waiters.get(key);
+      if (set === undefined) {
+        set = new Set();
+        this.waiters.set(key, set);
+      }
+      const waiters = set;
+      const finish = (pod: PodView | undefined): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        waiters.delete(waiter);
+        if (waiters.size === 0) this.waiters.delete(key);
+        resolve(pod);
+      };
+      const waiter: Waiter = (pod) => {
+        if (pod === undefined) finish(undefined);
+        else if (predicate(pod)) finish(pod);
+      };
+      const onAbort = (): void => finish(undefined);
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      waiters.add(waiter);
+    });
+  }
+
+  private notify(key: string, pod: PodView | undefined): void {
+    const set = this.waiters.get(key);
+    if (set === undefined) return;
+    for (const w of [...set]) w(pod);
+  }
+}

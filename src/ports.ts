@@ -1,0 +1,101 @@
+/**
+ * The small interfaces through which everything outside `kube/` reaches Kubernetes.
+ * `kube/` implements them against the API server; unit tests pass fakes.
+ */
+import type { PodView } from './domain/pod-view.ts';
+
+export interface PodRef {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+export interface HttpCall {
+  readonly method: string;
+  readonly port: number;
+  readonly path: string;
+  /** Bounds the whole call: WebSocket handshake, request and response. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface HttpReply {
+  readonly status: number;
+  /** The first few hundred bytes of the body, for error messages. */
+  readonly body: string;
+}
+
+/** Sends one HTTP request to 127.0.0.1:<port> inside a pod, through pods/portforward. */
+export interface PortForwarder {
+  request(pod: PodRef, call: HttpCall): Promise<HttpReply>;
+}
+
+export interface ExecCall {
+  readonly container: string;
+  readonly command: readonly string[];
+  /** Bounds the whole call: WebSocket handshake and the command's run. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs argv inside a container through pods/exec and reports its exit status. */
+export interface Executor {
+  exec(pod: PodRef, call: ExecCall): Promise<ExecResult>;
+}
+
+export interface PodEvent {
+  readonly pod: PodRef;
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly action: string;
+  readonly message: string;
+}
+
+/** Writes one Event about a pod; `series` > 1 marks a repeat of an event already posted. */
+export interface EventSink {
+  create(event: PodEvent, at: Date): Promise<{ name: string }>;
+  repeat(namespace: string, name: string, count: number, at: Date): Promise<void>;
+}
+
+/** The watched pods as the informer currently sees them. */
+export interface PodStore {
+  get(key: string): PodView | undefined;
+  /**
+   * Resolves with the pod as soon as `predicate` holds for it (checked now and on every update),
+   * or with undefined after `timeoutMs`, when the pod is gone, or when `signal` aborts.
+   */
+  waitFor(key: string, predicate: (pod: PodView) => boolean, timeoutMs: number, signal?: AbortSignal): Promise<PodView | undefined>;
+}
+
+/** The content of a coordination.k8s.io Lease that leader election reads and writes. */
+export interface LeaseRecord {
+  /** Empty when the lease is released. */
+  readonly holderIdentity: string;
+  readonly leaseDurationSeconds: number;
+  /** Epoch milliseconds. */
+  readonly acquireTime: number;
+  readonly renewTime: number;
+  readonly leaseTransitions: number;
+}
+
+/** A Lease object read, created and updated with optimistic concurrency. */
+export interface LeaseLock {
+  /** undefined when the Lease does not exist. */
+  get(): Promise<{ record: LeaseRecord; version: string } | undefined>;
+  /** Throws LeaseConflict when it already exists. */
+  create(record: LeaseRecord): Promise<string>;
+  /** Throws LeaseConflict when `version` is stale. Returns the new version. */
+  update(record: LeaseRecord, version: string): Promise<string>;
+  /** Where the lease lives, for logs. */
+  describe(): string;
+}
+
+export class LeaseConflict extends Error {
+  override readonly name = 'LeaseConflict';
+}

@@ -1,0 +1,230 @@
+/**
+ * Reconcile one pod: read it from the cache as it is now, decide, act, verify, record.
+ * Level-based and idempotent: it never depends on which watch event arrived, and a sidecar that
+ * already terminated is simply no longer a target.
+ */
+import type { Logger } from 'pino';
+import type { Attempt, Catalog } from '../domain/catalog.ts';
+import { describeAttempt } from '../domain/catalog.ts';
+import { type Decision, type ReapTarget, decide } from '../domain/decide.ts';
+import { APP_LABEL, type PodView } from '../domain/pod-view.ts';
+import type { PodRef, PodStore } from '../ports.ts';
+import type { EventRecorder } from '../record/event-recorder.ts';
+import type { Metrics } from '../record/metrics.ts';
+import { type StrategyRegistry, runAttempt } from '../strategies/registry.ts';
+import type { WorkResult } from './work-queue.ts';
+
+/** Event reason and action, as HAHAHA wrote them. */
+export const EVENT_REASON = 'Killing';
+
+/** After a failed attempt, how long to watch for the container terminating anyway. */
+const SETTLE_MS = 750;
+
+export interface ReconcilerDeps {
+  readonly store: PodStore;
+  readonly catalog: Catalog;
+  readonly strategies: StrategyRegistry;
+  readonly events: EventRecorder;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** How long the API may take to show the container terminated after an accepted attempt. */
+  readonly verifyTimeoutMs: number;
+  readonly now?: () => number;
+}
+
+type TargetResult =
+  | {
+      readonly ok: true;
+      readonly container: string;
+      /** The attempt that stopped it, or undefined when it exited before hahaha asked. */
+      readonly via: string | undefined;
+      readonly exitCode: number;
+      readonly finishedAt?: number;
+    }
+  | { readonly ok: false; readonly container: string; readonly errors: readonly string[]; readonly hint?: string };
+
+function terminatedState(pod: PodView, container: string) {
+  const s = pod.containerStatuses.find((c) => c.name === container)?.state;
+  return s?.kind === 'terminated' ? s : undefined;
+}
+
+export class Reconciler {
+  private readonly deps: ReconcilerDeps;
+  private readonly now: () => number;
+  /** What was already logged/counted once per pod uid: skip reasons and unsupported containers. */
+  private readonly reported = new Map<string, Set<string>>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Drops per-pod memory once the pod has left the cache. */
+  forget(uid: string): void {
+    this.reported.delete(uid);
+    this.deps.events.forgetPod(uid);
+  }
+
+  async reconcile(key: string, signal?: AbortSignal): Promise<WorkResult> {
+    const pod = this.deps.store.get(key);
+    if (pod === undefined) return { kind: 'done' };
+    const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
+    const decision = decide(pod, this.deps.catalog);
+
+    switch (decision.decision) {
+      case 'ignore':
+        if (this.firstTime(pod.uid, `skip:${decision.code}`)) {
+          this.deps.metrics.skippedPods.inc({ reason: decision.code });
+          const level = decision.code === 'no-main-container' || decision.code === 'restart-always' ? 'warn' : 'debug';
+          log[level]({ decision: 'ignore', code: decision.code }, decision.reason);
+        }
+        return { kind: 'done' };
+      case 'wait':
+        log.debug({ decision: 'wait', code: decision.code }, decision.reason);
+        return { kind: 'done' };
+      case 'reap':
+        return this.reap(pod, decision, log, signal);
+    }
+  }
+
+  private async reap(
+    pod: PodView,
+    decision: Extract<Decision, { decision: 'reap' }>,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<WorkResult> {
+    const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+    const labels = (container: string) => ({ container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace });
+    log.info(
+      { decision: 'reap', targets: decision.targets.map((t) => t.container), unsupported: decision.unsupported },
+      decision.reason,
+    );
+
+    const newlyUnsupported = decision.unsupported.filter((c) => this.firstTime(pod.uid, `unsupported:${c}`));
+    if (newlyUnsupported.length > 0) {
+      for (const c of newlyUnsupported) this.deps.metrics.unsupportedSidecars.inc(labels(c));
+      log.warn({ unsupported: newlyUnsupported }, 'no catalog entry for these containers; they are left running');
+      const list = newlyUnsupported.join(', ');
+      void this.deps.events.record({
+        pod: ref,
+        type: 'Warning',
+        reason: EVENT_REASON,
+        action: EVENT_REASON,
+        message: `Unsuccessfully shut down container${newlyUnsupported.length > 1 ? 's' : ''} ${list}: unsupported sidecar, no entry in the sidecar catalog matches it; the pod will not finish until it exits`,
+      });
+    }
+
+    const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, log, signal)));
+
+    const posts: Promise<void>[] = [];
+    let failed = 0;
+    for (const r of results) {
+      if (r.ok && r.via === undefined) {
+        log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
+      } else if (r.ok) {
+        this.deps.metrics.sidecarShutdowns.inc(labels(r.container));
+        if (decision.mainFinishedAt !== undefined && r.finishedAt !== undefined) {
+          this.deps.metrics.shutdownLatency.observe({ container: r.container }, Math.max(0, (r.finishedAt - decision.mainFinishedAt) / 1000));
+        }
+        const fails = r.exitCode === 0 ? '' : '; a non-zero exit code fails the pod';
+        posts.push(
+          this.deps.events.record({
+            pod: ref,
+            type: 'Normal',
+            reason: EVENT_REASON,
+            action: EVENT_REASON,
+            message: `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`,
+          }),
+        );
+      } else {
+        failed += 1;
+        this.deps.metrics.failedSidecarShutdowns.inc(labels(r.container));
+        const hint = r.hint === undefined ? '' : ` (hint: ${r.hint})`;
+        posts.push(
+          this.deps.events.record({
+            pod: ref,
+            type: 'Warning',
+            reason: EVENT_REASON,
+            action: EVENT_REASON,
+            message: `Unsuccessfully shut down container ${r.container}: ${r.errors.join('; ')}${hint}`,
+          }),
+        );
+      }
+    }
+    await Promise.all(posts);
+    if (failed > 0) return { kind: 'retry', reason: `${failed} of ${results.length} sidecar(s) did not stop` };
+    return { kind: 'done' };
+  }
+
+  /** Tries the target's attempts in order until the API shows the container terminated. */
+  private async stopTarget(pod: PodView, ref: PodRef, target: ReapTarget, podLog: Logger, signal?: AbortSignal): Promise<TargetResult> {
+    const log = podLog.child({ container: target.container });
+    const key = `${pod.namespace}/${pod.name}`;
+    const isGone = (p: PodView) => p.uid !== pod.uid || terminatedState(p, target.container) !== undefined;
+    const errors: string[] = [];
+    let previous: Attempt | undefined;
+
+    for (const attempt of target.attempts) {
+      const current = this.deps.store.get(key);
+      if (current === undefined || current.uid !== pod.uid) {
+        return { ok: false, container: target.container, errors: [...errors, 'pod disappeared'] };
+      }
+      const already = terminatedState(current, target.container);
+      if (already !== undefined) return this.stopped(target.container, already, previous);
+      if (signal?.aborted) break;
+
+      const described = describeAttempt(attempt);
+      const started = this.now();
+      const outcome = await runAttempt(this.deps.strategies, { pod: ref, container: target.container }, attempt, signal);
+      const seconds = (this.now() - started) / 1000;
+      this.deps.metrics.attemptDuration.observe({ kind: attempt.kind, outcome: outcome.ok ? 'ok' : 'error' }, seconds);
+      previous = attempt;
+
+      if (!outcome.ok) {
+        // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
+        // stream dies with PID 1): give the API a moment to show that before the next attempt.
+        const settled = await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal);
+        const state = settled !== undefined && settled.uid === pod.uid ? terminatedState(settled, target.container) : undefined;
+        if (state !== undefined) return this.stopped(target.container, state, attempt);
+        log.warn({ attempt: described, error: outcome.error, seconds }, 'attempt failed');
+        errors.push(`${described}: ${outcome.error}`);
+        continue;
+      }
+      log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
+      const after = await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal);
+      const state = after !== undefined && after.uid === pod.uid ? terminatedState(after, target.container) : undefined;
+      if (state !== undefined) return this.stopped(target.container, state, attempt);
+      errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
+    }
+    const last = this.deps.store.get(key);
+    const state = last !== undefined && last.uid === pod.uid ? terminatedState(last, target.container) : undefined;
+    if (state !== undefined) return this.stopped(target.container, state, previous);
+    if (signal?.aborted) errors.push('interrupted by shutdown');
+    return { ok: false, container: target.container, errors, ...(target.hint !== undefined && { hint: target.hint }) };
+  }
+
+  private stopped(
+    container: string,
+    state: { exitCode: number; finishedAt?: number },
+    via: Attempt | undefined,
+  ): TargetResult {
+    return {
+      ok: true,
+      container,
+      via: via === undefined ? undefined : describeAttempt(via),
+      exitCode: state.exitCode,
+      ...(state.finishedAt !== undefined && { finishedAt: state.finishedAt }),
+    };
+  }
+
+  private firstTime(uid: string, what: string): boolean {
+    let set = this.reported.get(uid);
+    if (set === undefined) {
+      set = new Set();
+      this.reported.set(uid, set);
+    }
+    if (set.has(what)) return false;
+    set.add(what);
+    return true;
+  }
+}

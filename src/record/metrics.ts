@@ -1,0 +1,99 @@
+/**
+ * Every metric hahaha exports, on a registry owned by the instance (never module globals, so
+ * tests and several daemons in one process do not share counters).
+ * HAHAHA's four names and labels are kept unchanged for existing dashboards and alerts.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type SidecarLabels = 'container' | 'job_name' | 'namespace';
+
+export class Metrics {
+  readonly registry: Registry;
+  /** HAHAHA: sidecars shut down (verified terminated). */
+  readonly sidecarShutdowns: Counter<SidecarLabels>;
+  /** HAHAHA: sidecars whose every attempt failed in one reconcile. */
+  readonly failedSidecarShutdowns: Counter<SidecarLabels>;
+  /** HAHAHA: sidecars with no catalog entry, counted once per pod. */
+  readonly unsupportedSidecars: Counter<SidecarLabels>;
+  /** HAHAHA: events that could not be written to the API. */
+  readonly unsuccessfulEventPosts: Counter;
+  /** Seconds from the main container's exit to the sidecar's, as the kubelet reported them. */
+  readonly shutdownLatency: Histogram<'container'>;
+  /** Duration of single attempts, by strategy kind and outcome (ok, error). */
+  readonly attemptDuration: Histogram<'kind' | 'outcome'>;
+  /** Pods waiting in the work queue (not yet started). */
+  readonly queueDepth: Gauge;
+  /** Pods being handled right now. */
+  readonly inFlight: Gauge;
+  /** Pods left alone, by reason (once per pod and reason). */
+  readonly skippedPods: Counter<'reason'>;
+  /** Restarts of the pod watch after errors. */
+  readonly watchRestarts: Counter;
+  /** Pods currently in the watch cache. */
+  readonly watchedPods: Gauge;
+  /** 1 while this replica holds the leader lease (or runs without election), else 0. */
+  readonly leader: Gauge;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registry = new Registry();
+    this.registry = registry;
+    const sidecarLabels: SidecarLabels[] = ['container', 'job_name', 'namespace'];
+    this.sidecarShutdowns = new Counter({
+      name: 'hahaha_sidecar_shutdowns',
+      help: 'Sidecars shut down, verified terminated through the API',
+      labelNames: sidecarLabels,
+      registers: [registry],
+    });
+    this.failedSidecarShutdowns = new Counter({
+      name: 'hahaha_failed_sidecar_shutdowns',
+      help: 'Sidecar shutdowns where every attempt failed',
+      labelNames: sidecarLabels,
+      registers: [registry],
+    });
+    this.unsupportedSidecars = new Counter({
+      name: 'hahaha_unsupported_sidecars',
+      help: 'Running sidecars with no entry in the sidecar catalog, once per pod',
+      labelNames: sidecarLabels,
+      registers: [registry],
+    });
+    this.unsuccessfulEventPosts = new Counter({
+      name: 'hahaha_total_unsuccessful_event_posts',
+      help: 'Kubernetes Events that could not be posted',
+      registers: [registry],
+    });
+    this.shutdownLatency = new Histogram({
+      name: 'hahaha_sidecar_shutdown_latency_seconds',
+      help: 'Seconds from the main container terminating to the sidecar terminating',
+      labelNames: ['container'],
+      buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300],
+      registers: [registry],
+    });
+    this.attemptDuration = new Histogram({
+      name: 'hahaha_attempt_duration_seconds',
+      help: 'Duration of one shutdown attempt, by strategy kind and outcome',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers: [registry],
+    });
+    this.queueDepth = new Gauge({ name: 'hahaha_queue_depth', help: 'Pods waiting in the work queue', registers: [registry] });
+    this.inFlight = new Gauge({ name: 'hahaha_queue_in_flight', help: 'Pods being handled now', registers: [registry] });
+    this.skippedPods = new Counter({
+      name: 'hahaha_skipped_pods_total',
+      help: 'Pods left alone, by reason, once per pod and reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.watchRestarts = new Counter({
+      name: 'hahaha_watch_restarts_total',
+      help: 'Restarts of the pod watch after an error',
+      registers: [registry],
+    });
+    this.watchedPods = new Gauge({ name: 'hahaha_watched_pods', help: 'Pods in the watch cache', registers: [registry] });
+    this.leader = new Gauge({
+      name: 'hahaha_leader',
+      help: '1 while this replica is the leader (or runs without leader election)',
+      registers: [registry],
+    });
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  }
+}

@@ -1,0 +1,25 @@
+import type { HttpAttempt } from '../domain/catalog.ts';
+import type { PortForwarder } from '../ports.ts';
+import { type AttemptOutcome, type AttemptTarget, type Strategy, errorText } from './strategy.ts';
+
+/** Calls the sidecar's admin endpoint on the pod's loopback, through pods/portforward. */
+export function httpStrategy(forwarder: PortForwarder): Strategy<HttpAttempt> {
+  return {
+    async run(target: AttemptTarget, attempt: HttpAttempt, signal?: AbortSignal): Promise<AttemptOutcome> {
+      try {
+        const reply = await forwarder.request(target.pod, {
+          method: attempt.method,
+          port: attempt.port,
+          path: attempt.path,
+          timeoutMs: attempt.timeoutSeconds * 1000,
+          ...(signal !== undefined && { signal }),
+        });
+        if (attempt.acceptStatus.includes(reply.status)) return { ok: true, detail: `HTTP ${reply.status}` };
+        const body = reply.body.trim().slice(0, 200);
+        return { ok: false, error: `HTTP ${reply.status}${body === '' ? '' : ` ${JSON.stringify(body)}`}` };
+      } catch (err) {
+        return { ok: false, error: errorText(err) };
+      }
+    },
+  };
+}
