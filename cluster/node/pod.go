@@ -1,0 +1,734 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+type evKind int
+
+const (
+	evUpdate   evKind = iota // a new version of the pod object
+	evExit                   // a container process was reaped
+	evRestart                // a restart back-off expired
+	evKill                   // the termination grace period expired
+	evRetry                  // retry creating the sandbox
+	evGone                   // the pod object was deleted from the API
+	evShutdown               // the node stops
+)
+
+type event struct {
+	kind evKind
+	pod  *v1.Pod
+	name string
+	run  int
+	ack  chan struct{}
+	wait time.Duration
+}
+
+// podWorker owns one pod: its sandbox (pause process and network
+// namespace), its container processes and the status reported for it. All
+// changes happen on the worker's goroutine; mu lets the HTTP handlers and
+// the status writer read a consistent state.
+type podWorker struct {
+	k          *kubelet
+	uid        types.UID
+	events     chan event
+	quit       chan struct{}
+	statusKick chan struct{}
+
+	mu           sync.Mutex
+	pod          *v1.Pod
+	ctrs         []*ctrState
+	specs        map[string]*v1.Container
+	procs        map[string]*proc
+	runs         map[string]int
+	envs         map[string][]string
+	pause        *proc
+	netns        *os.File
+	sandboxErr   string
+	startTime    time.Time
+	lastPhase    v1.PodPhase
+	stopping     bool
+	deleting     bool
+	sidecarsTerm bool
+	final        bool
+	finalPhase   v1.PodPhase
+	status       *v1.PodStatus
+	statusGen    int
+	deleteIssued bool
+	logBase      string
+}
+
+func podKey(ns, name string) string { return ns + "/" + name }
+
+func newPodWorker(k *kubelet, pod *v1.Pod) *podWorker {
+	w := &podWorker{
+		k:          k,
+		uid:        pod.UID,
+		events:     make(chan event, 256),
+		quit:       make(chan struct{}),
+		statusKick: make(chan struct{}, 1),
+		pod:        pod,
+		specs:      map[string]*v1.Container{},
+		procs:      map[string]*proc{},
+		runs:       map[string]int{},
+		envs:       map[string][]string{},
+		logBase:    filepath.Join(k.rt.logDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID)),
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		kind := kindInit
+		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+			kind = kindSidecar
+		}
+		w.ctrs = append(w.ctrs, &ctrState{name: c.Name, kind: kind, image: c.Image})
+		w.specs[c.Name] = c
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		w.ctrs = append(w.ctrs, &ctrState{name: c.Name, kind: kindRegular, image: c.Image})
+		w.specs[c.Name] = c
+	}
+	switch {
+	case pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed:
+		// Finished before this node process started: nothing to run.
+		w.final = true
+		w.finalPhase = pod.Status.Phase
+	case pod.Status.StartTime != nil:
+		w.recoverFromStatus()
+	}
+	return w
+}
+
+// recoverFromStatus handles a pod that an earlier run of the node had
+// started. Its processes are gone (they die with the node), so containers
+// that were running are reported the way a kubelet reports containers that
+// vanished, and the restart policy decides what happens next.
+func (w *podWorker) recoverFromStatus() {
+	w.startTime = w.pod.Status.StartTime.Time
+	all := append(append([]v1.ContainerStatus{}, w.pod.Status.InitContainerStatuses...), w.pod.Status.ContainerStatuses...)
+	byName := map[string]v1.ContainerStatus{}
+	for _, cs := range all {
+		byName[cs.Name] = cs
+	}
+	now := time.Now()
+	for _, c := range w.ctrs {
+		cs, ok := byName[c.name]
+		if !ok || cs.ContainerID == "" {
+			continue
+		}
+		c.id = cs.ContainerID
+		c.restarts = cs.RestartCount
+		if t := cs.LastTerminationState.Terminated; t != nil {
+			c.last = termFromAPI(t)
+		}
+		c.phase = phaseTerminated
+		if t := cs.State.Terminated; t != nil {
+			c.term = termFromAPI(t)
+		} else {
+			started := now
+			if cs.State.Running != nil {
+				started = cs.State.Running.StartedAt.Time
+			}
+			c.term = &termInfo{exitCode: 137, reason: "ContainerStatusUnknown",
+				message: "The container could not be located when the node restarted", startedAt: started, finishedAt: now, containerID: c.id}
+		}
+		if shouldRestart(c.kind, w.pod.Spec.RestartPolicy, c.term.exitCode) {
+			c.restartPending = true
+			w.scheduleRestart(c)
+		}
+	}
+}
+
+func termFromAPI(t *v1.ContainerStateTerminated) *termInfo {
+	return &termInfo{exitCode: t.ExitCode, signal: t.Signal, reason: t.Reason, message: t.Message,
+		startedAt: t.StartedAt.Time, finishedAt: t.FinishedAt.Time, containerID: t.ContainerID}
+}
+
+func (w *podWorker) send(ev event) {
+	select {
+	case w.events <- ev:
+	case <-w.quit:
+	}
+}
+
+func (w *podWorker) after(d time.Duration, ev event) {
+	time.AfterFunc(d, func() { w.send(ev) })
+}
+
+func (w *podWorker) ctr(name string) *ctrState {
+	for _, c := range w.ctrs {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (w *podWorker) run() {
+	go w.statusLoop()
+	w.mu.Lock()
+	if w.pod.DeletionTimestamp != nil {
+		w.handle(event{kind: evUpdate, pod: w.pod})
+	}
+	w.reconcile()
+	w.publish()
+	w.mu.Unlock()
+	for ev := range w.events {
+		w.mu.Lock()
+		done := w.handle(ev)
+		if !done {
+			w.reconcile()
+			w.publish()
+		}
+		w.mu.Unlock()
+		if done {
+			close(w.quit)
+			if ev.ack != nil {
+				close(ev.ack)
+			}
+			return
+		}
+	}
+}
+
+func (w *podWorker) handle(ev event) bool {
+	switch ev.kind {
+	case evUpdate:
+		w.pod = ev.pod
+		if ev.pod.DeletionTimestamp != nil && !w.deleting {
+			w.deleting = true
+			grace := int64(30)
+			if ev.pod.DeletionGracePeriodSeconds != nil {
+				grace = *ev.pod.DeletionGracePeriodSeconds
+			}
+			w.beginStop(time.Duration(grace) * time.Second)
+		}
+	case evExit:
+		if w.runs[ev.name] != ev.run {
+			return false
+		}
+		w.onExit(w.ctr(ev.name))
+	case evRestart:
+		c := w.ctr(ev.name)
+		if c != nil && c.restartPending && w.runs[c.name] == ev.run && !w.stopping {
+			w.startCtr(c)
+		}
+	case evKill:
+		for _, p := range w.procs {
+			p.signal(syscall.SIGKILL)
+		}
+	case evRetry:
+	case evGone, evShutdown:
+		ps := w.running()
+		if ev.kind == evShutdown {
+			for _, p := range ps {
+				p.signal(syscall.SIGTERM)
+			}
+			w.mu.Unlock()
+			waitAll(ps, ev.wait)
+			w.mu.Lock()
+		}
+		for _, p := range ps {
+			p.signal(syscall.SIGKILL)
+		}
+		w.mu.Unlock()
+		waitAll(ps, 2*time.Second)
+		w.mu.Lock()
+		w.teardown()
+		return true
+	}
+	return false
+}
+
+func (w *podWorker) running() []*proc {
+	var ps []*proc
+	for _, p := range w.procs {
+		if !p.exited() {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// onExit records the end of a container's process and applies the restart
+// policy.
+func (w *podWorker) onExit(c *ctrState) {
+	p := w.procs[c.name]
+	if c == nil || p == nil {
+		return
+	}
+	delete(w.procs, c.name)
+	code, sig, reason, msg := p.exitInfo()
+	c.phase = phaseTerminated
+	c.term = &termInfo{exitCode: code, signal: sig, reason: reason, message: msg,
+		startedAt: c.startedAt, finishedAt: p.ended, containerID: c.id}
+	log.Printf("pod %s container %s exited with %d (%s)", podKey(w.pod.Namespace, w.pod.Name), c.name, code, reason)
+	if !w.stopping && shouldRestart(c.kind, w.pod.Spec.RestartPolicy, code) {
+		c.restartPending = true
+		w.scheduleRestart(c)
+	}
+}
+
+func (w *podWorker) scheduleRestart(c *ctrState) {
+	d := restartBackoff(c.restarts, w.k.cfg.maxBackoff)
+	w.after(d, event{kind: evRestart, name: c.name, run: w.runs[c.name]})
+}
+
+// reconcile starts what should run next and stops what should stop.
+func (w *podWorker) reconcile() {
+	if w.final {
+		if w.deleting {
+			w.requestDelete()
+		}
+		return
+	}
+	if !w.stopping && w.pause == nil {
+		if err := w.createSandbox(); err != nil {
+			w.sandboxErr = err.Error()
+			log.Printf("pod %s: sandbox: %v", podKey(w.pod.Namespace, w.pod.Name), err)
+			w.after(2*time.Second, event{kind: evRetry})
+			return
+		}
+		w.sandboxErr = ""
+	}
+	if !w.stopping {
+		w.startNext()
+		if initFailed(w.ctrs) || regularsDone(w.ctrs) {
+			grace := int64(30)
+			if w.pod.Spec.TerminationGracePeriodSeconds != nil {
+				grace = *w.pod.Spec.TerminationGracePeriodSeconds
+			}
+			w.beginStop(time.Duration(grace) * time.Second)
+		}
+	}
+	if w.stopping {
+		othersLeft := false
+		for name, p := range w.procs {
+			if c := w.ctr(name); c != nil && c.kind != kindSidecar && !p.exited() {
+				othersLeft = true
+			}
+		}
+		if !othersLeft && !w.sidecarsTerm {
+			w.sidecarsTerm = true
+			for i := len(w.ctrs) - 1; i >= 0; i-- {
+				if p := w.procs[w.ctrs[i].name]; p != nil && w.ctrs[i].kind == kindSidecar {
+					p.signal(syscall.SIGTERM)
+				}
+			}
+		}
+		if len(w.procs) == 0 {
+			w.finish()
+		}
+	}
+}
+
+// startNext runs init containers one after another (native sidecars are
+// started and left running), then all regular containers.
+func (w *podWorker) startNext() {
+	for _, c := range w.ctrs {
+		switch c.kind {
+		case kindSidecar:
+			if c.id == "" {
+				w.startCtr(c)
+			}
+		case kindInit:
+			if c.completedOK() {
+				continue
+			}
+			if c.phase == phaseWaiting && c.id == "" {
+				w.startCtr(c)
+			}
+			return
+		}
+	}
+	for _, c := range w.ctrs {
+		if c.kind == kindRegular && c.phase == phaseWaiting && c.id == "" {
+			w.startCtr(c)
+		}
+	}
+}
+
+func (w *podWorker) beginStop(grace time.Duration) {
+	if !w.stopping {
+		w.stopping = true
+		for _, c := range w.ctrs {
+			c.restartPending = false
+		}
+	}
+	for name, p := range w.procs {
+		if c := w.ctr(name); c != nil && c.kind != kindSidecar {
+			p.signal(syscall.SIGTERM)
+		}
+	}
+	w.after(grace, event{kind: evKill})
+}
+
+func (w *podWorker) finish() {
+	w.teardown()
+	w.final = true
+	phase := desiredPhase(w.ctrs)
+	if phase != v1.PodSucceeded && phase != v1.PodFailed {
+		phase = v1.PodFailed
+		if regularsAllSucceeded(w.ctrs) {
+			phase = v1.PodSucceeded
+		}
+	}
+	w.finalPhase = phase
+	log.Printf("pod %s finished: %s", podKey(w.pod.Namespace, w.pod.Name), phase)
+	if w.deleting {
+		w.requestDelete()
+	}
+}
+
+func regularsAllSucceeded(ctrs []*ctrState) bool {
+	for _, c := range ctrs {
+		if c.kind == kindRegular && (c.phase != phaseTerminated || c.term.exitCode != 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *podWorker) teardown() {
+	if w.pause != nil {
+		w.pause.signal(syscall.SIGKILL)
+		w.pause = nil
+	}
+	if w.netns != nil {
+		w.netns.Close()
+		w.netns = nil
+	}
+}
+
+func (w *podWorker) createSandbox() error {
+	p, ns, err := w.k.rt.startPause(podKey(w.pod.Namespace, w.pod.Name))
+	if err != nil {
+		return err
+	}
+	w.pause, w.netns = p, ns
+	if w.startTime.IsZero() {
+		w.startTime = time.Now()
+	}
+	return nil
+}
+
+func (w *podWorker) startCtr(c *ctrState) {
+	spec := w.specs[c.name]
+	if c.phase == phaseTerminated {
+		c.last = c.term
+		c.restarts++
+	}
+	c.restartPending = false
+	c.term = nil
+	w.runs[c.name]++
+	run := w.runs[c.name]
+	c.id = "hahaha://" + newID()
+
+	env := w.containerEnv(spec)
+	w.envs[c.name] = env
+	argv := append(expandAll(spec.Command, env), expandAll(spec.Args, env)...)
+	var err error
+	var p *proc
+	var started time.Time
+	if len(argv) == 0 {
+		err = fmt.Errorf("container %q has neither command nor args: hahaha-node runs only commands, images are names", c.name)
+		started = time.Now()
+	} else {
+		hostname := w.pod.Spec.Hostname
+		if hostname == "" {
+			hostname = w.pod.Name
+		}
+		if len(hostname) > 63 {
+			hostname = hostname[:63]
+		}
+		p, started, err = w.k.rt.startContainer(ctrSpec{
+			argv:     argv,
+			env:      env,
+			workDir:  spec.WorkingDir,
+			hostname: hostname,
+			netns:    w.netns,
+			logPath:  w.logPath(c.name, c.restarts),
+		}, func(p *proc) {
+			w.send(event{kind: evExit, name: c.name, run: run})
+		})
+	}
+	c.startedAt = started
+	if err != nil {
+		log.Printf("pod %s container %s: start: %v", podKey(w.pod.Namespace, w.pod.Name), c.name, err)
+		c.phase = phaseTerminated
+		c.term = &termInfo{exitCode: 128, reason: "StartError", message: err.Error(),
+			startedAt: started, finishedAt: started, containerID: c.id}
+		if !w.stopping && shouldRestart(c.kind, w.pod.Spec.RestartPolicy, 128) {
+			c.restartPending = true
+			w.scheduleRestart(c)
+		}
+		return
+	}
+	w.procs[c.name] = p
+	c.phase = phaseRunning
+	log.Printf("pod %s container %s started (pid %d)", podKey(w.pod.Namespace, w.pod.Name), c.name, p.pid)
+}
+
+func (w *podWorker) logPath(name string, restart int32) string {
+	return filepath.Join(w.logBase, name, strconv.Itoa(int(restart))+".log")
+}
+
+// containerEnv builds the environment of a container: a default PATH with
+// --path-prepend first, HOSTNAME and HOME, then spec.env in order with
+// $(VAR) references expanded as the kubelet does.
+func (w *podWorker) containerEnv(c *v1.Container) []string {
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if w.k.cfg.pathPrepend != "" {
+		path = w.k.cfg.pathPrepend + ":" + path
+	}
+	hostname := w.pod.Spec.Hostname
+	if hostname == "" {
+		hostname = w.pod.Name
+	}
+	vars := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	set("PATH", path)
+	set("HOSTNAME", hostname)
+	set("HOME", "/root")
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			if v, ok := w.fieldValue(e.ValueFrom); ok {
+				set(e.Name, v)
+			}
+			continue
+		}
+		set(e.Name, expand(e.Value, vars))
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+func (w *podWorker) fieldValue(src *v1.EnvVarSource) (string, bool) {
+	if src.FieldRef == nil {
+		return "", false
+	}
+	p := w.pod
+	switch src.FieldRef.FieldPath {
+	case "metadata.name":
+		return p.Name, true
+	case "metadata.namespace":
+		return p.Namespace, true
+	case "metadata.uid":
+		return string(p.UID), true
+	case "spec.nodeName":
+		return p.Spec.NodeName, true
+	case "spec.serviceAccountName":
+		return p.Spec.ServiceAccountName, true
+	case "status.podIP", "status.hostIP":
+		return "127.0.0.1", true
+	}
+	if strings.HasPrefix(src.FieldRef.FieldPath, "metadata.labels['") {
+		k := strings.TrimSuffix(strings.TrimPrefix(src.FieldRef.FieldPath, "metadata.labels['"), "']")
+		return p.Labels[k], true
+	}
+	if strings.HasPrefix(src.FieldRef.FieldPath, "metadata.annotations['") {
+		k := strings.TrimSuffix(strings.TrimPrefix(src.FieldRef.FieldPath, "metadata.annotations['"), "']")
+		return p.Annotations[k], true
+	}
+	return "", false
+}
+
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		if i := strings.IndexByte(kv, '='); i > 0 {
+			m[kv[:i]] = kv[i+1:]
+		}
+	}
+	return m
+}
+
+func expandAll(in []string, env []string) []string {
+	m := envMap(env)
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		out = append(out, expand(s, m))
+	}
+	return out
+}
+
+// expand replaces $(VAR) with the variable's value when it is defined and
+// $$ with $, leaving anything else as written (the kubelet's rules).
+func expand(s string, vars map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteByte(s[i])
+				continue
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// publish computes the status to report and hands it to the status writer.
+func (w *podWorker) publish() {
+	phase := desiredPhase(w.ctrs)
+	switch {
+	case w.final:
+		phase = w.finalPhase
+	case phase == v1.PodSucceeded || phase == v1.PodFailed:
+		// Terminal only once every process stopped, like the kubelet's
+		// status manager.
+		phase = w.lastPhase
+		if phase == "" {
+			phase = v1.PodPending
+		}
+	}
+	if !w.final {
+		w.lastPhase = phase
+	}
+	in := statusInput{
+		pod:          w.pod,
+		ctrs:         w.ctrs,
+		phase:        phase,
+		sandboxReady: w.pause != nil,
+		hostIP:       "127.0.0.1",
+		startTime:    w.startTime,
+		now:          time.Now(),
+	}
+	if w.pause != nil || w.final {
+		in.podIP = "127.0.0.1"
+	}
+	if w.sandboxErr != "" {
+		in.message = "sandbox: " + w.sandboxErr
+	}
+	if w.final && w.startTime.IsZero() {
+		// A pod that was already finished when the node started: leave
+		// its status as it is.
+		return
+	}
+	st := buildStatus(in)
+	w.status = &st
+	w.statusGen++
+	select {
+	case w.statusKick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) requestDelete() {
+	if w.deleteIssued {
+		return
+	}
+	w.deleteIssued = true
+	select {
+	case w.statusKick <- struct{}{}:
+	default:
+	}
+}
+
+// statusLoop writes the latest status with a merge patch on pods/status and,
+// after the final status of a deleted pod, deletes the pod object with grace
+// period 0 and a UID precondition, as the kubelet does.
+func (w *podWorker) statusLoop() {
+	written := 0
+	deleted := false
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-w.statusKick:
+		}
+		w.mu.Lock()
+		st, gen := w.status, w.statusGen
+		ns, name, uid := w.pod.Namespace, w.pod.Name, w.pod.UID
+		wantDelete := w.deleteIssued
+		w.mu.Unlock()
+
+		if st != nil && gen != written {
+			if err := w.k.patchStatus(ns, name, uid, st); err != nil {
+				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+					continue
+				}
+				log.Printf("pod %s: status update: %v", podKey(ns, name), err)
+				w.retryKick()
+				continue
+			}
+			written = gen
+		}
+		if wantDelete && !deleted {
+			zero := int64(0)
+			err := w.k.client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{
+				GracePeriodSeconds: &zero,
+				Preconditions:      &metav1.Preconditions{UID: &uid},
+			})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				log.Printf("pod %s: delete: %v", podKey(ns, name), err)
+				w.retryKick()
+				continue
+			}
+			deleted = true
+		}
+	}
+}
+
+func (w *podWorker) retryKick() {
+	time.AfterFunc(300*time.Millisecond, func() {
+		select {
+		case w.statusKick <- struct{}{}:
+		default:
+		}
+	})
+}
+
+func (k *kubelet) patchStatus(ns, name string, uid types.UID, st *v1.PodStatus) error {
+	body, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": uid},
+		"status":   st,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = k.client.CoreV1().Pods(ns).Patch(context.Background(), name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+	return err
+}
