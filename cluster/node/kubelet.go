@@ -168,10 +168,10 @@ func (k *kubelet) findPod(ns, name, uid string) *podWorker {
 
 func (k *kubelet) nodeLabels() map[string]string {
 	return map[string]string{
-		"kubernetes.io/hostname": k.cfg.nodeName,
-		"kubernetes.io/os":       "linux",
-		"kubernetes.io/arch":     goruntime.GOARCH,
-		"beta.kubernetes.io/os":  "linux",
+		"kubernetes.io/hostname":  k.cfg.nodeName,
+		"kubernetes.io/os":        "linux",
+		"kubernetes.io/arch":      goruntime.GOARCH,
+		"beta.kubernetes.io/os":   "linux",
 		"beta.kubernetes.io/arch": goruntime.GOARCH,
 	}
 }

@@ -305,4 +305,3 @@ func waitAll(ps []*proc, d time.Duration) bool {
 	}
 	return true
 }
-
