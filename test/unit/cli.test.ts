@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const BIN = new URL('../../bin/hahaha.js', import.meta.url).pathname;
+const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url).pathname;
+
+async function explain(args: string[], input?: string) {
+  const child = run(process.execPath, [BIN, 'explain', ...args]);
+  if (input !== undefined) {
+    child.child.stdin?.end(input);
+  }
+  const { stdout } = await child;
+  return JSON.parse(stdout) as {
+    decision: string;
+    reason: string;
+    targets: { container: string; attempts: Record<string, unknown>[] }[];
+    unsupported: string[];
+  };
+}
+
+describe('hahaha explain', () => {
+  it('reaps a finished Naisjob pod: linkerd by HTTP, cloudsql by HTTP then exec', async () => {
+    const out = await explain([fixture('naisjob-linkerd-cloudsql-done.json')]);
+    assert.equal(out.decision, 'reap');
+    assert.deepEqual(out.targets, [
+      { container: 'linkerd-proxy', attempts: [{ kind: 'http', method: 'POST', port: 4191, path: '/shutdown' }] },
+      {
+        container: 'cloudsql-proxy',
+        attempts: [
+          { kind: 'http', method: 'POST', port: 9091, path: '/quitquitquit' },
+          { kind: 'exec', command: ['/bin/kill', '-s', 'INT', '1'] },
+        ],
+      },
+    ]);
+    assert.deepEqual(out.unsupported, []);
+  });
+
+  it('waits on an OnFailure pod whose main container failed', async () => {
+    const out = await explain([fixture('naisjob-onfailure-failed-once.json')]);
+    assert.equal(out.decision, 'wait');
+    assert.match(out.reason, /will be restarted/);
+    assert.deepEqual(out.targets, []);
+  });
+
+  it('ignores a pod being deleted', async () => {
+    assert.equal((await explain([fixture('naisjob-being-deleted.json')])).decision, 'ignore');
+  });
+
+  it('leaves native sidecars alone and reports unknown ones', async () => {
+    const out = await explain([fixture('naisjob-native-istio-unknown-agent.json')]);
+    assert.deepEqual(out.targets, []);
+    assert.deepEqual(out.unsupported, ['datadog-agent']);
+  });
+
+  it('honours the main-containers annotation', async () => {
+    const out = await explain([fixture('naisjob-annotation-main-container.json')]);
+    assert.equal(out.decision, 'reap');
+  });
+
+  it('reads standard input with -', async () => {
+    const out = await explain(['-'], readFileSync(fixture('naisjob-being-deleted.json'), 'utf8'));
+    assert.equal(out.decision, 'ignore');
+  });
+
+  it('uses --config for the catalog', async () => {
+    await assert.rejects(run(process.execPath, [BIN, 'explain', fixture('naisjob-being-deleted.json'), '--config', '/nonexistent.yaml']), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 2);
+      assert.match(err.stderr, /cannot read sidecar catalog \/nonexistent.yaml/);
+      return true;
+    });
+  });
+
+  it('fails clearly on input that is not JSON', async () => {
+    await assert.rejects(run(process.execPath, [BIN, 'explain', BIN]), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 2);
+      assert.match(err.stderr, /is not JSON/);
+      return true;
+    });
+  });
+
+  it('has --help for run and explain', async () => {
+    assert.match((await run(process.execPath, [BIN, '--help'])).stdout, /Usage:/);
+    assert.match((await run(process.execPath, [BIN, 'run', '--help'])).stdout, /hahaha run/);
+    assert.match((await run(process.execPath, [BIN, 'explain', '--help'])).stdout, /hahaha explain/);
+  });
+
+  it('refuses an invalid environment at start-up, naming the variable', async () => {
+    await assert.rejects(
+      run(process.execPath, [BIN, 'run'], { env: { ...process.env, METRICS_PORT: 'x' } }),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 2);
+        assert.match(err.stderr, /METRICS_PORT: must be a number/);
+        return true;
+      },
+    );
+  });
+});

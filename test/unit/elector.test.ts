@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { LeaderElector } from '../../src/leader/elector.ts';
+import { LeaseConflict, type LeaseLock, type LeaseRecord } from '../../src/ports.ts';
+
+/** An in-memory Lease with optimistic concurrency, shared by candidates. */
+class MemoryLease implements LeaseLock {
+  record: LeaseRecord | undefined;
+  version = 0;
+  broken = false;
+  async get() {
+    if (this.broken) throw new Error('api down');
+    return this.record === undefined ? undefined : { record: this.record, version: String(this.version) };
+  }
+  async create(record: LeaseRecord) {
+    if (this.broken) throw new Error('api down');
+    if (this.record !== undefined) throw new LeaseConflict('exists');
+    this.record = record;
+    this.version += 1;
+    return String(this.version);
+  }
+  async update(record: LeaseRecord, version: string) {
+    if (this.broken) throw new Error('api down');
+    if (version !== String(this.version)) throw new LeaseConflict('stale');
+    this.record = record;
+    this.version += 1;
+    return String(this.version);
+  }
+  describe() {
+    return 'test/lease';
+  }
+}
+
+const log = pino({ level: 'silent' });
+
+function candidate(lock: LeaseLock, identity: string, clock: { now: number }, events: string[]) {
+  return new LeaderElector(
+    lock,
+    {
+      identity,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      now: () => clock.now,
+      onStartedLeading: () => events.push(`${identity}:start`),
+      onStoppedLeading: () => events.push(`${identity}:stop`),
+    },
+    log,
+  );
+}
+
+describe('leader election', () => {
+  it('the first candidate creates the lease; a second cannot take a fresh lease', async () => {
+    const lock = new MemoryLease();
+    const clock = { now: 1_000_000 };
+    const a = candidate(lock, 'a', clock, []);
+    const b = candidate(lock, 'b', clock, []);
+    assert.equal(await a.tryAcquireOrRenew(), true);
+    assert.equal(lock.record?.holderIdentity, 'a');
+    assert.equal(await b.tryAcquireOrRenew(), false);
+    clock.now += 10_000;
+    assert.equal(await b.tryAcquireOrRenew(), false);
+  });
+
+  it('a standby takes over a lease not renewed for a lease duration (on its own clock)', async () => {
+    const lock = new MemoryLease();
+    const clock = { now: 1_000_000 };
+    const a = candidate(lock, 'a', clock, []);
+    const b = candidate(lock, 'b', clock, []);
+    await a.tryAcquireOrRenew();
+    assert.equal(await b.tryAcquireOrRenew(), false);
+    clock.now += 14_999;
+    assert.equal(await b.tryAcquireOrRenew(), false);
+    clock.now += 1;
+    assert.equal(await b.tryAcquireOrRenew(), true);
+    assert.equal(lock.record?.holderIdentity, 'b');
+    assert.equal(lock.record?.leaseTransitions, 1);
+  });
+
+  it('renewing keeps the acquire time and transitions', async () => {
+    const lock = new MemoryLease();
+    const clock = { now: 1_000_000 };
+    const a = candidate(lock, 'a', clock, []);
+    await a.tryAcquireOrRenew();
+    clock.now += 2000;
+    await a.tryAcquireOrRenew();
+    assert.equal(lock.record?.acquireTime, 1_000_000);
+    assert.equal(lock.record?.renewTime, 1_002_000);
+    assert.equal(lock.record?.leaseTransitions, 0);
+  });
+
+  it('stop() releases the lease so a standby takes it at once', async () => {
+    const lock = new MemoryLease();
+    const clock = { now: 1_000_000 };
+    const events: string[] = [];
+    const a = candidate(lock, 'a', clock, events);
+    a.start();
+    await sleep(20);
+    assert.equal(a.isLeader, true);
+    await a.stop();
+    assert.deepEqual(events, ['a:start', 'a:stop']);
+    assert.equal(lock.record?.holderIdentity, '');
+    const b = candidate(lock, 'b', clock, []);
+    assert.equal(await b.tryAcquireOrRenew(), true);
+  });
+
+  it('a leader that cannot renew within the deadline stops leading', async () => {
+    const lock = new MemoryLease();
+    const events: string[] = [];
+    const e = new LeaderElector(
+      lock,
+      {
+        identity: 'a',
+        leaseDurationMs: 300,
+        renewDeadlineMs: 100,
+        retryPeriodMs: 20,
+        onStartedLeading: () => events.push('start'),
+        onStoppedLeading: () => events.push('stop'),
+      },
+      log,
+    );
+    e.start();
+    await sleep(30);
+    assert.equal(e.isLeader, true);
+    lock.broken = true;
+    await sleep(160);
+    assert.equal(e.isLeader, false);
+    assert.deepEqual(events, ['start', 'stop']);
+    lock.broken = false;
+    await e.stop();
+  });
+});

@@ -1,0 +1,285 @@
+/**
+ * Reconcile with fakes of the kube-facing interfaces: which attempts run, in what order, what
+ * events and metrics come out. The fakes stop a "container" by upserting a terminated pod into
+ * the cache, the way the watch would deliver it.
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
+import { isMalformed, parsePod, podKey } from '../../src/domain/pod-view.ts';
+import { PodCache } from '../../src/pod-cache.ts';
+import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodRef, PortForwarder } from '../../src/ports.ts';
+import { Reconciler } from '../../src/reconcile/reconciler.ts';
+import { EventRecorder } from '../../src/record/event-recorder.ts';
+import { Metrics } from '../../src/record/metrics.ts';
+import { createRegistry } from '../../src/strategies/registry.ts';
+import { type Mod, T0, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
+
+type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'hang' | 'accept-only' | 'http-500';
+
+class World {
+  readonly cache = new PodCache();
+  readonly calls: string[] = [];
+  readonly events: PodEvent[] = [];
+  readonly repeats: { name: string; count: number }[] = [];
+  readonly metrics = new Metrics({ defaultMetrics: false });
+  readonly behaviour = new Map<string, Behaviour>();
+  failEventPosts = false;
+  private raw: Record<string, any>;
+  private rv = 1;
+  readonly reconciler: Reconciler;
+
+  constructor(...mods: Mod[]) {
+    this.raw = rawPod('job-1', withApp('job'), terminated('job', 0, T0), ...mods);
+    this.publish();
+    const self = this;
+    const portForwarder: PortForwarder = {
+      async request(pod: PodRef, call: HttpCall): Promise<HttpReply> {
+        return self.act(`http ${call.method} :${call.port}${call.path}`, `:${call.port}`, call.timeoutMs, call.signal);
+      },
+    };
+    const executor: Executor = {
+      async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
+        const r = await self.act(`exec ${call.container} ${call.command.join(' ')}`, `${call.container}:exec`, call.timeoutMs, call.signal);
+        return { exitCode: r.status === 200 ? 0 : 1, stdout: '', stderr: r.status === 200 ? '' : 'no such process' };
+      },
+    };
+    const sink: EventSink = {
+      async create(event) {
+        if (self.failEventPosts) throw new Error('forbidden');
+        self.events.push(event);
+        return { name: `ev-${self.events.length}` };
+      },
+      async repeat(_ns, name, count) {
+        self.repeats.push({ name, count });
+      },
+    };
+    const log = pino({ level: 'silent' });
+    this.reconciler = new Reconciler({
+      store: this.cache,
+      catalog: loadCatalog(DEFAULT_CATALOG_PATH),
+      strategies: createRegistry({ portForwarder, executor }),
+      events: new EventRecorder(sink, this.metrics, log),
+      metrics: this.metrics,
+      log,
+      verifyTimeoutMs: 200,
+    });
+  }
+
+  get key(): string {
+    return 'team/job-1';
+  }
+
+  /** Which container an HTTP port or exec belongs to, for the fakes. */
+  private containerFor(target: string): string | undefined {
+    const ports: Record<string, string> = {
+      ':4191': 'linkerd-proxy',
+      ':15020': 'istio-proxy',
+      ':15000': 'istio-proxy',
+      ':9091': 'cloudsql-proxy',
+      ':24444': 'secure-logs-fluentd',
+    };
+    return ports[target] ?? target.split(':')[0];
+  }
+
+  private async act(call: string, target: string, timeoutMs: number, signal?: AbortSignal): Promise<HttpReply> {
+    this.calls.push(call);
+    const b = this.behaviour.get(call) ?? this.behaviour.get(target) ?? 'stop';
+    const container = this.containerFor(target);
+    switch (b) {
+      case 'refuse':
+        throw new Error('connection refused');
+      case 'http-500':
+        return { status: 500, body: 'nope' };
+      case 'hang':
+        await sleep(timeoutMs, undefined, signal ? { signal } : {}).catch(() => {});
+        throw new Error(`timed out after ${timeoutMs / 1000}s`);
+      case 'accept-only':
+        return { status: 200, body: '' };
+      case 'stop':
+      case 'stop-130':
+        setTimeout(() => container && this.terminate(container, b === 'stop' ? 0 : 130), 10);
+        return { status: 200, body: 'ok' };
+    }
+  }
+
+  terminate(container: string, exitCode: number): void {
+    terminated(container, exitCode, T0 + 2000)(this.raw);
+    this.publish();
+  }
+
+  private publish(): void {
+    this.rv += 1;
+    this.raw.metadata.resourceVersion = String(this.rv);
+    const p = parsePod(structuredClone(this.raw));
+    assert.ok(!isMalformed(p));
+    if (!isMalformed(p)) this.cache.upsert(p);
+    assert.equal(podKey(this.raw.metadata), this.key);
+  }
+
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const m = await this.metrics.registry.getSingleMetric(name)?.get();
+    return (m?.values ?? [])
+      .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+      .filter((v) => !('metricName' in v) || v.metricName === undefined || v.metricName.endsWith('_count') || !v.metricName.includes('_bucket'))
+      .reduce((sum, v) => sum + v.value, 0);
+  }
+}
+
+describe('reconcile', () => {
+  it('shuts a sidecar down, verifies it, posts a Normal Killing event and counts it', async () => {
+    const w = new World(running('linkerd-proxy'));
+    const result = await w.reconciler.reconcile(w.key);
+    assert.deepEqual(result, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.equal(w.events.length, 1);
+    assert.equal(w.events[0]?.type, 'Normal');
+    assert.equal(w.events[0]?.reason, 'Killing');
+    assert.match(w.events[0]?.message ?? '', /^Shut down container linkerd-proxy \(http POST :4191\/shutdown, exit code 0\)$/);
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'linkerd-proxy', job_name: 'job', namespace: 'team' }), 1);
+    const latency = await w.metrics.registry.getSingleMetric('hahaha_sidecar_shutdown_latency_seconds')?.get();
+    const sum = latency?.values.find((v) => v.metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum');
+    assert.equal(sum?.value, 2);
+  });
+
+  it('is idempotent: a second reconcile of a reaped pod does nothing', async () => {
+    const w = new World(running('linkerd-proxy'));
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    assert.equal(w.calls.length, 1);
+    assert.equal(w.events.length, 1);
+  });
+
+  it('falls back to the next attempt when the first is refused (cloudsql: HTTP, then exec)', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'refuse');
+    w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
+    const result = await w.reconciler.reconcile(w.key);
+    assert.deepEqual(result, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
+    assert.match(w.events[0]?.message ?? '', /exec \/bin\/kill -s INT 1, exit code 130; a non-zero exit code fails the pod/);
+  });
+
+  it('a hanging endpoint times out and the next attempt runs (istio: 15020, then 15000)', async () => {
+    const w = new World(running('istio-proxy'));
+    w.behaviour.set(':15020', 'hang');
+    const started = Date.now();
+    await w.reconciler.reconcile(w.key);
+    assert.deepEqual(w.calls, ['http POST :15020/quitquitquit', 'http POST :15000/quitquitquit']);
+    assert.ok(Date.now() - started >= 5000 - 50, 'the attempt ran for its timeout');
+    assert.equal(w.events[0]?.type, 'Normal');
+  });
+
+  it('an accepted request whose sidecar does not stop counts as failed after the verify deadline', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    const result = await w.reconciler.reconcile(w.key);
+    assert.equal(result.kind, 'retry');
+    assert.equal(w.events[0]?.type, 'Warning');
+    assert.match(w.events[0]?.message ?? '', /^Unsuccessfully shut down container linkerd-proxy: http POST :4191\/shutdown: accepted \(HTTP 200\) but the container did not terminate within 0.2s \(hint: .*proxy-admin-shutdown/);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns', { container: 'linkerd-proxy' }), 1);
+  });
+
+  it('tries every sidecar even when one fails, and stops them concurrently', async () => {
+    const w = new World(running('linkerd-proxy'), running('secure-logs-fluentd'), running('vks-sidecar'));
+    w.behaviour.set(':4191', 'http-500');
+    const result = await w.reconciler.reconcile(w.key);
+    assert.equal(result.kind, 'retry');
+    assert.equal(w.calls.length, 3);
+    const types = w.events.map((e) => `${e.type}:${e.message.split(' ').slice(0, 6).join(' ')}`).sort();
+    assert.deepEqual(types, [
+      'Normal:Shut down container secure-logs-fluentd (http GET',
+      'Normal:Shut down container vks-sidecar (exec /bin/kill',
+      'Warning:Unsuccessfully shut down container linkerd-proxy: http',
+    ]);
+    assert.match(w.events.find((e) => e.type === 'Warning')?.message ?? '', /HTTP 500 "nope"/);
+  });
+
+  it('concurrent targets: total time is that of the slowest, not the sum', async () => {
+    const w = new World(running('linkerd-proxy'), running('secure-logs-fluentd'));
+    w.behaviour.set(':4191', 'hang');
+    w.behaviour.set(':24444', 'hang');
+    const started = Date.now();
+    await w.reconciler.reconcile(w.key);
+    const took = Date.now() - started;
+    assert.ok(took < 8000, `took ${took} ms`);
+  });
+
+  it('unsupported sidecars: one Warning event and one count per pod, no retry', async () => {
+    const w = new World(running('my-agent'), running('linkerd-proxy'));
+    const r1 = await w.reconciler.reconcile(w.key);
+    const r2 = await w.reconciler.reconcile(w.key);
+    assert.deepEqual(r1, { kind: 'done' });
+    assert.deepEqual(r2, { kind: 'done' });
+    const warnings = w.events.filter((e) => e.type === 'Warning');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]?.message ?? '', /^Unsuccessfully shut down container my-agent: unsupported sidecar/);
+    assert.equal(await w.metric('hahaha_unsupported_sidecars', { container: 'my-agent', job_name: 'job' }), 1);
+  });
+
+  it('a repeated failure is counted on the existing event, not re-posted', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'refuse');
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    assert.equal(w.events.length, 1);
+    assert.deepEqual(w.repeats, [
+      { name: 'ev-1', count: 2 },
+      { name: 'ev-1', count: 3 },
+    ]);
+  });
+
+  it('failed event posts are counted and do not fail the reconcile', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.failEventPosts = true;
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.equal(await w.metric('hahaha_total_unsuccessful_event_posts'), 1);
+  });
+
+  it('waits without acting while the main container runs', async () => {
+    const w = new World(running('linkerd-proxy'), running('job'));
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, []);
+  });
+
+  it('counts a skipped pod once per reason', async () => {
+    const w = new World(running('linkerd-proxy'), (p) => {
+      p.metadata.labels = {};
+    });
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    assert.equal(await w.metric('hahaha_skipped_pods_total', { reason: 'no-main-container' }), 1);
+    assert.deepEqual(w.calls, []);
+  });
+
+  it('a sidecar that stops while its reply is cut off counts as shut down by that attempt', async () => {
+    const w = new World(running('vks-sidecar'));
+    w.behaviour.set('vks-sidecar:exec', 'refuse');
+    const original = w.cache.waitFor.bind(w.cache);
+    let first = true;
+    w.cache.waitFor = (key, pred, ms, signal) => {
+      if (first) {
+        first = false;
+        setTimeout(() => w.terminate('vks-sidecar', 0), 5);
+      }
+      return original(key, pred, ms, signal);
+    };
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.match(w.events[0]?.message ?? '', /^Shut down container vks-sidecar \(exec \/bin\/kill -s INT 1, exit code 0\)/);
+  });
+
+  it('records attempt durations by kind and outcome', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'refuse');
+    await w.reconciler.reconcile(w.key);
+    const m = await w.metrics.registry.getSingleMetric('hahaha_attempt_duration_seconds')?.get();
+    const counts = (m?.values ?? []).filter((v) => v.metricName === 'hahaha_attempt_duration_seconds_count');
+    assert.deepEqual(
+      counts.map((v) => `${v.labels.kind}/${v.labels.outcome}=${v.value}`).sort(),
+      ['exec/ok=1', 'http/error=1'],
+    );
+  });
+});
