@@ -1,0 +1,306 @@
+// Command fake-sidecar stands in for the sidecars hahaha stops, for the local
+// test cluster. Each subcommand listens where the real sidecar listens,
+// answers its shutdown endpoint the way the real one does and then exits 0;
+// other methods on that endpoint are refused as the real one refuses them.
+//
+//	fake-sidecar linkerd   admin 4191: POST /shutdown, GET /ready, /live
+//	fake-sidecar istio     pilot-agent 15020 and Envoy admin 15000: POST /quitquitquit
+//	fake-sidecar cloudsql  admin 9091: GET or POST /quitquitquit with --quitquitquit;
+//	                       SIGINT exits 130, SIGTERM 143 (0 with --exit-zero-on-sigterm)
+//	fake-sidecar fluentd   RPC 24444: GET /api/processes.killWorkers
+//	fake-sidecar vks       no port; exits 0 on SIGINT
+//	fake-sidecar hang      accepts connections and never answers; exits 0 on SIGINT
+//	fake-sidecar refuse    answers every request with an error status; exits 0 on SIGINT
+//
+// Every request is logged to stderr as one line.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	if len(os.Args) < 2 {
+		usage()
+	}
+	name, args := os.Args[1], os.Args[2:]
+	log.SetPrefix("fake-sidecar " + name + ": ")
+	switch name {
+	case "linkerd":
+		linkerd(args)
+	case "istio":
+		istio(args)
+	case "cloudsql":
+		cloudsql(args)
+	case "fluentd":
+		fluentd(args)
+	case "vks":
+		vks(args)
+	case "hang":
+		hang(args)
+	case "refuse":
+		refuse(args)
+	default:
+		usage()
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|hang|refuse [flags]")
+	os.Exit(2)
+}
+
+// exiter ends the process once, after the response that triggered it has
+// been written and flushed.
+type exiter struct{ once sync.Once }
+
+func (e *exiter) exitAfter(w http.ResponseWriter, code int, why string) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	e.once.Do(func() {
+		go func() {
+			// Let the server finish writing the response on the wire.
+			time.Sleep(50 * time.Millisecond)
+			log.Printf("exiting with %d: %s", code, why)
+			os.Exit(code)
+		}()
+	})
+}
+
+func logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		h.ServeHTTP(rec, r)
+		log.Printf("%s %s from %s -> %d", r.Method, r.URL.RequestURI(), r.RemoteAddr, rec.status)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func serve(addr string, h http.Handler) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Fatalf("listen %s: %v", addr, err)
+	}
+	log.Printf("listening on %s", ln.Addr())
+	go func() {
+		if err := http.Serve(ln, logged(h)); err != nil {
+			log.Fatalf("serve %s: %v", addr, err)
+		}
+	}()
+}
+
+func addr(bind string, port int) string { return net.JoinHostPort(bind, strconv.Itoa(port)) }
+
+// waitSignals blocks until one of the signals in codes arrives and exits
+// with the code given for it.
+func waitSignals(codes map[os.Signal]int) {
+	ch := make(chan os.Signal, 1)
+	for s := range codes {
+		signal.Notify(ch, s)
+	}
+	s := <-ch
+	log.Printf("received %v, exiting with %d", s, codes[s])
+	os.Exit(codes[s])
+}
+
+var gracefulSignals = map[os.Signal]int{syscall.SIGINT: 0, syscall.SIGTERM: 0}
+
+func linkerd(args []string) {
+	fs := flag.NewFlagSet("linkerd", flag.ExitOnError)
+	bind := fs.String("bind", "127.0.0.1", "admin bind address")
+	port := fs.Int("admin-port", 4191, "admin port")
+	disabled := fs.Bool("shutdown-disabled", false, "answer /shutdown as a proxy without config.linkerd.io/proxy-admin-shutdown: enabled")
+	_ = fs.Parse(args)
+	var ex exiter
+	mux := http.NewServeMux()
+	mux.HandleFunc("/shutdown", func(w http.ResponseWriter, r *http.Request) {
+		if *disabled {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, "shutdown endpoint is not enabled\n")
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			_, _ = io.WriteString(w, "shutdown requires POST\n")
+			return
+		}
+		_, _ = io.WriteString(w, "shutdown\n")
+		ex.exitAfter(w, 0, "POST /shutdown")
+	})
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
+	mux.HandleFunc("/live", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "live\n") })
+	mux.HandleFunc("/", http.NotFound)
+	serve(addr(*bind, *port), mux)
+	waitSignals(gracefulSignals)
+}
+
+func istio(args []string) {
+	fs := flag.NewFlagSet("istio", flag.ExitOnError)
+	bind := fs.String("bind", "127.0.0.1", "bind address of both ports")
+	statusPort := fs.Int("status-port", 15020, "pilot-agent status port")
+	adminPort := fs.Int("admin-port", 15000, "Envoy admin port")
+	noStatus := fs.Bool("no-status-port", false, "do not listen on the status port")
+	noAdmin := fs.Bool("no-admin-port", false, "do not listen on the Envoy admin port")
+	_ = fs.Parse(args)
+	var ex exiter
+	if !*noStatus {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			_, _ = io.WriteString(w, "OK")
+			ex.exitAfter(w, 0, "pilot-agent POST /quitquitquit")
+		})
+		mux.HandleFunc("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {})
+		mux.HandleFunc("/", http.NotFound)
+		serve(addr(*bind, *statusPort), mux)
+	}
+	if !*noAdmin {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				_, _ = io.WriteString(w, "This operation requires a POST method\n")
+				return
+			}
+			_, _ = io.WriteString(w, "OK\n")
+			ex.exitAfter(w, 0, "envoy POST /quitquitquit")
+		})
+		mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "LIVE\n") })
+		mux.HandleFunc("/", http.NotFound)
+		serve(addr(*bind, *adminPort), mux)
+	}
+	waitSignals(gracefulSignals)
+}
+
+func cloudsql(args []string) {
+	fs := flag.NewFlagSet("cloudsql", flag.ExitOnError)
+	bind := fs.String("admin-address", "127.0.0.1", "admin server bind address")
+	port := fs.Int("admin-port", 9091, "admin server port")
+	quit := fs.Bool("quitquitquit", false, "enable the /quitquitquit endpoint")
+	zero := fs.Bool("exit-zero-on-sigterm", false, "exit 0 instead of 143 on SIGTERM")
+	_ = fs.Parse(args)
+	var ex exiter
+	mux := http.NewServeMux()
+	if *quit {
+		mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost && r.Method != http.MethodGet {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			ex.exitAfter(w, 0, r.Method+" /quitquitquit")
+		})
+	}
+	mux.HandleFunc("/", http.NotFound)
+	serve(addr(*bind, *port), mux)
+	term := 143
+	if *zero {
+		term = 0
+	}
+	waitSignals(map[os.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: term})
+}
+
+func fluentd(args []string) {
+	fs := flag.NewFlagSet("fluentd", flag.ExitOnError)
+	bind := fs.String("bind", "127.0.0.1", "RPC endpoint bind address")
+	port := fs.Int("rpc-port", 24444, "RPC endpoint port")
+	_ = fs.Parse(args)
+	var ex exiter
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/processes.killWorkers", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+		ex.exitAfter(w, 0, "killWorkers")
+	})
+	mux.HandleFunc("/", http.NotFound)
+	serve(addr(*bind, *port), mux)
+	waitSignals(gracefulSignals)
+}
+
+func vks(args []string) {
+	fs := flag.NewFlagSet("vks", flag.ExitOnError)
+	_ = fs.Parse(args)
+	log.Printf("running; SIGINT stops me")
+	waitSignals(map[os.Signal]int{syscall.SIGINT: 0, syscall.SIGTERM: 143})
+}
+
+func hang(args []string) {
+	fs := flag.NewFlagSet("hang", flag.ExitOnError)
+	bind := fs.String("bind", "127.0.0.1", "bind address")
+	port := fs.Int("port", 4191, "port")
+	_ = fs.Parse(args)
+	ln, err := net.Listen("tcp", addr(*bind, *port))
+	if err != nil {
+		log.Fatalf("listen: %v", err)
+	}
+	log.Printf("listening on %s; requests are never answered", ln.Addr())
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				buf := make([]byte, 4096)
+				n, _ := c.Read(buf)
+				line := string(buf[:n])
+				for i := 0; i < len(line); i++ {
+					if line[i] == '\r' || line[i] == '\n' {
+						line = line[:i]
+						break
+					}
+				}
+				log.Printf("%q from %s -> no answer", line, c.RemoteAddr())
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+			}(c)
+		}
+	}()
+	waitSignals(gracefulSignals)
+}
+
+func refuse(args []string) {
+	fs := flag.NewFlagSet("refuse", flag.ExitOnError)
+	bind := fs.String("bind", "127.0.0.1", "bind address")
+	port := fs.Int("port", 4191, "port")
+	status := fs.Int("status", http.StatusInternalServerError, "status answered to every request (e.g. 500 or 405)")
+	_ = fs.Parse(args)
+	serve(addr(*bind, *port), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, http.StatusText(*status), *status)
+	}))
+	waitSignals(gracefulSignals)
+}

@@ -1,0 +1,3 @@
+module hahaha.local/cluster/sidecars
+
+go 1.26.0
