@@ -40,6 +40,8 @@ type TargetResult =
       readonly via: string | undefined;
       readonly exitCode: number;
       readonly finishedAt?: number;
+      /** Attempts that failed before the one that worked. */
+      readonly earlierErrors: readonly string[];
     }
   | { readonly ok: false; readonly container: string; readonly errors: readonly string[]; readonly hint?: string };
 
@@ -126,6 +128,18 @@ export class Reconciler {
         if (decision.mainFinishedAt !== undefined && r.finishedAt !== undefined) {
           this.deps.metrics.shutdownLatency.observe({ container: r.container }, Math.max(0, (r.finishedAt - decision.mainFinishedAt) / 1000));
         }
+        if (r.earlierErrors.length > 0) {
+          // The sidecar stopped, but a cleaner way failed first: worth a look by the job owner.
+          posts.push(
+            this.deps.events.record({
+              pod: ref,
+              type: 'Warning',
+              reason: EVENT_REASON,
+              action: EVENT_REASON,
+              message: `Unsuccessfully shut down container ${r.container}: ${r.earlierErrors.join('; ')} (then stopped by ${r.via})`,
+            }),
+          );
+        }
         const fails = r.exitCode === 0 ? '' : '; a non-zero exit code fails the pod';
         posts.push(
           this.deps.events.record({
@@ -170,7 +184,7 @@ export class Reconciler {
         return { ok: false, container: target.container, errors: [...errors, 'pod disappeared'] };
       }
       const already = terminatedState(current, target.container);
-      if (already !== undefined) return this.stopped(target.container, already, previous);
+      if (already !== undefined) return this.stopped(target.container, already, previous, errors.slice(0, -1));
       if (signal?.aborted) break;
 
       const described = describeAttempt(attempt);
@@ -185,7 +199,7 @@ export class Reconciler {
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
         const settled = await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal);
         const state = settled !== undefined && settled.uid === pod.uid ? terminatedState(settled, target.container) : undefined;
-        if (state !== undefined) return this.stopped(target.container, state, attempt);
+        if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
         continue;
@@ -193,12 +207,12 @@ export class Reconciler {
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
       const after = await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal);
       const state = after !== undefined && after.uid === pod.uid ? terminatedState(after, target.container) : undefined;
-      if (state !== undefined) return this.stopped(target.container, state, attempt);
+      if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
     }
     const last = this.deps.store.get(key);
     const state = last !== undefined && last.uid === pod.uid ? terminatedState(last, target.container) : undefined;
-    if (state !== undefined) return this.stopped(target.container, state, previous);
+    if (state !== undefined) return this.stopped(target.container, state, previous, errors.slice(0, -1));
     if (signal?.aborted) errors.push('interrupted by shutdown');
     return { ok: false, container: target.container, errors, ...(target.hint !== undefined && { hint: target.hint }) };
   }
@@ -207,10 +221,12 @@ export class Reconciler {
     container: string,
     state: { exitCode: number; finishedAt?: number },
     via: Attempt | undefined,
+    earlierErrors: readonly string[],
   ): TargetResult {
     return {
       ok: true,
       container,
+      earlierErrors,
       via: via === undefined ? undefined : describeAttempt(via),
       exitCode: state.exitCode,
       ...(state.finishedAt !== undefined && { finishedAt: state.finishedAt }),

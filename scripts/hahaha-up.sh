@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Start a hahaha instance against the local cluster, as a separate process holding only the
+# permissions its Helm chart grants: the chart's RBAC objects are rendered with helm and
+# applied, and hahaha gets a TokenRequest token of the chart's ServiceAccount (nothing else).
+#
+# Writes $RUN/hahaha.kubeconfig, $RUN/hahaha.env (HAHAHA_METRICS_URL, HAHAHA_PID) and logs to
+# $RUN/logs/hahaha.log. Extra environment for the daemon can be passed through, e.g.
+#   LOG_LEVEL=debug scripts/hahaha-up.sh
+# Usage: scripts/hahaha-up.sh [--rbac-only]
+set -Eeuo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../cluster/scripts/lib.sh"
+
+NAMESPACE=${HAHAHA_NAMESPACE:-hahaha-system}
+RELEASE=hahaha
+[[ -f $RUN/kubeconfig.ready ]] || { say "no running cluster in $RUN: run npm run cluster:up"; exit 1; }
+eval "$("$SCRIPTS/build.sh" --print-env)"
+"$SCRIPTS/build.sh" helm >&2
+KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$RUN/kubeconfig")
+
+"${KUBECTL[@]}" create namespace "$NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >&2
+"$HELM_BIN/helm" template "$RELEASE" "$HAHAHA_ROOT/charts/hahaha" --namespace "$NAMESPACE" |
+  node "$HAHAHA_ROOT/scripts/select-kinds.mjs" ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding |
+  "${KUBECTL[@]}" apply --server-side --force-conflicts -f - >&2
+[[ ${1:-} == --rbac-only ]] && exit 0
+
+SA=$("$HELM_BIN/helm" template "$RELEASE" "$HAHAHA_ROOT/charts/hahaha" --namespace "$NAMESPACE" |
+  node "$HAHAHA_ROOT/scripts/select-kinds.mjs" ServiceAccount | sed -n 's/^  name: //p' | head -n 1)
+TOKEN=$("${KUBECTL[@]}" -n "$NAMESPACE" create token "$SA" --duration=24h)
+SERVER=$("${KUBECTL[@]}" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+CA=$("${KUBECTL[@]}" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+umask 077
+cat >"$RUN/hahaha.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: "$SERVER", certificate-authority-data: "$CA"}
+users:
+- name: $SA
+  user: {token: "$TOKEN"}
+contexts:
+- name: hahaha
+  context: {cluster: local, user: $SA, namespace: $NAMESPACE}
+current-context: hahaha
+KC
+
+PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+if [[ -f $RUN/pids/hahaha.pid ]] && kill -0 "$(cat "$RUN/pids/hahaha.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$RUN/pids/hahaha.pid")"; sleep 1
+fi
+env "$MEMBER_ENV=$RUN" KUBECONFIG="$RUN/hahaha.kubeconfig" POD_NAMESPACE="$NAMESPACE" \
+  INSTANCE_NAME="${INSTANCE_NAME:-hahaha-local}" METRICS_HOST=127.0.0.1 METRICS_PORT="$PORT" \
+  LOG_LEVEL="${LOG_LEVEL:-debug}" \
+  setsid node "$HAHAHA_ROOT/bin/hahaha.js" run >>"$RUN/logs/hahaha.log" 2>&1 </dev/null &
+PID=$!
+echo "$PID" >"$RUN/pids/hahaha.pid"
+printf 'HAHAHA_METRICS_URL=http://127.0.0.1:%s\nHAHAHA_PID=%s\n' "$PORT" "$PID" >"$RUN/hahaha.env"
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then
+    say "hahaha ready (pid $PID, metrics http://127.0.0.1:$PORT/metrics, log $RUN/logs/hahaha.log)"
+    exit 0
+  fi
+  kill -0 "$PID" 2>/dev/null || { say "hahaha exited; see $RUN/logs/hahaha.log"; tail -n 20 "$RUN/logs/hahaha.log" >&2; exit 1; }
+  sleep 0.2
+done
+say "hahaha not ready after 20s; see $RUN/logs/hahaha.log"
+exit 1
