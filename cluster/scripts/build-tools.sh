@@ -47,8 +47,19 @@ if [[ -f $DIR/.stamp ]]; then
   exit 0
 fi
 
-t0=$SECONDS
 mkdir -p "$CACHE"
+# one tools build at a time (other shells, CI, the demo may run this too)
+exec {LOCK_FD}>"$CACHE/tools.lock"
+if ! flock -n "$LOCK_FD"; then
+  log "another tools build is running; waiting for it"
+  flock "$LOCK_FD"
+fi
+if [[ -f $DIR/.stamp ]]; then
+  log "tools built meanwhile ($DIR)"
+  echo "$DIR/bin"
+  exit 0
+fi
+t0=$SECONDS
 tmp=$(mktemp -d "$DIR.tmp.XXXXXX")
 chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT

@@ -91,6 +91,18 @@ commit() {
 
 fresh() { [[ -f $1/.stamp ]]; }
 
+# lock DIR: serialises builds of one component (several engineers, CI and a
+# demo may run this script at once); the lock goes when the subshell ends.
+lock() {
+  mkdir -p "$(dirname "$1")"
+  exec {LOCK_FD}>"$1.lock"
+  if ! flock -n "$LOCK_FD"; then
+    log "another build of $(basename "$1") is running; waiting for it"
+    flock "$LOCK_FD"
+  fi
+}
+unlock() { exec {LOCK_FD}>&-; }
+
 # A work dir holding a go.mod of our own (modules with replace directives
 # refuse `go install pkg@version`).
 workdir() {
@@ -103,6 +115,8 @@ gomod_path() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.
 
 build_k8s() {
   if fresh "$K8S_DIR"; then log "kubernetes $KUBERNETES_VERSION: up to date ($K8S_DIR)"; return; fi
+  lock "$K8S_DIR"
+  if fresh "$K8S_DIR"; then unlock; log "kubernetes $KUBERNETES_VERSION: built meanwhile ($K8S_DIR)"; return; fi
   local t0=$SECONDS v=$KUBERNETES_VERSION
   log "kubernetes $v: resolving modules"
   local upstream_mod
@@ -153,6 +167,7 @@ build_k8s() {
     run_go_build "$w/build.log" "$total" -trimpath -ldflags "$ld" -o "$tmp/bin/" "${pkgs[@]}"
     commit "$tmp" "$K8S_DIR" "kubernetes $v built $date in $((SECONDS - t0))s"
   )
+  unlock
   log "kubernetes $v: done in $((SECONDS - t0))s -> $K8S_DIR/bin"
 }
 
@@ -160,6 +175,8 @@ build_k8s() {
 build_simple() {
   local name=$1 dir=$2 mod=$3 ver=$4 pkg=$5 bin=$6 extra_ld=${7:-}
   if fresh "$dir"; then log "$name $ver: up to date ($dir)"; return; fi
+  lock "$dir"
+  if fresh "$dir"; then unlock; log "$name $ver: built meanwhile ($dir)"; return; fi
   local t0=$SECONDS w
   w=$(workdir "$name-$ver")
   local upstream_mod
@@ -182,6 +199,7 @@ build_simple() {
     run_go_build "$w/build.log" "$total" -trimpath -ldflags "-s -w $extra_ld" -o "$tmp/bin/$bin" "$pkg"
     commit "$tmp" "$dir" "$name $ver built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s"
   )
+  unlock
   log "$name $ver: done in $((SECONDS - t0))s -> $dir/bin/$bin"
 }
 

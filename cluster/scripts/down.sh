@@ -15,30 +15,45 @@ declare -A SPARE=()
 p=$$
 while [[ -n $p && $p -gt 1 ]]; do
   SPARE[$p]=1
-  p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null || true)
+  read -r st 2>/dev/null <"/proc/$p/stat" || break
+  st=${st##*) }
+  read -r -a f <<<"$st"
+  p=${f[1]}
 done
 
-alive() { [[ -d /proc/$1 ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+alive() {
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
 
-# belongs PID: the process is part of this cluster.
+# belongs PID: the process is part of this cluster. Reads /proc with bash
+# builtins only, so that a sweep over all processes stays fast.
 belongs() {
-  local pid=$1
+  local pid=$1 x
   [[ -z ${SPARE[$pid]:-} && $pid != "$BASHPID" ]] || return 1
+  local -a env=() cmd=()
   # the marker up.sh puts in the environment of what it starts
-  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "$MEMBER_ENV=$RUN"; then
-    return 0
-  fi
-  # the run dir named in the command line
-  if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE -e "$(printf '%s' "$RUN" | sed 's/[][\.*^$+?(){}|/]/\\&/g')(/|\$)"; then
-    return 0
-  fi
+  mapfile -d '' env 2>/dev/null <"/proc/$pid/environ" || true
+  for x in "${env[@]}"; do [[ $x == "$MEMBER_ENV=$RUN" ]] && return 0; done
+  # the run dir named in the command line (as an argument, or after = or :)
+  mapfile -d '' cmd 2>/dev/null <"/proc/$pid/cmdline" || true
+  for x in "${cmd[@]}"; do
+    case $x in
+      "$RUN" | "$RUN"/* | *[=:]"$RUN" | *[=:]"$RUN"/*) return 0 ;;
+    esac
+  done
+  [[ ${#cmd[@]} -gt 0 ]] || return 1   # kernel threads have no command line
   # running inside the run dir (e.g. a container's work dir), but only
   # without a terminal: a person's shell that cd'ed into it is left alone
-  local cwd tty
+  local cwd stat
   cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
   if [[ $cwd == "$RUN" || $cwd == "$RUN"/* ]]; then
-    tty=$(awk '{print $7}' "/proc/$pid/stat" 2>/dev/null || echo 1)
-    [[ $tty == 0 ]] && return 0
+    read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
+    stat=${stat##*) }          # fields after "(comm) "
+    read -r -a f <<<"$stat"    # f[0]=state f[1]=ppid f[2]=pgrp f[3]=session f[4]=tty_nr
+    [[ ${f[4]:-1} == 0 ]] && return 0
   fi
   return 1
 }

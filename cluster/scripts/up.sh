@@ -13,7 +13,7 @@
 #
 # Progress goes to stderr; the last line of stdout is the kubeconfig path.
 # UP_TIMEOUT (seconds, default 120) bounds each wait.
-set -euo pipefail
+set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 T0=$SECONDS
@@ -46,6 +46,7 @@ chmod 700 "$RUN/pki"
 
 on_error() {
   local rc=$?
+  [[ $BASHPID == "$$" ]] || return 0   # only the script itself, not subshells
   say "cluster start failed (exit $rc); stopping what was started. Logs: $RUN/logs"
   "$SCRIPTS/down.sh" || true
   exit "$rc"
@@ -56,29 +57,29 @@ trap on_error ERR
 # Free loopback TCP ports, chosen now: below the ephemeral range so that
 # outgoing connections don't take them, and not listened on by anyone.
 declare -A TAKEN=()
-while read -r port; do TAKEN[$port]=1; done < <(
-  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-    awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); print strtonum("0x" a[2]) }'
-)
+while read -r _ local _ state _; do
+  [[ $state == 0A ]] && TAKEN[$((16#${local##*:}))]=1   # 0A = LISTEN
+done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -v local_address)
+# free_port VAR: sets VAR to a port nobody listens on and not handed out yet.
 free_port() {
   local p i
   for ((i = 0; i < 1000; i++)); do
     p=$((20000 + RANDOM % 12000))
     [[ -n ${TAKEN[$p]:-} ]] && continue
-    # nobody answers on it either
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then TAKEN[$p]=1; continue; fi
     TAKEN[$p]=1
-    echo "$p"
+    # nobody answers on it either
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    printf -v "$1" '%s' "$p"
     return 0
   done
   say "no free port found"; return 1
 }
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-API_PORT=$(free_port)
-KCM_PORT=$(free_port)
-SCHED_PORT=$(free_port)
-NODE_PORT=$(free_port)
+free_port ETCD_PORT
+free_port ETCD_PEER_PORT
+free_port API_PORT
+free_port KCM_PORT
+free_port SCHED_PORT
+free_port NODE_PORT
 API_URL=https://127.0.0.1:$API_PORT
 
 # ---------------------------------------------------------------- certificates
@@ -113,9 +114,18 @@ say "making certificates in $PKI"
   cert scheduler "/CN=system:kube-scheduler" clientAuth
   cert node-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
   cert node-serving "/CN=$NODE_NAME" serverAuth "$local_sans,DNS:$NODE_NAME"
+  # front proxy (aggregation layer): its own CA, as kubeadm does
+  newkey front-proxy-ca
+  openssl req -x509 -new -key front-proxy-ca.key -days 3650 -subj "/CN=hahaha-front-proxy-ca" -out front-proxy-ca.crt \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  newkey front-proxy-client
+  openssl req -new -key front-proxy-client.key -subj "/CN=front-proxy-client" 2>/dev/null |
+    openssl x509 -req -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial -days 825 \
+      -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n') \
+      -out front-proxy-client.crt 2>/dev/null
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
   openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
-  rm -f ca.srl
+  rm -f ca.srl front-proxy-ca.srl
 )
 
 # kubeconfig FILE CERT USER: a self-contained kubeconfig (data embedded).
@@ -206,6 +216,13 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
   --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
   --client-ca-file "$PKI/ca.crt" \
+  --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
+  --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User \
+  --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
+  --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --authorization-mode Node,RBAC \
   --enable-admission-plugins NodeRestriction \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
@@ -230,7 +247,7 @@ start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --authentication-kubeconfig "$RUN/kubeconfigs/controller-manager" \
   --authorization-kubeconfig "$RUN/kubeconfigs/controller-manager" \
   --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
-  --controllers "${KCM_CONTROLLERS:-job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,ttl-after-finished-controller,pod-garbage-collector-controller,deployment-controller,replicaset-controller}" \
+  --controllers "${KCM_CONTROLLERS:-job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,ttl-after-finished-controller,pod-garbage-collector-controller,deployment-controller,replicaset-controller,node-lifecycle-controller,taint-eviction-controller}" \
   --use-service-account-credentials \
   --service-account-private-key-file "$PKI/sa.key" \
   --root-ca-file "$PKI/ca.crt" \
@@ -271,6 +288,12 @@ node_ready() {
   [[ $(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
 }
 wait_for "node $NODE_NAME Ready" node_ready
+# the node lifecycle controller lifts the not-ready taint that admission put
+# on the new Node; until then nothing schedules
+node_untainted() {
+  ! kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.spec.taints[*].key}' | grep -q 'node.kubernetes.io/not-ready'
+}
+wait_for "node $NODE_NAME schedulable" node_untainted
 wait_for "kube-controller-manager healthy" curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
 wait_for "kube-scheduler healthy" curl -fsSk "https://127.0.0.1:$SCHED_PORT/healthz"
 wait_for "ServiceAccount default/default" kubectl_admin get serviceaccount default -n default
