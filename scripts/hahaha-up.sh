@@ -16,6 +16,9 @@ RELEASE=hahaha
 eval "$("$SCRIPTS/build.sh" --print-env)"
 "$SCRIPTS/build.sh" helm >&2
 KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$RUN/kubeconfig")
+# The project's Node 24 (the node package of devDependencies), not whatever node is on PATH.
+NODE=$HAHAHA_ROOT/node_modules/.bin/node
+[[ -x $NODE ]] || { say "no $NODE: run npm ci first"; exit 1; }
 
 "${KUBECTL[@]}" create namespace "$NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >&2
 "$HELM_BIN/helm" template "$RELEASE" "$HAHAHA_ROOT/charts/hahaha" --namespace "$NAMESPACE" |
@@ -44,14 +47,14 @@ contexts:
 current-context: hahaha
 KC
 
-PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+PORT=$("$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 if [[ -f $RUN/pids/hahaha.pid ]] && kill -0 "$(cat "$RUN/pids/hahaha.pid")" 2>/dev/null; then
   kill -TERM "$(cat "$RUN/pids/hahaha.pid")"; sleep 1
 fi
 env "$MEMBER_ENV=$RUN" KUBECONFIG="$RUN/hahaha.kubeconfig" POD_NAMESPACE="$NAMESPACE" \
   INSTANCE_NAME="${INSTANCE_NAME:-hahaha-local}" METRICS_HOST=127.0.0.1 METRICS_PORT="$PORT" \
   LOG_LEVEL="${LOG_LEVEL:-debug}" \
-  setsid node "$HAHAHA_ROOT/bin/hahaha.js" run >>"$RUN/logs/hahaha.log" 2>&1 </dev/null &
+  setsid "$NODE" "$HAHAHA_ROOT/bin/hahaha.js" run >>"$RUN/logs/hahaha.log" 2>&1 </dev/null &
 PID=$!
 echo "$PID" >"$RUN/pids/hahaha.pid"
 printf 'HAHAHA_METRICS_URL=http://127.0.0.1:%s\nHAHAHA_PID=%s\n' "$PORT" "$PID" >"$RUN/hahaha.env"

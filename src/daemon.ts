@@ -39,7 +39,6 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       catalog: config.catalogPath,
       sidecars: catalog.entries.map((e) => e.name),
       server: kc.getCurrentCluster()?.server,
-      instance: config.instanceName,
       leaderElect: config.leaderElect,
     },
     'starting hahaha',

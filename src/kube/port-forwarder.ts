@@ -97,7 +97,7 @@ export class ApiPortForwarder implements PortForwarder {
           createConnection: () => tunnel as unknown as import('node:net').Socket,
           signal,
         });
-        req.on('error', (err) => reject(signal.aborted ? new Error(`timed out after ${call.timeoutMs / 1000}s`, { cause: err }) : err));
+        req.on('error', (err) => reject(signal.aborted ? new Error(`timed out after ${call.timeoutMs / 1000}s`) : err));
         req.on('response', (res) => {
           let body = '';
           res.setEncoding('utf8');

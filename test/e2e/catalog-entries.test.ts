@@ -1,0 +1,93 @@
+/**
+ * One Naisjob-like Job per default catalog entry: the main container exits, hahaha stops the
+ * sidecar the entry's way, the pod ends Succeeded, the Job Complete, and `kubectl describe pod`
+ * shows the Normal Killing event.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  ROOT,
+  type ContainerSpec,
+  apply,
+  assertHahahaRunning,
+  eventually,
+  getPod,
+  hahahaEvents,
+  jobPod,
+  kubectl,
+  main,
+  naisjob,
+  namespace,
+  sidecar,
+  waitJobComplete,
+} from './harness.ts';
+
+const buildEnv = Object.fromEntries(
+  execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.split('=') as [string, string]),
+);
+const configmapDir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-configmap-'));
+
+const entries: { entry: string; container: ContainerSpec; via: RegExp; mayFail?: boolean }[] = [
+  { entry: 'linkerd', container: sidecar('linkerd-proxy', 'linkerd'), via: /http POST :4191\/shutdown, exit code 0/ },
+  { entry: 'istio', container: sidecar('istio-proxy', 'istio'), via: /http POST :15020\/quitquitquit, exit code 0/ },
+  {
+    entry: 'cloud-sql-proxy (v2, quitquitquit)',
+    container: sidecar('cloud-sql-proxy', 'cloudsql', '--quitquitquit'),
+    via: /http POST :9091\/quitquitquit, exit code 0/,
+  },
+  { entry: 'secure-logs-fluentd', container: sidecar('secure-logs-fluentd', 'fluentd'), via: /http GET :24444\/api\/processes.killWorkers, exit code 0/ },
+  {
+    entry: 'secure-logs-configmap-reload (the real configmap-reload, stopped with killall)',
+    container: {
+      name: 'secure-logs-configmap-reload',
+      command: [`${buildEnv.CONFIGMAP_RELOAD_BIN}/configmap-reload`, `--volume-dir=${configmapDir}`, '--webhook-url=http://127.0.0.1:9999/-/reload', '--web.listen-address=127.0.0.1:9533'],
+    },
+    via: /exec \/bin\/killall configmap-reload, exit code \d+/,
+    // configmap-reload handles no signal: as PID 1 it exits 2 after SIGTERM (Go's runtime), so
+    // the pod fails. This is what the entry (HAHAHA's) does on a real cluster too.
+    mayFail: true,
+  },
+  { entry: 'vks-sidecar', container: sidecar('vks-sidecar', 'vks'), via: /exec \/bin\/kill -s INT 1, exit code 0/ },
+];
+
+describe('every default catalog entry stops its sidecar', () => {
+  let ns = '';
+  let cleanup = async () => {};
+  before(async () => {
+    await assertHahahaRunning();
+    ({ ns, cleanup } = await namespace('e2e-entries'));
+  });
+  after(() => cleanup());
+
+  for (const [i, { entry, container, via, mayFail }] of entries.entries()) {
+    it(entry, async () => {
+      const job = `entry-${i}`;
+      await apply(naisjob(ns, job, { containers: [main(job, 'sleep 2; echo done'), container] }));
+      const pod = await jobPod(ns, job);
+      if (mayFail) {
+        const phase = await eventually('the pod to finish', async () => {
+          const p = await getPod(ns, pod.metadata.name);
+          return ['Succeeded', 'Failed'].includes(p.status?.phase) ? p.status.phase : undefined;
+        }, 90_000);
+        assert.ok(phase);
+      } else {
+        await waitJobComplete(ns, job);
+        assert.equal((await getPod(ns, pod.metadata.name)).status.phase, 'Succeeded');
+      }
+      const events = await hahahaEvents(ns, pod.metadata.name);
+      const normal = events.find((e) => e.type === 'Normal' && e.reason === 'Killing');
+      assert.ok(normal, `no Normal Killing event: ${JSON.stringify(events)}`);
+      assert.match(normal.message, new RegExp(`^Shut down container ${container.name} \\(`));
+      assert.match(normal.message, via);
+      const described = await kubectl(['describe', 'pod', pod.metadata.name, '-n', ns]);
+      assert.match(described, new RegExp(`Normal\\s+Killing\\s+.*Shut down container ${container.name}`));
+    });
+  }
+});

@@ -1,0 +1,218 @@
+/**
+ * Helpers for the end-to-end tests: they drive the real local cluster (cluster/scripts/up.sh)
+ * with the built kubectl and read the running hahaha's metrics. Each test works in a namespace
+ * of its own and deletes it afterwards.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const RUN = process.env.HAHAHA_CLUSTER_DIR ?? `${ROOT}.cluster`;
+export const KUBECONFIG = process.env.HAHAHA_KUBECONFIG ?? `${RUN}/kubeconfig`;
+
+function env(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^["']|["']$/g, '')]),
+  );
+}
+
+export const HAHAHA = env(`${RUN}/hahaha.env`);
+
+export async function kubectl(args: string[], input?: string): Promise<string> {
+  const child = run(`${ROOT}cluster/scripts/kubectl.sh`, args, { maxBuffer: 64 * 1024 * 1024 });
+  if (input !== undefined) child.child.stdin?.end(input);
+  else child.child.stdin?.end();
+  try {
+    return (await child).stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+export async function kubectlJson<T = any>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
+}
+
+export async function apply(objects: object | object[]): Promise<void> {
+  const list = Array.isArray(objects) ? objects : [objects];
+  await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: list }));
+}
+
+/** Polls `fn` until it returns a value other than undefined/false, or fails with `what`. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+let counter = 0;
+/** A fresh namespace for one test; returns its name and a cleanup function. */
+export async function namespace(prefix: string): Promise<{ ns: string; cleanup: () => Promise<void> }> {
+  counter += 1;
+  const ns = `${prefix}-${process.pid % 100000}-${counter}`.slice(0, 63);
+  await kubectl(['create', 'namespace', ns]);
+  await eventually(`default service account in ${ns}`, async () => (await kubectl(['get', 'serviceaccount', 'default', '-n', ns, '--ignore-not-found'])).includes('default'), 30_000);
+  return {
+    ns,
+    cleanup: async () => {
+      await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+    },
+  };
+}
+
+export interface ContainerSpec {
+  name: string;
+  command: string[];
+  restartPolicy?: string;
+}
+
+/** A sidecar: the fake-sidecar binary that the node puts on PATH. */
+export function sidecar(name: string, ...args: string[]): ContainerSpec {
+  return { name, command: ['fake-sidecar', ...args] };
+}
+
+/** A main container that runs a shell script. */
+export function main(name: string, script: string): ContainerSpec {
+  return { name, command: ['sh', '-c', script] };
+}
+
+export interface PodTemplateOptions {
+  app: string;
+  containers: ContainerSpec[];
+  initContainers?: ContainerSpec[];
+  restartPolicy?: 'Never' | 'OnFailure';
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export function podTemplate(o: PodTemplateOptions) {
+  const toContainer = (c: ContainerSpec) => ({
+    name: c.name,
+    image: `example.invalid/${c.name}:e2e`,
+    command: c.command,
+    ...(c.restartPolicy !== undefined && { restartPolicy: c.restartPolicy }),
+  });
+  return {
+    metadata: {
+      labels: { app: o.app, 'nais.io/naisjob': 'true', ...o.labels },
+      ...(o.annotations !== undefined && { annotations: o.annotations }),
+    },
+    spec: {
+      restartPolicy: o.restartPolicy ?? 'Never',
+      terminationGracePeriodSeconds: 5,
+      containers: o.containers.map(toContainer),
+      ...(o.initContainers !== undefined && { initContainers: o.initContainers.map(toContainer) }),
+    },
+  };
+}
+
+/** A Job shaped like a Naisjob's: pod labels app=<name> and nais.io/naisjob=true. */
+export function naisjob(ns: string, name: string, o: Omit<PodTemplateOptions, 'app'> & { backoffLimit?: number }) {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: ns, labels: { app: name } },
+    spec: {
+      backoffLimit: o.backoffLimit ?? 0,
+      ttlSecondsAfterFinished: 600,
+      template: podTemplate({ ...o, app: name }),
+    },
+  };
+}
+
+export async function jobPod(ns: string, job: string): Promise<any> {
+  return eventually(`a pod of job ${ns}/${job}`, async () => {
+    const list = await kubectlJson<{ items: any[] }>(['get', 'pods', '-n', ns, '-l', `batch.kubernetes.io/job-name=${job}`]);
+    return list.items[0];
+  });
+}
+
+export async function waitJobComplete(ns: string, job: string, timeoutMs = 90_000): Promise<any> {
+  return eventually(
+    `job ${ns}/${job} to complete`,
+    async () => {
+      const j = await kubectlJson(['get', 'job', job, '-n', ns]);
+      const conditions: any[] = j.status?.conditions ?? [];
+      if (conditions.some((c) => c.type === 'Failed' && c.status === 'True')) {
+        throw new Error(`job failed: ${JSON.stringify(conditions)}`);
+      }
+      return conditions.some((c) => c.type === 'Complete' && c.status === 'True') ? j : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export async function getPod(ns: string, name: string): Promise<any> {
+  return kubectlJson(['get', 'pod', name, '-n', ns]);
+}
+
+export function containerState(pod: any, container: string): any {
+  return (pod.status?.containerStatuses ?? []).find((s: any) => s.name === container)?.state;
+}
+
+export interface KubeEvent {
+  type: string;
+  reason: string;
+  message: string;
+  count?: number;
+  reportingComponent?: string;
+  source?: { component?: string };
+  firstTimestamp?: string;
+}
+
+export async function podEvents(ns: string, pod: string): Promise<KubeEvent[]> {
+  const list = await kubectlJson<{ items: KubeEvent[] }>(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${pod}`]);
+  return list.items;
+}
+
+export async function hahahaEvents(ns: string, pod: string): Promise<KubeEvent[]> {
+  return (await podEvents(ns, pod)).filter((e) => e.reportingComponent === 'hahaha' || e.source?.component === 'hahaha');
+}
+
+/** Fails the test at once when no hahaha instance is serving, so no test passes without it. */
+export async function assertHahahaRunning(): Promise<void> {
+  const url = HAHAHA.HAHAHA_METRICS_URL;
+  assert.ok(url, `no ${RUN}/hahaha.env: start hahaha with npm run cluster:up`);
+  const res = await fetch(`${url}/readyz`).catch((err: unknown) => {
+    throw new Error(`hahaha is not running (${url}/readyz: ${String(err)})`);
+  });
+  assert.equal(res.status, 200, 'hahaha is not ready');
+}
+
+export async function metricsText(): Promise<string> {
+  const res = await fetch(`${HAHAHA.HAHAHA_METRICS_URL}/metrics`);
+  return res.text();
+}
+
+/** Sum of a metric's samples whose labels include `labels`. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const m = /^([^{ ]+)(\{(.*)\})? (.+)$/.exec(line);
+    if (m === null) continue;
+    const found = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) sum += Number(m[4]);
+  }
+  return sum;
+}

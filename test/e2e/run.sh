@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The end-to-end suite: builds what is missing (cold: tens of minutes, cached after), starts the
+# local cluster and a hahaha instance with the chart's RBAC, runs test/e2e/*.test.ts, and always
+# tears the cluster down. On failure it prints the tail of hahaha's and the node's logs.
+#   E2E_KEEP_CLUSTER=1   leave the cluster running afterwards (stop it with npm run cluster:down)
+#   E2E_TESTS="a.test.ts b.test.ts"  run only these files (relative to test/e2e)
+set -Eeuo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+RUN=${HAHAHA_CLUSTER_DIR:-$ROOT/.cluster}
+T0=$SECONDS
+
+teardown() {
+  local rc=$?
+  if [[ $rc -ne 0 && -d $RUN/logs ]]; then
+    for log in hahaha node kube-controller-manager; do
+      [[ -f $RUN/logs/$log.log ]] || continue
+      echo "---- last lines of $RUN/logs/$log.log" >&2
+      tail -n 40 "$RUN/logs/$log.log" >&2
+    done
+  fi
+  if [[ -z ${E2E_KEEP_CLUSTER:-} ]]; then bash cluster/scripts/down.sh >&2 || true; fi
+  echo "e2e: finished in $((SECONDS - T0)) s (exit $rc)" >&2
+  exit $rc
+}
+trap teardown EXIT
+
+bash scripts/cluster-up.sh >/dev/null
+echo "e2e: cluster and hahaha up after $((SECONDS - T0)) s" >&2
+
+files=()
+if [[ -n ${E2E_TESTS:-} ]]; then
+  for f in $E2E_TESTS; do files+=("test/e2e/$f"); done
+else
+  files=(test/e2e/*.test.ts)
+fi
+node --test --test-concurrency=4 --test-timeout=600000 --test-reporter=spec "${files[@]}"
