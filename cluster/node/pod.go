@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -250,7 +251,13 @@ func (w *podWorker) handle(ev event) bool {
 		w.mu.Unlock()
 		waitAll(ps, 2*time.Second)
 		w.mu.Lock()
+		pause := w.pause
 		w.teardown()
+		if pause != nil {
+			w.mu.Unlock()
+			waitAll([]*proc{pause}, time.Second)
+			w.mu.Lock()
+		}
 		return true
 	}
 	return false
@@ -648,6 +655,9 @@ func (w *podWorker) publish() {
 		return
 	}
 	st := buildStatus(in)
+	if w.status != nil && apiequality.Semantic.DeepEqual(*w.status, st) {
+		return
+	}
 	w.status = &st
 	w.statusGen++
 	select {
