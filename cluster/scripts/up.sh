@@ -42,16 +42,17 @@ if [[ -d $RUN ]]; then
 fi
 mkdir -p "$RUN"/{pki,pids,logs,kubeconfigs,etcd,node}
 touch "$RUN/$RUN_MARK"
-chmod 700 "$RUN/pki"
+chmod 700 "$RUN/pki" "$RUN/etcd"
 
 on_error() {
-  local rc=$?
+  local rc=$1
   [[ $BASHPID == "$$" ]] || return 0   # only the script itself, not subshells
   say "cluster start failed (exit $rc); stopping what was started. Logs: $RUN/logs"
   "$SCRIPTS/down.sh" || true
   exit "$rc"
 }
-trap on_error ERR
+trap 'on_error $?' ERR
+trap 'on_error 130' INT TERM
 
 # ---------------------------------------------------------------- ports
 # Free loopback TCP ports, chosen now: below the ephemeral range so that
