@@ -350,7 +350,13 @@ func dialInNetns(ns *os.File, port int32) (net.Conn, error) {
 			ch <- result{nil, err}
 			return
 		}
+		// Like "localhost": IPv4 loopback first, then IPv6.
 		c, derr := net.DialTimeout("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))), 5*time.Second)
+		if derr != nil {
+			if c6, err6 := net.DialTimeout("tcp6", net.JoinHostPort("::1", strconv.Itoa(int(port))), 5*time.Second); err6 == nil {
+				c, derr = c6, nil
+			}
+		}
 		if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); err != nil {
 			if c != nil {
 				c.Close()
