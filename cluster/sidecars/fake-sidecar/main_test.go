@@ -1,0 +1,253 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as fake-sidecar when FAKE_SIDECAR_AS_MAIN is set.
+func TestMain(m *testing.M) {
+	if os.Getenv("FAKE_SIDECAR_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type sidecar struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	code int
+}
+
+func start(t *testing.T, waitPort int, args ...string) *sidecar {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "FAKE_SIDECAR_AS_MAIN=1")
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			s.code = ee.ExitCode()
+		}
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		if !s.exited() {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	if waitPort > 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(waitPort))
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: port %d never opened", args, waitPort)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return s
+}
+
+func (s *sidecar) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *sidecar) waitExit(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-s.done:
+		return s.code
+	case <-time.After(5 * time.Second):
+		t.Fatal("sidecar did not exit")
+		return -1
+	}
+}
+
+func (s *sidecar) stillRunning(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.done:
+		t.Fatalf("sidecar exited with %d, should still run", s.code)
+	case <-time.After(150 * time.Millisecond):
+	}
+}
+
+func call(t *testing.T, method string, port int, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
+	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestLinkerd(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "linkerd", "--admin-port", strconv.Itoa(p))
+	if code, _ := call(t, "GET", p, "/shutdown"); code != 405 {
+		t.Errorf("GET /shutdown: %d, want 405", code)
+	}
+	if code, body := call(t, "GET", p, "/ready"); code != 200 || body != "ready\n" {
+		t.Errorf("GET /ready: %d %q", code, body)
+	}
+	s.stillRunning(t)
+	if code, _ := call(t, "POST", p, "/shutdown"); code != 200 {
+		t.Errorf("POST /shutdown: %d", code)
+	}
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+func TestLinkerdShutdownDisabled(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "linkerd", "--admin-port", strconv.Itoa(p), "--shutdown-disabled")
+	if code, _ := call(t, "POST", p, "/shutdown"); code != 404 {
+		t.Errorf("POST /shutdown when disabled: %d, want 404", code)
+	}
+	s.stillRunning(t)
+}
+
+func TestIstio(t *testing.T) {
+	for _, which := range []string{"status", "admin"} {
+		sp, ap := freePort(t), freePort(t)
+		s := start(t, sp, "istio", "--status-port", strconv.Itoa(sp), "--admin-port", strconv.Itoa(ap))
+		port := sp
+		if which == "admin" {
+			port = ap
+		}
+		if code, _ := call(t, "GET", port, "/quitquitquit"); code != 405 {
+			t.Errorf("%s GET /quitquitquit: %d, want 405", which, code)
+		}
+		s.stillRunning(t)
+		if code, body := call(t, "POST", port, "/quitquitquit"); code != 200 || !strings.HasPrefix(body, "OK") {
+			t.Errorf("%s POST /quitquitquit: %d %q", which, code, body)
+		}
+		if code := s.waitExit(t); code != 0 {
+			t.Errorf("%s: exit code %d", which, code)
+		}
+	}
+}
+
+func TestCloudSQL(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "cloudsql", "--admin-port", strconv.Itoa(p))
+	if code, _ := call(t, "GET", p, "/quitquitquit"); code != 404 {
+		t.Errorf("without --quitquitquit: %d, want 404", code)
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.waitExit(t); code != 143 {
+		t.Errorf("SIGTERM: exit %d, want 143", code)
+	}
+
+	p = freePort(t)
+	s = start(t, p, "cloudsql", "--admin-port", strconv.Itoa(p))
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	if code := s.waitExit(t); code != 130 {
+		t.Errorf("SIGINT: exit %d, want 130", code)
+	}
+
+	p = freePort(t)
+	s = start(t, p, "cloudsql", "--admin-port", strconv.Itoa(p), "--exit-zero-on-sigterm")
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("SIGTERM with --exit-zero-on-sigterm: exit %d, want 0", code)
+	}
+
+	for _, m := range []string{"GET", "POST"} {
+		p = freePort(t)
+		s = start(t, p, "cloudsql", "--admin-port", strconv.Itoa(p), "--quitquitquit")
+		if code, _ := call(t, "PUT", p, "/quitquitquit"); code != 400 {
+			t.Errorf("PUT /quitquitquit: %d, want 400", code)
+		}
+		if code, _ := call(t, m, p, "/quitquitquit"); code != 200 {
+			t.Errorf("%s /quitquitquit: %d", m, code)
+		}
+		if code := s.waitExit(t); code != 0 {
+			t.Errorf("%s /quitquitquit: exit %d", m, code)
+		}
+	}
+}
+
+func TestFluentd(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "fluentd", "--rpc-port", strconv.Itoa(p))
+	if code, body := call(t, "GET", p, "/api/processes.killWorkers"); code != 200 || body != `{"ok":true}` {
+		t.Errorf("killWorkers: %d %q", code, body)
+	}
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func TestVKS(t *testing.T) {
+	s := start(t, 0, "vks")
+	time.Sleep(200 * time.Millisecond)
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("SIGINT: exit %d", code)
+	}
+}
+
+func TestHangAndRefuse(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "hang", "--port", strconv.Itoa(p))
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:"+strconv.Itoa(p)+"/shutdown", nil)
+	if _, err := (&http.Client{Timeout: 300 * time.Millisecond}).Do(req); err == nil {
+		t.Error("hang answered")
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("hang SIGINT: exit %d", code)
+	}
+
+	p = freePort(t)
+	s = start(t, p, "refuse", "--port", strconv.Itoa(p))
+	if code, _ := call(t, "POST", p, "/shutdown"); code != 500 {
+		t.Errorf("refuse: %d, want 500", code)
+	}
+	s.stillRunning(t)
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("refuse SIGINT: exit %d", code)
+	}
+}
