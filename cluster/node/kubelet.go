@@ -37,9 +37,10 @@ type kubelet struct {
 	rt     *nodeRuntime
 	port   int
 
-	mu      sync.Mutex
-	workers map[types.UID]*podWorker
-	nodeUID types.UID
+	mu       sync.Mutex
+	workers  map[types.UID]*podWorker
+	nodeUID  types.UID
+	stopping bool // set on shutdown: no new pod is started
 }
 
 func newKubelet(cfg config, client kubernetes.Interface, rt *nodeRuntime) *kubelet {
@@ -85,7 +86,7 @@ func (k *kubelet) podChanged(obj any) {
 	k.mu.Lock()
 	w := k.workers[pod.UID]
 	if w == nil {
-		if ctxDone(k) {
+		if k.stopping {
 			k.mu.Unlock()
 			return
 		}
@@ -109,25 +110,11 @@ func (k *kubelet) podGone(uid types.UID) {
 	}
 }
 
-// stopping is set once the node shuts down; no new pod is started then.
-var stopping struct {
-	sync.Mutex
-	yes bool
-}
-
-func ctxDone(*kubelet) bool {
-	stopping.Lock()
-	defer stopping.Unlock()
-	return stopping.yes
-}
-
 // shutdown stops the processes of all pods: SIGTERM, then SIGKILL after
 // grace, then the pause processes.
 func (k *kubelet) shutdown(grace time.Duration) {
-	stopping.Lock()
-	stopping.yes = true
-	stopping.Unlock()
 	k.mu.Lock()
+	k.stopping = true
 	var ws []*podWorker
 	for _, w := range k.workers {
 		ws = append(ws, w)
