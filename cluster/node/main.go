@@ -70,6 +70,7 @@ func main() {
 	}
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	log.SetPrefix("hahaha-node ")
+	quietKlog()
 	if err := run(cfg); err != nil {
 		log.Printf("fatal: %v", err)
 		os.Exit(1)
