@@ -61,6 +61,7 @@ type podWorker struct {
 	envs         map[string][]string
 	pause        *proc
 	netns        *os.File
+	sandboxUp    bool
 	sandboxErr   string
 	startTime    time.Time
 	lastPhase    v1.PodPhase
@@ -305,7 +306,7 @@ func (w *podWorker) reconcile() {
 		}
 		return
 	}
-	if !w.stopping && w.pause == nil {
+	if !w.stopping && !w.sandboxUp {
 		if err := w.createSandbox(); err != nil {
 			w.sandboxErr = err.Error()
 			log.Printf("pod %s: sandbox: %v", podKey(w.pod.Namespace, w.pod.Name), err)
@@ -413,6 +414,7 @@ func regularsAllSucceeded(ctrs []*ctrState) bool {
 }
 
 func (w *podWorker) teardown() {
+	w.sandboxUp = false
 	if w.pause != nil {
 		w.pause.signal(syscall.SIGKILL)
 		w.pause = nil
@@ -423,12 +425,23 @@ func (w *podWorker) teardown() {
 	}
 }
 
+// createSandbox gives the pod its network namespace: a new one held by a
+// pause process, or the node's own for hostNetwork pods.
 func (w *podWorker) createSandbox() error {
-	p, ns, err := w.k.rt.startPause(podKey(w.pod.Namespace, w.pod.Name))
-	if err != nil {
-		return err
+	if w.pod.Spec.HostNetwork {
+		ns, err := os.Open("/proc/self/ns/net")
+		if err != nil {
+			return err
+		}
+		w.netns = ns
+	} else {
+		p, ns, err := w.k.rt.startPause(podKey(w.pod.Namespace, w.pod.Name))
+		if err != nil {
+			return err
+		}
+		w.pause, w.netns = p, ns
 	}
-	w.pause, w.netns = p, ns
+	w.sandboxUp = true
 	if w.startTime.IsZero() {
 		w.startTime = time.Now()
 	}
@@ -457,10 +470,7 @@ func (w *podWorker) startCtr(c *ctrState) {
 		err = fmt.Errorf("container %q has neither command nor args: hahaha-node runs only commands, images are names", c.name)
 		started = time.Now()
 	} else {
-		hostname := w.pod.Spec.Hostname
-		if hostname == "" {
-			hostname = w.pod.Name
-		}
+		hostname := w.hostname()
 		if len(hostname) > 63 {
 			hostname = hostname[:63]
 		}
@@ -492,6 +502,20 @@ func (w *podWorker) startCtr(c *ctrState) {
 	log.Printf("pod %s container %s started (pid %d)", podKey(w.pod.Namespace, w.pod.Name), c.name, p.pid)
 }
 
+// hostname is the pod's name (or spec.hostname), or the node's hostname for
+// hostNetwork pods.
+func (w *podWorker) hostname() string {
+	if w.pod.Spec.HostNetwork {
+		if h, err := os.Hostname(); err == nil {
+			return h
+		}
+	}
+	if w.pod.Spec.Hostname != "" {
+		return w.pod.Spec.Hostname
+	}
+	return w.pod.Name
+}
+
 func (w *podWorker) logPath(name string, restart int32) string {
 	return filepath.Join(w.logBase, name, strconv.Itoa(int(restart))+".log")
 }
@@ -504,10 +528,7 @@ func (w *podWorker) containerEnv(c *v1.Container) []string {
 	if w.k.cfg.pathPrepend != "" {
 		path = w.k.cfg.pathPrepend + ":" + path
 	}
-	hostname := w.pod.Spec.Hostname
-	if hostname == "" {
-		hostname = w.pod.Name
-	}
+	hostname := w.hostname()
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -638,12 +659,12 @@ func (w *podWorker) publish() {
 		pod:          w.pod,
 		ctrs:         w.ctrs,
 		phase:        phase,
-		sandboxReady: w.pause != nil,
+		sandboxReady: w.sandboxUp,
 		hostIP:       "127.0.0.1",
 		startTime:    w.startTime,
 		now:          time.Now(),
 	}
-	if w.pause != nil || w.final {
+	if w.sandboxUp || w.final {
 		in.podIP = "127.0.0.1"
 	}
 	if w.sandboxErr != "" {
