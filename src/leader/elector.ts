@@ -30,6 +30,7 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private lastRenew = 0;
+  private expiresAt: number | undefined;
   private observed: { record: LeaseRecord; version: string; at: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -85,8 +86,8 @@ export class LeaderElector {
     }
     const { record } = current;
     const heldByOther = record.holderIdentity !== '' && record.holderIdentity !== this.opts.identity;
-    const expired = this.observed.at + record.leaseDurationSeconds * 1000 <= now;
-    if (heldByOther && !expired) return false;
+    this.expiresAt = this.leaseExpiry(record, this.observed.at);
+    if (heldByOther && this.expiresAt > now) return false;
 
     const next: LeaseRecord =
       record.holderIdentity === this.opts.identity
@@ -95,6 +96,18 @@ export class LeaderElector {
     const version = await this.lock.update(next, current.version);
     this.observed = { record: next, version, at: now };
     return true;
+  }
+
+  /**
+   * When another holder's lease counts as expired, on this candidate's clock. The reference is
+   * the holder's renewTime, but never earlier than one retry period before this candidate saw
+   * that renewal: a holder whose clock runs behind cannot make its lease look older than it is
+   * by more than that, and since the renew deadline is shorter than the lease duration minus a
+   * retry period (10 s < 15 s - 2 s by default), the old leader has stopped acting by then.
+   */
+  private leaseExpiry(record: LeaseRecord, observedAt: number): number {
+    const reference = Math.max(record.renewTime, observedAt - this.opts.retryPeriodMs);
+    return Math.min(reference, observedAt) + record.leaseDurationSeconds * 1000;
   }
 
   private async run(): Promise<void> {
@@ -119,7 +132,13 @@ export class LeaderElector {
       if (this.stopped) break;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
-        this.timer = setTimeout(resolve, this.opts.retryPeriodMs * (0.9 + Math.random() * 0.2));
+        // A standby wakes right when the holder's lease expires instead of up to a retry
+        // period later, so it takes over within the lease duration.
+        let delay = this.opts.retryPeriodMs * (0.9 + Math.random() * 0.2);
+        if (!this.leading && this.expiresAt !== undefined && this.expiresAt > this.now()) {
+          delay = Math.min(delay, this.expiresAt - this.now() + 10);
+        }
+        this.timer = setTimeout(resolve, delay);
       });
     }
   }
