@@ -72,6 +72,8 @@ count_deps() { go list -deps "$@" 2>/dev/null | wc -l || echo '?'; }
 begin() {
   local dir=$1
   mkdir -p "$(dirname "$dir")"
+  # we hold the lock: temp dirs of this component are from aborted builds
+  rm -rf "$dir".tmp.*
   local tmp
   tmp=$(mktemp -d "$dir.tmp.XXXXXX")
   chmod 755 "$tmp"
