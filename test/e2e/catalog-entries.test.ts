@@ -55,6 +55,8 @@ const entries: { entry: string; container: ContainerSpec; via: RegExp; mayFail?:
     mayFail: true,
   },
   { entry: 'vks-sidecar', container: sidecar('vks-sidecar', 'vks'), via: /exec \/bin\/kill -s INT 1, exit code 0/ },
+  { entry: 'vault-agent', container: sidecar('vault-agent', 'vault'), via: /http POST :8200\/agent\/v1\/quit, exit code 0/ },
+  { entry: 'dapr', container: sidecar('daprd', 'dapr'), via: /http POST :3500\/v1.0\/shutdown, exit code 0/ },
 ];
 
 describe('every default catalog entry stops its sidecar', () => {

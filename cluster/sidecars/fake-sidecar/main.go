@@ -9,6 +9,8 @@
 //	                       SIGINT exits 130, SIGTERM 143 (0 with --exit-zero-on-sigterm)
 //	fake-sidecar fluentd   RPC 24444: GET /api/processes.killWorkers
 //	fake-sidecar vks       no port; exits 0 on SIGINT
+//	fake-sidecar vault     Vault Agent cache listener 8200: POST /agent/v1/quit (agent-enable-quit)
+//	fake-sidecar dapr      daprd HTTP port 3500: POST /v1.0/shutdown
 //	fake-sidecar hang      accepts connections and never answers; exits 0 on SIGINT
 //	fake-sidecar refuse    answers every request with an error status; exits 0 on SIGINT
 //
@@ -48,6 +50,10 @@ func main() {
 		fluentd(args)
 	case "vks":
 		vks(args)
+	case "vault":
+		postOnly("vault", args, 8200, "/agent/v1/quit", http.StatusNoContent)
+	case "dapr":
+		postOnly("dapr", args, 3500, "/v1.0/shutdown", http.StatusNoContent)
 	case "hang":
 		hang(args)
 	case "refuse":
@@ -58,7 +64,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|hang|refuse [flags]")
+	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|vault|dapr|hang|refuse [flags]")
 	os.Exit(2)
 }
 
@@ -302,5 +308,28 @@ func refuse(args []string) {
 	serve(addr(*bind, *port), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(*status), *status)
 	}))
+	waitSignals(gracefulSignals)
+}
+
+// postOnly serves one shutdown endpoint that accepts POST only, answers with
+// status and exits 0: Vault Agent's /agent/v1/quit and daprd's /v1.0/shutdown.
+func postOnly(name string, args []string, defaultPort int, path string, status int) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	bind := fs.String("bind", "127.0.0.1", "bind address")
+	port := fs.Int("port", defaultPort, "port")
+	_ = fs.Parse(args)
+	var ex exiter
+	mux := http.NewServeMux()
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		w.WriteHeader(status)
+		ex.exitAfter(w, 0, "POST "+path)
+	})
+	mux.HandleFunc("/", http.NotFound)
+	serve(addr(*bind, *port), mux)
 	waitSignals(gracefulSignals)
 }
