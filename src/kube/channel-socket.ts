@@ -60,3 +60,9 @@ export async function openChannelSocket(kc: KubeConfig, path: string, opts: Chan
 export function channelFrame(channel: number, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.of(channel), payload]);
 }
+
+/** A signal that aborts after `timeoutMs` or when the caller's signal aborts, whichever is first. */
+export function callSignal(timeoutMs: number, signal?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+}

@@ -5,7 +5,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ExecCall, ExecResult, Executor, PodRef } from '../ports.ts';
-import { openChannelSocket } from './channel-socket.ts';
+import { callSignal, openChannelSocket } from './channel-socket.ts';
 
 const MAX_OUTPUT = 4096;
 
@@ -35,9 +35,7 @@ export class ApiExecutor implements Executor {
   }
 
   async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
-    const signal = call.signal === undefined
-      ? AbortSignal.timeout(call.timeoutMs)
-      : AbortSignal.any([call.signal, AbortSignal.timeout(call.timeoutMs)]);
+    const signal = callSignal(call.timeoutMs, call.signal);
     const query = new URLSearchParams({ container: call.container, stdout: 'true', stderr: 'true' });
     for (const arg of call.command) query.append('command', arg);
     const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/exec?${query}`;

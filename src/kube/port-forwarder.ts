@@ -10,7 +10,7 @@ import { Duplex } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type WebSocket from 'ws';
 import type { HttpCall, HttpReply, PodRef, PortForwarder } from '../ports.ts';
-import { channelFrame, openChannelSocket } from './channel-socket.ts';
+import { callSignal, channelFrame, openChannelSocket } from './channel-socket.ts';
 
 const MAX_BODY = 4096;
 
@@ -78,9 +78,7 @@ export class ApiPortForwarder implements PortForwarder {
   }
 
   async request(pod: PodRef, call: HttpCall): Promise<HttpReply> {
-    const signal = call.signal === undefined
-      ? AbortSignal.timeout(call.timeoutMs)
-      : AbortSignal.any([call.signal, AbortSignal.timeout(call.timeoutMs)]);
+    const signal = callSignal(call.timeoutMs, call.signal);
     const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/portforward?ports=${call.port}`;
     const ws = await openChannelSocket(this.kc, path, {
       protocols: ['v4.channel.k8s.io'],

@@ -107,13 +107,12 @@ export class Reconciler {
       for (const c of newlyUnsupported) this.deps.metrics.unsupportedSidecars.inc(labels(c));
       log.warn({ unsupported: newlyUnsupported }, 'no catalog entry for these containers; they are left running');
       const list = newlyUnsupported.join(', ');
-      void this.deps.events.record({
-        pod: ref,
-        type: 'Warning',
-        reason: EVENT_REASON,
-        action: EVENT_REASON,
-        message: `Unsuccessfully shut down container${newlyUnsupported.length > 1 ? 's' : ''} ${list}: unsupported sidecar, no entry in the sidecar catalog matches it; the pod will not finish until it exits`,
-      });
+      const plural = newlyUnsupported.length > 1 ? 's' : '';
+      void this.killingEvent(
+        ref,
+        'Warning',
+        `Unsuccessfully shut down container${plural} ${list}: unsupported sidecar, no entry in the sidecar catalog matches it; the pod will not finish until it exits`,
+      );
     }
 
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, log, signal)));
@@ -131,37 +130,19 @@ export class Reconciler {
         if (r.earlierErrors.length > 0) {
           // The sidecar stopped, but a cleaner way failed first: worth a look by the job owner.
           posts.push(
-            this.deps.events.record({
-              pod: ref,
-              type: 'Warning',
-              reason: EVENT_REASON,
-              action: EVENT_REASON,
-              message: `Unsuccessfully shut down container ${r.container}: ${r.earlierErrors.join('; ')} (then stopped by ${r.via})`,
-            }),
+            this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${r.container}: ${r.earlierErrors.join('; ')} (then stopped by ${r.via})`),
           );
         }
         const fails = r.exitCode === 0 ? '' : '; a non-zero exit code fails the pod';
         posts.push(
-          this.deps.events.record({
-            pod: ref,
-            type: 'Normal',
-            reason: EVENT_REASON,
-            action: EVENT_REASON,
-            message: `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`,
-          }),
+          this.killingEvent(ref, 'Normal', `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`),
         );
       } else {
         failed += 1;
         this.deps.metrics.failedSidecarShutdowns.inc(labels(r.container));
         const hint = r.hint === undefined ? '' : ` (hint: ${r.hint})`;
         posts.push(
-          this.deps.events.record({
-            pod: ref,
-            type: 'Warning',
-            reason: EVENT_REASON,
-            action: EVENT_REASON,
-            message: `Unsuccessfully shut down container ${r.container}: ${r.errors.join('; ')}${hint}`,
-          }),
+          this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${r.container}: ${r.errors.join('; ')}${hint}`),
         );
       }
     }
@@ -231,6 +212,11 @@ export class Reconciler {
       exitCode: state.exitCode,
       ...(state.finishedAt !== undefined && { finishedAt: state.finishedAt }),
     };
+  }
+
+  /** Records an event with HAHAHA's reason and action. */
+  private killingEvent(pod: PodRef, type: 'Normal' | 'Warning', message: string): Promise<void> {
+    return this.deps.events.record({ pod, type, reason: EVENT_REASON, action: EVENT_REASON, message });
   }
 
   private firstTime(uid: string, what: string): boolean {

@@ -4,12 +4,12 @@
  * shows the Normal Killing event.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  BUILT,
   ROOT,
   type ContainerSpec,
   apply,
@@ -26,12 +26,6 @@ import {
   waitJobComplete,
 } from './harness.ts';
 
-const buildEnv = Object.fromEntries(
-  execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((l) => l.split('=') as [string, string]),
-);
 const configmapDir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-configmap-'));
 
 const entries: { entry: string; container: ContainerSpec; via: RegExp; mayFail?: boolean }[] = [
@@ -47,7 +41,7 @@ const entries: { entry: string; container: ContainerSpec; via: RegExp; mayFail?:
     entry: 'secure-logs-configmap-reload (the real configmap-reload, stopped with killall)',
     container: {
       name: 'secure-logs-configmap-reload',
-      command: [`${buildEnv.CONFIGMAP_RELOAD_BIN}/configmap-reload`, `--volume-dir=${configmapDir}`, '--webhook-url=http://127.0.0.1:9999/-/reload', '--web.listen-address=127.0.0.1:9533'],
+      command: [`${BUILT.CONFIGMAP_RELOAD_BIN}/configmap-reload`, `--volume-dir=${configmapDir}`, '--webhook-url=http://127.0.0.1:9999/-/reload', '--web.listen-address=127.0.0.1:9533'],
     },
     via: /exec \/bin\/killall configmap-reload, exit code \d+/,
     // configmap-reload handles no signal: as PID 1 it exits 2 after SIGTERM (Go's runtime), so

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import {
+  BUILT,
   ROOT,
   RUN,
   apply,
@@ -34,12 +35,6 @@ const SELECTOR_LABEL = 'hahaha-e2e/failover';
 const ROUNDS = Number(process.env.FAILOVER_ROUNDS ?? 1);
 const LEASE_SECONDS = 15;
 
-const buildEnv = Object.fromEntries(
-  execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((l) => l.split('=') as [string, string]),
-);
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -76,7 +71,7 @@ describe('leader election failover', () => {
     await eventually(`namespace ${RELEASE_NS} not terminating`, async () =>
       !(await kubectl(['get', 'namespace', RELEASE_NS, '--ignore-not-found', '-o', 'jsonpath={.status.phase}'])).includes('Terminating'),
     );
-    const rendered = execFileSync(`${buildEnv.HELM_BIN}/helm`, ['template', RELEASE, `${ROOT}charts/hahaha`, '--namespace', RELEASE_NS], { encoding: 'utf8' });
+    const rendered = execFileSync(`${BUILT.HELM_BIN}/helm`, ['template', RELEASE, `${ROOT}charts/hahaha`, '--namespace', RELEASE_NS], { encoding: 'utf8' });
     const rbac = execFileSync('node', [`${ROOT}scripts/select-kinds.mjs`, 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'], { input: rendered, encoding: 'utf8' });
     await kubectl(['create', 'namespace', RELEASE_NS, '--dry-run=client', '-o', 'yaml']).then((y) => kubectl(['apply', '-f', '-'], y));
     await kubectl(['apply', '--server-side', '-f', '-'], rbac);

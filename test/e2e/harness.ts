@@ -4,7 +4,7 @@
  * of its own and deletes it afterwards.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,14 @@ function env(file: string): Record<string, string> {
 }
 
 export const HAHAHA = env(`${RUN}/hahaha.env`);
+
+/** Where cluster/scripts/build.sh put the binaries: K8S_BIN, HELM_BIN, CONFIGMAP_RELOAD_BIN, ... */
+export const BUILT: Record<string, string> = Object.fromEntries(
+  execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
 
 export async function kubectl(args: string[], input?: string): Promise<string> {
   const child = run(`${ROOT}cluster/scripts/kubectl.sh`, args, { maxBuffer: 64 * 1024 * 1024 });
