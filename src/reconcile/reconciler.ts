@@ -40,6 +40,8 @@ type TargetResult =
       readonly via: string | undefined;
       readonly exitCode: number;
       readonly finishedAt?: number;
+      /** When hahaha saw it terminated (epoch ms, this process's clock). */
+      readonly seenAt: number;
       /** Attempts that failed before the one that worked. */
       readonly earlierErrors: readonly string[];
     }
@@ -55,6 +57,8 @@ export class Reconciler {
   private readonly now: () => number;
   /** What was already logged/counted once per pod uid: skip reasons and unsupported containers. */
   private readonly reported = new Map<string, Set<string>>();
+  /** When hahaha first saw each pod's main containers terminated (epoch ms). */
+  private readonly mainSeenAt = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -64,6 +68,7 @@ export class Reconciler {
   /** Drops per-pod memory once the pod has left the cache. */
   forget(uid: string): void {
     this.reported.delete(uid);
+    this.mainSeenAt.delete(uid);
     this.deps.events.forgetPod(uid);
   }
 
@@ -95,6 +100,7 @@ export class Reconciler {
     log: Logger,
     signal?: AbortSignal,
   ): Promise<WorkResult> {
+    if (!this.mainSeenAt.has(pod.uid)) this.mainSeenAt.set(pod.uid, this.now());
     const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
     const labels = (container: string) => ({ container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace });
     log.info(
@@ -124,9 +130,7 @@ export class Reconciler {
         log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
       } else if (r.ok) {
         this.deps.metrics.sidecarShutdowns.inc(labels(r.container));
-        if (decision.mainFinishedAt !== undefined && r.finishedAt !== undefined) {
-          this.deps.metrics.shutdownLatency.observe({ container: r.container }, Math.max(0, (r.finishedAt - decision.mainFinishedAt) / 1000));
-        }
+        this.deps.metrics.shutdownLatency.observe({ container: r.container }, this.latencySeconds(pod.uid, decision.mainFinishedAt, r.seenAt));
         if (r.earlierErrors.length > 0) {
           // The sidecar stopped, but a cleaner way failed first: worth a look by the job owner.
           posts.push(
@@ -211,7 +215,20 @@ export class Reconciler {
       via: via === undefined ? undefined : describeAttempt(via),
       exitCode: state.exitCode,
       ...(state.finishedAt !== undefined && { finishedAt: state.finishedAt }),
+      seenAt: this.now(),
     };
+  }
+
+  /**
+   * Seconds from the main container's exit to the sidecar's, as felt by the Job. The kubelet's
+   * finishedAt has one-second resolution, so when hahaha saw the main container's exit promptly
+   * its own millisecond observation starts the clock; when it saw it late (it was down, or
+   * not leading), the kubelet's time does, so the delay is not hidden.
+   */
+  private latencySeconds(uid: string, mainFinishedAt: number | undefined, sidecarSeenAt: number): number {
+    const seen = this.mainSeenAt.get(uid) ?? sidecarSeenAt;
+    const start = mainFinishedAt !== undefined && seen - mainFinishedAt > 2000 ? mainFinishedAt : seen;
+    return Math.max(0, (sidecarSeenAt - start) / 1000);
   }
 
   /** Records an event with HAHAHA's reason and action. */

@@ -17,7 +17,7 @@ export class Metrics {
   readonly unsupportedSidecars: Counter<SidecarLabels>;
   /** HAHAHA: events that could not be written to the API. */
   readonly unsuccessfulEventPosts: Counter;
-  /** Seconds from the main container's exit to the sidecar's, as the kubelet reported them. */
+  /** Seconds from the main container's exit to the sidecar seen terminated. */
   readonly shutdownLatency: Histogram<'container'>;
   /** Duration of single attempts, by strategy kind and outcome (ok, error). */
   readonly attemptDuration: Histogram<'kind' | 'outcome'>;
@@ -63,7 +63,7 @@ export class Metrics {
     });
     this.shutdownLatency = new Histogram({
       name: 'hahaha_sidecar_shutdown_latency_seconds',
-      help: 'Seconds from the main container terminating to the sidecar terminating',
+      help: 'Seconds from the main container terminating to hahaha seeing the sidecar terminated',
       labelNames: ['container'],
       buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300],
       registers: [registry],

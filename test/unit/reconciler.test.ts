@@ -140,7 +140,8 @@ describe('reconcile', () => {
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'linkerd-proxy', job_name: 'job', namespace: 'team' }), 1);
     const latency = await w.metrics.registry.getSingleMetric('hahaha_sidecar_shutdown_latency_seconds')?.get();
     const sum = latency?.values.find((v) => (v as { metricName?: string }).metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum');
-    assert.equal(sum?.value, 2);
+    // The fixture's main container exited long ago (T0): the kubelet's time starts the clock.
+    assert.ok((sum?.value ?? 0) > (Date.now() - T0) / 1000 - 5, `latency ${sum?.value}`);
   });
 
   it('is idempotent: a second reconcile of a reaped pod does nothing', async () => {
