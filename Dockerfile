@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# hahaha's image: compiled on Node 24 LTS, run on distroless Node 24 as a non-root user.
+# The runtime stage holds only production dependencies, the compiled dist/, bin/ and the default
+# catalog; nothing is written at run time, so it runs with a read-only root filesystem.
+# CI replays these steps without a container engine: scripts/check-dockerfile.sh.
+#
+#   docker build -t hahaha --build-arg VERSION=$(node -p 'require("./package.json").version') \
+#     --build-arg REVISION=$(git rev-parse HEAD) .
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: the only install script is the `node` devDependency's, which downloads a
+# second Node 24 binary that this image already has.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${RUNTIME_IMAGE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="hahaha" \
+      org.opencontainers.image.description="Shuts down the sidecars of Kubernetes Job pods once their main container has exited" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.source="https://github.com/nais/hahaha" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY config ./config
+ENV NODE_ENV=production
+# distroless' nonroot user; the chart runs the pod as the same uid.
+USER 65532:65532
+EXPOSE 8999
+ENTRYPOINT ["/nodejs/bin/node", "/app/bin/hahaha.js"]
+CMD ["run"]
