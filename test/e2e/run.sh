@@ -28,10 +28,20 @@ trap teardown EXIT
 bash scripts/cluster-up.sh >/dev/null
 echo "e2e: cluster and hahaha up after $((SECONDS - T0)) s" >&2
 
-files=()
+# test/e2e/*.test.ts run in parallel; test/e2e/serial/ ones one at a time afterwards (they take
+# the cluster down in part, e.g. the API server).
+files=() serial=()
 if [[ -n ${E2E_TESTS:-} ]]; then
-  for f in $E2E_TESTS; do files+=("test/e2e/$f"); done
+  for f in $E2E_TESTS; do
+    if [[ $f == serial/* ]]; then serial+=("test/e2e/$f"); else files+=("test/e2e/$f"); fi
+  done
 else
   files=(test/e2e/*.test.ts)
+  serial=(test/e2e/serial/*.test.ts)
 fi
-node --test --test-concurrency=4 --test-timeout=600000 --test-reporter=spec "${files[@]}"
+if ((${#files[@]} > 0)); then
+  node --test --test-concurrency=4 --test-timeout=600000 --test-reporter=spec "${files[@]}"
+fi
+if ((${#serial[@]} > 0)); then
+  node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${serial[@]}"
+fi

@@ -1,0 +1,85 @@
+/**
+ * The watch survives an API server crash: the kube-apiserver is SIGKILLed while a Job runs and
+ * started again; hahaha's watch fails, backs off, re-lists, and the Job still completes, as does
+ * one created afterwards. Runs alone (test/e2e/serial/), since it takes the API away from
+ * everything else.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import {
+  RUN,
+  apply,
+  assertHahahaRunning,
+  eventually,
+  hahahaEvents,
+  jobPod,
+  kubectl,
+  main,
+  metricValue,
+  metricsText,
+  naisjob,
+  namespace,
+  sidecar,
+  waitJobComplete,
+} from '../harness.ts';
+
+const PIDFILE = `${RUN}/pids/kube-apiserver.pid`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILLs the cluster's kube-apiserver and starts it again with the same command line. */
+async function crashAndRestartApiServer(downMs: number): Promise<void> {
+  const pid = Number(readFileSync(PIDFILE, 'utf8').trim());
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((a) => a.includes('='));
+  assert.ok(argv[0]?.endsWith('kube-apiserver'), `pid ${pid} is not the kube-apiserver: ${argv[0]}`);
+  assert.ok(environ.some((e) => e === `HAHAHA_CLUSTER_MEMBER=${RUN}`), `pid ${pid} is not this cluster's API server`);
+  process.kill(pid, 'SIGKILL');
+  await eventually('the API server to die', async () => !alive(pid), 10_000, 50);
+  await sleep(downMs);
+  const log = openSync(`${RUN}/logs/kube-apiserver.log`, 'a');
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    cwd: RUN,
+    env: Object.fromEntries(environ.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  child.unref();
+  writeFileSync(PIDFILE, `${child.pid}\n`);
+  await eventually('the API server to be ready again', async () => (await kubectl(['get', '--raw', '/readyz'])).trim() === 'ok', 60_000, 250);
+}
+
+describe('API server crash', () => {
+  let ns = '';
+  let cleanup = async () => {};
+  before(async () => {
+    await assertHahahaRunning();
+    ({ ns, cleanup } = await namespace('e2e-apiserver'));
+  });
+  after(() => cleanup());
+
+  it('hahaha recovers its watch and reaps pods that finished while the API was down', async () => {
+    const restartsBefore = metricValue(await metricsText(), 'hahaha_watch_restarts_total');
+    await apply(naisjob(ns, 'during', { containers: [main('during', 'sleep 4'), sidecar('linkerd-proxy', 'linkerd')] }));
+    const pod = await jobPod(ns, 'during');
+    await eventually('the pod running', async () => JSON.parse(await kubectl(['get', 'pod', pod.metadata.name, '-n', ns, '-o', 'json'])).status.phase === 'Running');
+    await crashAndRestartApiServer(5000);
+    await waitJobComplete(ns, 'during', 120_000);
+    assert.ok((await hahahaEvents(ns, pod.metadata.name)).some((e) => e.type === 'Normal' && e.reason === 'Killing'));
+
+    await apply(naisjob(ns, 'after', { containers: [main('after', 'sleep 1'), sidecar('linkerd-proxy', 'linkerd')] }));
+    await waitJobComplete(ns, 'after', 60_000);
+    const restartsAfter = metricValue(await metricsText(), 'hahaha_watch_restarts_total');
+    assert.ok(restartsAfter > restartsBefore, `hahaha_watch_restarts_total did not grow (${restartsBefore} → ${restartsAfter})`);
+  });
+});
