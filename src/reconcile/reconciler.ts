@@ -103,7 +103,8 @@ export class Reconciler {
     if (!this.mainSeenAt.has(pod.uid)) this.mainSeenAt.set(pod.uid, this.now());
     const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
     const labels = (container: string) => ({ container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace });
-    log.info(
+    // A pod left with only unsupported sidecars is looked at on every update: keep that quiet.
+    log[decision.targets.length > 0 ? 'info' : 'debug'](
       { decision: 'reap', targets: decision.targets.map((t) => t.container), unsupported: decision.unsupported },
       decision.reason,
     );
