@@ -2,6 +2,7 @@
  * Helpers shared by the chart tests (unit and e2e): the PromQL expressions of the chart's
  * dashboard and alert rules, the metric names they use, and a running hahaha to scrape.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -85,6 +86,19 @@ export function exposedNames(text: string): Set<string> {
     }
   }
   return names;
+}
+
+/** Fails listing every expression that uses a name the scrape does not have. */
+export function assertNamesExposed(expressions: Expression[], exposed: Set<string>): void {
+  const problems: string[] = [];
+  for (const { where, expr } of expressions) {
+    const names = metricNamesIn(expr);
+    if (names.length === 0) problems.push(`${where}: no metric name found in ${JSON.stringify(expr)}`);
+    for (const name of names) {
+      if (!exposed.has(name)) problems.push(`${where}: ${name} is not exported by hahaha`);
+    }
+  }
+  assert.deepEqual(problems, []);
 }
 
 export interface RunningHahaha {

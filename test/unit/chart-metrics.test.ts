@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  assertNamesExposed,
   dashboardExpressions,
-  type Expression,
   exposedNames,
   get,
   metricNamesIn,
@@ -32,19 +32,6 @@ function unreachableKubeconfig(): string {
     ].join('\n'),
   );
   return file;
-}
-
-/** Fails listing every expression that uses a name the scrape does not have. */
-export function assertNamesExposed(expressions: Expression[], exposed: Set<string>): void {
-  const problems: string[] = [];
-  for (const { where, expr } of expressions) {
-    const names = metricNamesIn(expr);
-    if (names.length === 0) problems.push(`${where}: no metric name found in ${JSON.stringify(expr)}`);
-    for (const name of names) {
-      if (!exposed.has(name)) problems.push(`${where}: ${name} is not exported by hahaha`);
-    }
-  }
-  assert.deepEqual(problems, []);
 }
 
 describe('dashboard and alert rules use the metric names hahaha exports', () => {
