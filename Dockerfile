@@ -2,7 +2,8 @@
 # hahaha's image: compiled on Node 24 LTS, run on distroless Node 24 as a non-root user.
 # The runtime stage holds only production dependencies, the compiled dist/, bin/ and the default
 # catalog; nothing is written at run time, so it runs with a read-only root filesystem.
-# CI replays these steps without a container engine: scripts/check-dockerfile.sh.
+# Build it without Docker: scripts/build-image.sh (buildah). CI replays these steps without any
+# container engine: scripts/check-dockerfile.sh.
 #
 #   docker build -t hahaha --build-arg VERSION=$(node -p 'require("./package.json").version') \
 #     --build-arg REVISION=$(git rev-parse HEAD) .
