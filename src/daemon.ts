@@ -59,6 +59,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
 
   // Aborted when this replica stops leading: in-flight attempts stop at once.
   let term = new AbortController();
+  let leading = !config.leaderElect;
   const queue = new WorkQueue({
     concurrency: config.maxConcurrentPods,
     retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
@@ -75,7 +76,11 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
     { selector: config.watchSelector, namespaces: config.watchNamespaces },
     cache,
     {
-      onUpsert: (key) => queue.add(key),
+      // A standby keeps its cache warm but queues nothing: it enqueues every cached pod when it
+      // becomes leader, so its queue metrics stay at zero meanwhile.
+      onUpsert: (key) => {
+        if (leading) queue.add(key);
+      },
       onDelete: (key, pod) => {
         queue.forget(key);
         reconciler.forget(pod.uid);
@@ -102,11 +107,13 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
         retryPeriodMs: config.retryPeriodSeconds * 1000,
         onStartedLeading: () => {
           term = new AbortController();
+          leading = true;
           metrics.leader.set(1);
           for (const key of cache.keys()) queue.add(key);
           queue.resume();
         },
         onStoppedLeading: () => {
+          leading = false;
           metrics.leader.set(0);
           queue.pause();
           term.abort(new Error('lost leadership'));
