@@ -90,7 +90,8 @@ stop() {
 
 stopped_any=0
 # 1. the components in order, by pidfile (only if the pid is still ours)
-for name in node kube-scheduler kube-controller-manager kube-apiserver etcd; do
+# hahaha first: it releases its lease while the API server is still there.
+for name in hahaha node kube-scheduler kube-controller-manager kube-apiserver etcd; do
   f=$RUN/pids/$name.pid
   [[ -f $f ]] || continue
   pid=$(cat "$f")
