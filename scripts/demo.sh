@@ -11,7 +11,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() { [[ -n ${DEMO_KEEP:-} ]] || { step "tearing down"; bash cluster/scripts/down.sh; }; }
 trap cleanup EXIT
 
-step "starting the local cluster and hahaha (first run builds Kubernetes: tens of minutes)"
+step "starting the local cluster and hahaha (the first run builds Kubernetes from Go modules: about 10 minutes)"
 KUBECONFIG_PATH=$(bash scripts/cluster-up.sh | tail -n 1)
 echo "kubeconfig: $KUBECONFIG_PATH"
 source "$RUN/hahaha.env"

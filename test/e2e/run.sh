@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end suite: builds what is missing (cold: tens of minutes, cached after), starts the
+# The end-to-end suite: builds what is missing (cold: about 10 minutes, cached after), starts the
 # local cluster and a hahaha instance with the chart's RBAC, runs test/e2e/*.test.ts, and always
 # tears the cluster down. On failure it prints the tail of hahaha's and the node's logs.
 #   E2E_KEEP_CLUSTER=1   leave the cluster running afterwards (stop it with npm run cluster:down)
