@@ -88,7 +88,13 @@ export class PodSource {
     while (!this.stopped) {
       try {
         if (resourceVersion === undefined) resourceVersion = await this.list(scope);
+        const started = Date.now();
+        const from = resourceVersion;
         resourceVersion = await this.watch(scope, resourceVersion);
+        // A watch the server closes at once, again and again, must not become a busy loop.
+        if (Date.now() - started < 1000 && resourceVersion === from) {
+          throw new Error('watch closed immediately without events');
+        }
       } catch (err) {
         if (this.stopped) return;
         if (err instanceof Gone) {
