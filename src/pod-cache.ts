@@ -41,15 +41,6 @@ export class PodCache implements PodStore {
     return previous;
   }
 
-  /** Replaces the whole content after a relist; returns the keys that disappeared. */
-  replaceAll(pods: readonly PodView[]): string[] {
-    const fresh = new Map(pods.map((p) => [podKey(p), p] as const));
-    const gone = [...this.pods.keys()].filter((k) => !fresh.has(k));
-    for (const k of gone) this.remove(k);
-    for (const p of pods) this.upsert(p);
-    return gone;
-  }
-
   waitFor(
     key: string,
     predicate: (pod: PodView) => boolean,

@@ -5,6 +5,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
+import type { PodRef } from '../ports.ts';
 
 export interface ChannelSocketOptions {
   readonly protocols: readonly string[];
@@ -61,8 +62,20 @@ export function channelFrame(channel: number, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.of(channel), payload]);
 }
 
-/** A signal that aborts after `timeoutMs` or when the caller's signal aborts, whichever is first. */
-export function callSignal(timeoutMs: number, signal?: AbortSignal): AbortSignal {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  return signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+/**
+ * Opens a channel socket to a pod subresource (exec, portforward). `timeoutMs` bounds the
+ * handshake and, through the returned signal, the whole call; the caller's signal aborts it too.
+ */
+export async function openPodChannel(
+  kc: KubeConfig,
+  pod: PodRef,
+  subresource: 'exec' | 'portforward',
+  query: URLSearchParams,
+  call: { readonly protocols: readonly string[]; readonly timeoutMs: number; readonly signal?: AbortSignal | undefined },
+): Promise<{ ws: WebSocket; signal: AbortSignal }> {
+  const timeout = AbortSignal.timeout(call.timeoutMs);
+  const signal = call.signal === undefined ? timeout : AbortSignal.any([call.signal, timeout]);
+  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/${subresource}?${query}`;
+  const ws = await openChannelSocket(kc, path, { protocols: call.protocols, handshakeTimeoutMs: call.timeoutMs, signal });
+  return { ws, signal };
 }

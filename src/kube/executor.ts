@@ -5,7 +5,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ExecCall, ExecResult, Executor, PodRef } from '../ports.ts';
-import { callSignal, openChannelSocket } from './channel-socket.ts';
+import { openPodChannel } from './channel-socket.ts';
 
 const MAX_OUTPUT = 4096;
 
@@ -35,14 +35,12 @@ export class ApiExecutor implements Executor {
   }
 
   async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
-    const signal = callSignal(call.timeoutMs, call.signal);
     const query = new URLSearchParams({ container: call.container, stdout: 'true', stderr: 'true' });
     for (const arg of call.command) query.append('command', arg);
-    const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/exec?${query}`;
-    const ws = await openChannelSocket(this.kc, path, {
+    const { ws, signal } = await openPodChannel(this.kc, pod, 'exec', query, {
       protocols: ['v5.channel.k8s.io', 'v4.channel.k8s.io'],
-      handshakeTimeoutMs: call.timeoutMs,
-      signal,
+      timeoutMs: call.timeoutMs,
+      signal: call.signal,
     });
 
     return new Promise<ExecResult>((resolve, reject) => {

@@ -10,7 +10,7 @@ import { Duplex } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type WebSocket from 'ws';
 import type { HttpCall, HttpReply, PodRef, PortForwarder } from '../ports.ts';
-import { callSignal, channelFrame, openChannelSocket } from './channel-socket.ts';
+import { channelFrame, openPodChannel } from './channel-socket.ts';
 
 const MAX_BODY = 4096;
 
@@ -78,12 +78,10 @@ export class ApiPortForwarder implements PortForwarder {
   }
 
   async request(pod: PodRef, call: HttpCall): Promise<HttpReply> {
-    const signal = callSignal(call.timeoutMs, call.signal);
-    const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/portforward?ports=${call.port}`;
-    const ws = await openChannelSocket(this.kc, path, {
+    const { ws, signal } = await openPodChannel(this.kc, pod, 'portforward', new URLSearchParams({ ports: String(call.port) }), {
       protocols: ['v4.channel.k8s.io'],
-      handshakeTimeoutMs: call.timeoutMs,
-      signal,
+      timeoutMs: call.timeoutMs,
+      signal: call.signal,
     });
     const tunnel = new TunnelStream(ws);
     try {

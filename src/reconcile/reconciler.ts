@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
 import { type Decision, type ReapTarget, decide } from '../domain/decide.ts';
-import { APP_LABEL, type PodView } from '../domain/pod-view.ts';
+import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
 import type { PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
@@ -47,7 +47,9 @@ type TargetResult =
     }
   | { readonly ok: false; readonly container: string; readonly errors: readonly string[]; readonly hint?: string };
 
-function terminatedState(pod: PodView, container: string) {
+/** The container's terminated state in this incarnation of the pod (same uid), if any. */
+function terminatedState(pod: PodView | undefined, uid: string, container: string) {
+  if (pod === undefined || pod.uid !== uid) return undefined;
   const s = pod.containerStatuses.find((c) => c.name === container)?.state;
   return s?.kind === 'terminated' ? s : undefined;
 }
@@ -159,8 +161,8 @@ export class Reconciler {
   /** Tries the target's attempts in order until the API shows the container terminated. */
   private async stopTarget(pod: PodView, ref: PodRef, target: ReapTarget, podLog: Logger, signal?: AbortSignal): Promise<TargetResult> {
     const log = podLog.child({ container: target.container });
-    const key = `${pod.namespace}/${pod.name}`;
-    const isGone = (p: PodView) => p.uid !== pod.uid || terminatedState(p, target.container) !== undefined;
+    const key = podKey(pod);
+    const isGone = (p: PodView) => p.uid !== pod.uid || terminatedState(p, pod.uid, target.container) !== undefined;
     const errors: string[] = [];
     let previous: Attempt | undefined;
 
@@ -169,7 +171,7 @@ export class Reconciler {
       if (current === undefined || current.uid !== pod.uid) {
         return { ok: false, container: target.container, errors: [...errors, 'pod disappeared'] };
       }
-      const already = terminatedState(current, target.container);
+      const already = terminatedState(current, pod.uid, target.container);
       if (already !== undefined) return this.stopped(target.container, already, previous, errors.slice(0, -1));
       if (signal?.aborted) break;
 
@@ -184,7 +186,7 @@ export class Reconciler {
         // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
         const settled = await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal);
-        const state = settled !== undefined && settled.uid === pod.uid ? terminatedState(settled, target.container) : undefined;
+        const state = terminatedState(settled, pod.uid, target.container);
         if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
@@ -192,12 +194,11 @@ export class Reconciler {
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
       const after = await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal);
-      const state = after !== undefined && after.uid === pod.uid ? terminatedState(after, target.container) : undefined;
+      const state = terminatedState(after, pod.uid, target.container);
       if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
     }
-    const last = this.deps.store.get(key);
-    const state = last !== undefined && last.uid === pod.uid ? terminatedState(last, target.container) : undefined;
+    const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
     if (state !== undefined) return this.stopped(target.container, state, previous, errors.slice(0, -1));
     if (signal?.aborted) errors.push('interrupted by shutdown');
     return { ok: false, container: target.container, errors, ...(target.hint !== undefined && { hint: target.hint }) };

@@ -81,10 +81,6 @@ export class WorkQueue {
     if (!this.stopped) this.queue.start();
   }
 
-  get isPaused(): boolean {
-    return this.queue.isPaused;
-  }
-
   get size(): { waiting: number; running: number; delayed: number } {
     return { waiting: this.waiting.size, running: this.running.size, delayed: this.timers.size };
   }

@@ -12,11 +12,13 @@ interface Posted {
   count: number;
 }
 
-/** Bound on remembered events; the oldest is forgotten first. */
+/** Bound on remembered events; the pod remembered longest is forgotten first. */
 const MAX_REMEMBERED = 10_000;
 
 export class EventRecorder {
-  private readonly posted = new Map<string, Posted>();
+  /** Posted events by pod uid, then by type, reason and message. */
+  private readonly posted = new Map<string, Map<string, Posted>>();
+  private remembered = 0;
   private readonly sink: EventSink;
   private readonly metrics: Metrics;
   private readonly log: Logger;
@@ -30,8 +32,9 @@ export class EventRecorder {
   }
 
   async record(event: PodEvent): Promise<void> {
-    const key = `${event.pod.uid}\u0000${event.type}\u0000${event.reason}\u0000${event.message}`;
-    const seen = this.posted.get(key);
+    const key = `${event.type}\u0000${event.reason}\u0000${event.message}`;
+    const ofPod = this.posted.get(event.pod.uid);
+    const seen = ofPod?.get(key);
     try {
       if (seen !== undefined) {
         seen.count += 1;
@@ -39,10 +42,15 @@ export class EventRecorder {
         return;
       }
       const { name } = await this.sink.create(event, this.now());
-      this.posted.set(key, { name, count: 1 });
-      if (this.posted.size > MAX_REMEMBERED) {
+      // Looked up again: the pod may have been forgotten while the event was being posted.
+      const current = this.posted.get(event.pod.uid) ?? new Map<string, Posted>();
+      this.posted.set(event.pod.uid, current);
+      if (!current.has(key)) this.remembered += 1;
+      current.set(key, { name, count: 1 });
+      while (this.remembered > MAX_REMEMBERED) {
         const oldest = this.posted.keys().next().value;
-        if (oldest !== undefined) this.posted.delete(oldest);
+        if (oldest === undefined) break;
+        this.forgetPod(oldest);
       }
     } catch (err) {
       this.metrics.unsuccessfulEventPosts.inc();
@@ -55,8 +63,7 @@ export class EventRecorder {
 
   /** Drops what is remembered about a pod once it is gone. */
   forgetPod(uid: string): void {
-    for (const key of this.posted.keys()) {
-      if (key.startsWith(`${uid}\u0000`)) this.posted.delete(key);
-    }
+    this.remembered -= this.posted.get(uid)?.size ?? 0;
+    this.posted.delete(uid);
   }
 }
