@@ -7,13 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   BUILT,
-  ROOT,
   type ContainerSpec,
   apply,
-  assertHahahaRunning,
   eventually,
   getPod,
   hahahaEvents,
@@ -21,7 +19,7 @@ import {
   kubectl,
   main,
   naisjob,
-  namespace,
+  testNamespace,
   sidecar,
   waitJobComplete,
 } from './harness.ts';
@@ -54,35 +52,29 @@ const entries: { entry: string; container: ContainerSpec; via: RegExp; mayFail?:
 ];
 
 describe('every default catalog entry stops its sidecar', () => {
-  let ns = '';
-  let cleanup = async () => {};
-  before(async () => {
-    await assertHahahaRunning();
-    ({ ns, cleanup } = await namespace('e2e-entries'));
-  });
-  after(() => cleanup());
+  const ns = testNamespace('e2e-entries');
 
   for (const [i, { entry, container, via, mayFail }] of entries.entries()) {
     it(entry, async () => {
       const job = `entry-${i}`;
-      await apply(naisjob(ns, job, { containers: [main(job, 'sleep 2; echo done'), container] }));
-      const pod = await jobPod(ns, job);
+      await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 2; echo done'), container] }));
+      const pod = await jobPod(ns.name, job);
       if (mayFail) {
         const phase = await eventually('the pod to finish', async () => {
-          const p = await getPod(ns, pod.metadata.name);
+          const p = await getPod(ns.name, pod.metadata.name);
           return ['Succeeded', 'Failed'].includes(p.status?.phase) ? p.status.phase : undefined;
         }, 90_000);
         assert.ok(phase);
       } else {
-        await waitJobComplete(ns, job);
-        assert.equal((await getPod(ns, pod.metadata.name)).status.phase, 'Succeeded');
+        await waitJobComplete(ns.name, job);
+        assert.equal((await getPod(ns.name, pod.metadata.name)).status.phase, 'Succeeded');
       }
-      const events = await hahahaEvents(ns, pod.metadata.name);
+      const events = await hahahaEvents(ns.name, pod.metadata.name);
       const normal = events.find((e) => e.type === 'Normal' && e.reason === 'Killing');
       assert.ok(normal, `no Normal Killing event: ${JSON.stringify(events)}`);
       assert.match(normal.message, new RegExp(`^Shut down container ${container.name} \\(`));
       assert.match(normal.message, via);
-      const described = await kubectl(['describe', 'pod', pod.metadata.name, '-n', ns]);
+      const described = await kubectl(['describe', 'pod', pod.metadata.name, '-n', ns.name]);
       assert.match(described, new RegExp(`Normal\\s+Killing\\s+.*Shut down container ${container.name}`));
     });
   }

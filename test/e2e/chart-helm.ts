@@ -68,6 +68,24 @@ export function find(objects: K8sObject[], kind: string): K8sObject {
 }
 
 /** Values that switch every optional template on. */
+/**
+ * The ClusterRole hahaha needs, exactly, as sorted `group|resource|verb` lines: what the chart
+ * must render and what its ServiceAccount must be granted on the cluster.
+ */
+export const CLUSTER_RULES: readonly string[] = [
+  'core|events|create',
+  'core|events|patch',
+  'core|pods/exec|create',
+  'core|pods/exec|get',
+  'core|pods/portforward|create',
+  'core|pods/portforward|get',
+  'core|pods|get',
+  'core|pods|list',
+  'core|pods|watch',
+  'events.k8s.io|events|create',
+  'events.k8s.io|events|patch',
+];
+
 export const ALL_OPTIONAL_ON = {
   serviceMonitor: { enabled: true },
   prometheusRule: { enabled: true },

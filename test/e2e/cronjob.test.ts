@@ -1,23 +1,17 @@
 /** A Naisjob with a schedule becomes a CronJob: its Jobs must complete too. */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { apply, assertHahahaRunning, eventually, hahahaEvents, kubectlJson, main, namespace, podTemplate, sidecar } from './harness.ts';
+import { describe, it } from 'node:test';
+import { apply, eventually, hahahaEvents, kubectlJson, main, testNamespace, podTemplate, sidecar } from './harness.ts';
 
 describe('CronJob', () => {
-  let ns = '';
-  let cleanup = async () => {};
-  before(async () => {
-    await assertHahahaRunning();
-    ({ ns, cleanup } = await namespace('e2e-cronjob'));
-  });
-  after(() => cleanup());
+  const ns = testNamespace('e2e-cronjob');
 
   it("a CronJob's Job completes with its sidecars stopped", async () => {
     const name = 'nightly';
     await apply({
       apiVersion: 'batch/v1',
       kind: 'CronJob',
-      metadata: { name, namespace: ns, labels: { app: name } },
+      metadata: { name, namespace: ns.name, labels: { app: name } },
       spec: {
         schedule: '* * * * *',
         concurrencyPolicy: 'Forbid',
@@ -33,16 +27,16 @@ describe('CronJob', () => {
     const job = await eventually(
       'a completed Job of the CronJob',
       async () => {
-        const jobs = await kubectlJson<{ items: any[] }>(['get', 'jobs', '-n', ns]);
+        const jobs = await kubectlJson<{ items: any[] }>(['get', 'jobs', '-n', ns.name]);
         return jobs.items.find((j) => (j.status?.conditions ?? []).some((c: any) => c.type === 'Complete' && c.status === 'True'));
       },
       150_000,
       1000,
     );
-    const pods = await kubectlJson<{ items: any[] }>(['get', 'pods', '-n', ns, '-l', `batch.kubernetes.io/job-name=${job.metadata.name}`]);
+    const pods = await kubectlJson<{ items: any[] }>(['get', 'pods', '-n', ns.name, '-l', `batch.kubernetes.io/job-name=${job.metadata.name}`]);
     const pod = pods.items[0];
     assert.equal(pod.status.phase, 'Succeeded');
-    const events = await hahahaEvents(ns, pod.metadata.name);
+    const events = await hahahaEvents(ns.name, pod.metadata.name);
     assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 2);
   });
 });

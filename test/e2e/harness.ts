@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -36,16 +38,52 @@ export const BUILT: Record<string, string> = Object.fromEntries(
     .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
 );
 
-export async function kubectl(args: string[], input?: string): Promise<string> {
-  const child = run(`${ROOT}cluster/scripts/kubectl.sh`, args, { maxBuffer: 64 * 1024 * 1024 });
-  if (input !== undefined) child.child.stdin?.end(input);
-  else child.child.stdin?.end();
+/**
+ * The built kubectl against the local cluster: the admin kubeconfig, or `kubeconfig` (a
+ * ServiceAccount's). Resolves with its output; rejects with kubectl's stderr.
+ */
+export async function kubectlRun(
+  args: string[],
+  opts: { input?: string; kubeconfig?: string } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  const child = run(`${BUILT.K8S_BIN}/kubectl`, ['--kubeconfig', opts.kubeconfig ?? KUBECONFIG, '--request-timeout=20s', ...args], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  child.child.stdin?.end(opts.input ?? '');
   try {
-    return (await child).stdout;
+    return await child;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
   }
+}
+
+/** kubectlRun's stdout. */
+export async function kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<string> {
+  return (await kubectlRun(args, opts)).stdout;
+}
+
+/**
+ * Writes a kubeconfig that holds only a fresh TokenRequest token of a ServiceAccount, for the
+ * local cluster, into `dir`; returns its path.
+ */
+export async function tokenKubeconfig(namespace: string, account: string, dir: string, duration = '1h'): Promise<string> {
+  const token = (await kubectl(['create', 'token', account, '-n', namespace, `--duration=${duration}`])).trim();
+  const admin = JSON.parse(await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']));
+  const file = join(dir, `${namespace}.${account}.kubeconfig`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'local', cluster: admin.clusters[0].cluster }],
+      users: [{ name: account, user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'local', user: account, namespace } }],
+      'current-context': 'sa',
+    }),
+    { mode: 0o600 },
+  );
+  return file;
 }
 
 export async function kubectlJson<T = any>(args: string[]): Promise<T> {
@@ -54,7 +92,7 @@ export async function kubectlJson<T = any>(args: string[]): Promise<T> {
 
 export async function apply(objects: object | object[]): Promise<void> {
   const list = Array.isArray(objects) ? objects : [objects];
-  await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: list }));
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: list }) });
 }
 
 /** Polls `fn` until it returns a value other than undefined/false, or fails with `what`. */
@@ -84,6 +122,25 @@ export async function namespace(prefix: string): Promise<{ ns: string; cleanup: 
     ns,
     cleanup: async () => {
       await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+    },
+  };
+}
+
+/**
+ * For a describe block of tests that need the suite's hahaha: fails at once when it is not
+ * running, gives the tests a fresh namespace (read `.name` inside a test), deletes it after.
+ */
+export function testNamespace(prefix: string): { readonly name: string } {
+  let name = '';
+  let cleanup = async () => {};
+  before(async () => {
+    await assertHahahaRunning();
+    ({ ns: name, cleanup } = await namespace(prefix));
+  });
+  after(() => cleanup());
+  return {
+    get name() {
+      return name;
     },
   };
 }

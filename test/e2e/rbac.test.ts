@@ -24,18 +24,14 @@
  * checked against the chart's sources in chart.test.ts and against hahaha's scrape here.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { parse as parseYaml } from 'yaml';
 import { assertNamesExposed, dashboardExpressions, exposedNames, get, type RunningHahaha, ruleExpressions, startHahaha } from '../unit/chart-assets.ts';
-import { ALL_OPTIONAL_ON, find, HELM_MISSING, type K8sObject, missing, render, renderText } from './chart-helm.ts';
-import { BUILT, eventually, KUBECONFIG, metricValue } from './harness.ts';
+import { ALL_OPTIONAL_ON, CLUSTER_RULES, find, HELM_MISSING, type K8sObject, missing, render, renderText } from './chart-helm.ts';
+import { BUILT, eventually, KUBECONFIG, kubectlRun as kubectl, metricValue, tokenKubeconfig } from './harness.ts';
 
-const run = promisify(execFile);
 const KUBECTL = `${BUILT.K8S_BIN}/kubectl`;
 const NS = 'hahaha-system';
 const RELEASE = 'rbac-e2e';
@@ -46,18 +42,6 @@ const skip =
   HELM_MISSING() ??
   missing(KUBECTL, 'kubectl', 'run cluster/scripts/build.sh k8s') ??
   missing(KUBECONFIG, 'the local cluster\'s kubeconfig', 'start it with cluster/scripts/up.sh (or set HAHAHA_KUBECONFIG)');
-
-/** kubectl against the local cluster (admin, or the given kubeconfig); rejects with stderr. */
-async function kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<{ stdout: string; stderr: string }> {
-  const child = run(KUBECTL, ['--kubeconfig', opts.kubeconfig ?? KUBECONFIG, '--request-timeout=20s', ...args], { maxBuffer: 32 * 1024 * 1024 });
-  child.child.stdin?.end(opts.input ?? '');
-  try {
-    return await child;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-  }
-}
 
 /** Whether the object exists; one still being deleted (an earlier run's) is waited for first. */
 async function exists(args: string[]): Promise<boolean> {
@@ -119,25 +103,7 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
   }
 
   /** A kubeconfig holding only a fresh token of a ServiceAccount (the chart's by default). */
-  async function tokenKubeconfig(account = sa): Promise<string> {
-    const token = (await kubectl(['create', 'token', account, '-n', NS, '--duration=20m'])).stdout.trim();
-    const admin = parseYaml(readFileSync(KUBECONFIG, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data'?: string } }[] };
-    const cluster = admin.clusters[0]!.cluster;
-    const file = join(tmp, `${account}.kubeconfig`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'local', cluster }],
-        users: [{ name: account, user: { token } }],
-        contexts: [{ name: 'sa', context: { cluster: 'local', user: account, namespace: NS } }],
-        'current-context': 'sa',
-      }),
-      { mode: 0o600 },
-    );
-    return file;
-  }
+  const saKubeconfig = (account = sa) => tokenKubeconfig(NS, account, tmp, '20m');
 
   before(async () => {
     if (!(await exists(['namespace', NS]))) {
@@ -237,25 +203,13 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
       }
       return new Set(flat);
     };
-    const chartSa = await tokenKubeconfig();
-    const baselineSa = await tokenKubeconfig(baseline);
+    const chartSa = await saKubeconfig();
+    const baselineSa = await saKubeconfig(baseline);
     const beyondBaseline = async (namespace: string) => {
       const defaults = await rulesIn(namespace, baselineSa);
       return [...(await rulesIn(namespace, chartSa))].filter((r) => !defaults.has(r)).sort();
     };
-    const cluster = [
-      'core|events|create',
-      'core|events|patch',
-      'core|pods/exec|create',
-      'core|pods/exec|get',
-      'core|pods/portforward|create',
-      'core|pods/portforward|get',
-      'core|pods|get',
-      'core|pods|list',
-      'core|pods|watch',
-      'events.k8s.io|events|create',
-      'events.k8s.io|events|patch',
-    ];
+    const cluster = [...CLUSTER_RULES];
     assert.deepEqual(await beyondBaseline('team-a'), cluster);
     assert.deepEqual(
       await beyondBaseline(NS),
@@ -264,7 +218,7 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
   });
 
   it('runs hahaha with only the ServiceAccount\'s token: watch, lease, exec, port-forward, events, metrics', async (t) => {
-    const kubeconfig = await tokenKubeconfig();
+    const kubeconfig = await saKubeconfig();
     const label = 'hahaha.e2e/rbac';
     const podNs = `rbac-e2e-pods-${ID}`;
     await kubectl(['create', 'namespace', podNs]);

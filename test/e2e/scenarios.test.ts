@@ -8,10 +8,9 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   apply,
-  assertHahahaRunning,
   containerState,
   eventually,
   getPod,
@@ -21,24 +20,18 @@ import {
   metricValue,
   metricsText,
   naisjob,
-  namespace,
+  testNamespace,
   sidecar,
   waitJobComplete,
 } from './harness.ts';
 
 describe('reaping scenarios', { concurrency: true }, () => {
-  let ns = '';
-  let cleanup = async () => {};
-  before(async () => {
-    await assertHahahaRunning();
-    ({ ns, cleanup } = await namespace('e2e-scenarios'));
-  });
-  after(() => cleanup());
+  const ns = testNamespace('e2e-scenarios');
 
   it('stops three sidecars of one pod concurrently', async () => {
     const job = 'three';
     await apply(
-      naisjob(ns, job, {
+      naisjob(ns.name, job, {
         containers: [
           main(job, 'sleep 2'),
           sidecar('linkerd-proxy', 'linkerd'),
@@ -47,82 +40,82 @@ describe('reaping scenarios', { concurrency: true }, () => {
         ],
       }),
     );
-    const pod = await jobPod(ns, job);
-    await waitJobComplete(ns, job);
-    const final = await getPod(ns, pod.metadata.name);
+    const pod = await jobPod(ns.name, job);
+    await waitJobComplete(ns.name, job);
+    const final = await getPod(ns.name, pod.metadata.name);
     assert.equal(final.status.phase, 'Succeeded');
     const finished = ['linkerd-proxy', 'secure-logs-fluentd', 'vks-sidecar'].map((c) => Date.parse(containerState(final, c).terminated.finishedAt));
     const spread = Math.max(...finished) - Math.min(...finished);
     assert.ok(spread <= 1500, `sidecars stopped ${spread} ms apart`);
-    const events = await hahahaEvents(ns, pod.metadata.name);
+    const events = await hahahaEvents(ns.name, pod.metadata.name);
     assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 3, JSON.stringify(events));
   });
 
   it('reports an unknown sidecar (Warning event, unsupported metric) and leaves the Job running', async () => {
     const job = 'unknown';
-    await apply(naisjob(ns, job, { containers: [main(job, 'sleep 1'), sidecar('my-agent', 'vks'), sidecar('linkerd-proxy', 'linkerd')] }));
-    const pod = await jobPod(ns, job);
+    await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 1'), sidecar('my-agent', 'vks'), sidecar('linkerd-proxy', 'linkerd')] }));
+    const pod = await jobPod(ns.name, job);
     const warning = await eventually('the unsupported Warning event', async () =>
-      (await hahahaEvents(ns, pod.metadata.name)).find((e) => e.type === 'Warning' && /my-agent: unsupported sidecar/.test(e.message)),
+      (await hahahaEvents(ns.name, pod.metadata.name)).find((e) => e.type === 'Warning' && /my-agent: unsupported sidecar/.test(e.message)),
     );
     assert.match(warning.message, /^Unsuccessfully shut down container my-agent: unsupported sidecar/);
     const metric = await eventually('hahaha_unsupported_sidecars for my-agent', async () =>
-      metricValue(await metricsText(), 'hahaha_unsupported_sidecars', { container: 'my-agent', job_name: job, namespace: ns }) || undefined,
+      metricValue(await metricsText(), 'hahaha_unsupported_sidecars', { container: 'my-agent', job_name: job, namespace: ns.name }) || undefined,
     );
     assert.equal(metric, 1);
     // The known sidecar is still stopped; the unknown one keeps the pod running.
-    await eventually('linkerd-proxy stopped', async () => containerState(await getPod(ns, pod.metadata.name), 'linkerd-proxy')?.terminated);
+    await eventually('linkerd-proxy stopped', async () => containerState(await getPod(ns.name, pod.metadata.name), 'linkerd-proxy')?.terminated);
     await sleep(3000);
-    const p = await getPod(ns, pod.metadata.name);
+    const p = await getPod(ns.name, pod.metadata.name);
     assert.equal(p.status.phase, 'Running');
     assert.ok(containerState(p, 'my-agent')?.running, 'my-agent must be left running');
   });
 
   it('does nothing while the main container runs', async () => {
     const job = 'busy';
-    await apply(naisjob(ns, job, { containers: [main(job, 'sleep 600'), sidecar('linkerd-proxy', 'linkerd')] }));
-    const pod = await jobPod(ns, job);
+    await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 600'), sidecar('linkerd-proxy', 'linkerd')] }));
+    const pod = await jobPod(ns.name, job);
     await eventually('both containers running', async () => {
-      const p = await getPod(ns, pod.metadata.name);
+      const p = await getPod(ns.name, pod.metadata.name);
       return containerState(p, job)?.running && containerState(p, 'linkerd-proxy')?.running;
     });
     await sleep(5000);
-    const p = await getPod(ns, pod.metadata.name);
+    const p = await getPod(ns.name, pod.metadata.name);
     assert.ok(containerState(p, 'linkerd-proxy')?.running, 'the sidecar must still run');
-    assert.deepEqual(await hahahaEvents(ns, pod.metadata.name), []);
+    assert.deepEqual(await hahahaEvents(ns.name, pod.metadata.name), []);
   });
 
   it('never touches a native sidecar; the kubelet stops it and the Job completes', async () => {
     const job = 'native';
     await apply(
-      naisjob(ns, job, {
+      naisjob(ns.name, job, {
         initContainers: [{ ...sidecar('linkerd-proxy', 'linkerd'), restartPolicy: 'Always' }],
         containers: [main(job, 'sleep 2')],
       }),
     );
-    const pod = await jobPod(ns, job);
-    await waitJobComplete(ns, job);
-    assert.deepEqual(await hahahaEvents(ns, pod.metadata.name), []);
+    const pod = await jobPod(ns.name, job);
+    await waitJobComplete(ns.name, job);
+    assert.deepEqual(await hahahaEvents(ns.name, pod.metadata.name), []);
   });
 
   it('OnFailure: does not reap after a failed attempt, reaps after the successful retry', async () => {
     const job = 'onfailure';
     const marker = join(tmpdir(), `hahaha-e2e-onfailure-${randomUUID()}`);
     const script = `if [ -e ${marker} ]; then sleep 1; exit 0; fi; touch ${marker}; sleep 1; exit 1`;
-    await apply(naisjob(ns, job, { restartPolicy: 'OnFailure', backoffLimit: 3, containers: [main(job, script), sidecar('linkerd-proxy', 'linkerd')] }));
+    await apply(naisjob(ns.name, job, { restartPolicy: 'OnFailure', backoffLimit: 3, containers: [main(job, script), sidecar('linkerd-proxy', 'linkerd')] }));
     try {
-      const pod = await jobPod(ns, job);
+      const pod = await jobPod(ns.name, job);
       // After the first failure the main container is restarted; the sidecar must survive it.
       const restarted = await eventually('the main container restarted', async () => {
-        const p = await getPod(ns, pod.metadata.name);
+        const p = await getPod(ns.name, pod.metadata.name);
         const s = (p.status?.containerStatuses ?? []).find((c: any) => c.name === job);
         return s?.restartCount >= 1 ? p : undefined;
       });
       assert.ok(containerState(restarted, 'linkerd-proxy')?.running, 'the sidecar was stopped after a failed attempt');
-      await waitJobComplete(ns, job);
-      const final = await getPod(ns, pod.metadata.name);
+      await waitJobComplete(ns.name, job);
+      const final = await getPod(ns.name, pod.metadata.name);
       assert.equal(final.status.phase, 'Succeeded');
-      const events = await hahahaEvents(ns, pod.metadata.name);
+      const events = await hahahaEvents(ns.name, pod.metadata.name);
       assert.equal(events.filter((e) => e.type === 'Normal').length, 1);
       const mainFinished = Date.parse(containerState(final, job).terminated.finishedAt);
       const sidecarFinished = Date.parse(containerState(final, 'linkerd-proxy').terminated.finishedAt);
@@ -135,17 +128,17 @@ describe('reaping scenarios', { concurrency: true }, () => {
   it('a hanging shutdown endpoint times out, the next attempt stops the sidecar, a Warning says so', async () => {
     const job = 'hang';
     await apply(
-      naisjob(ns, job, {
+      naisjob(ns.name, job, {
         containers: [
           main(job, 'sleep 2'),
           { name: 'istio-proxy', command: ['sh', '-c', 'fake-sidecar hang --port 15020 & exec fake-sidecar istio --no-status-port'] },
         ],
       }),
     );
-    const pod = await jobPod(ns, job);
-    await eventually('istio-proxy stopped', async () => containerState(await getPod(ns, pod.metadata.name), 'istio-proxy')?.terminated, 60_000);
+    const pod = await jobPod(ns.name, job);
+    await eventually('istio-proxy stopped', async () => containerState(await getPod(ns.name, pod.metadata.name), 'istio-proxy')?.terminated, 60_000);
     const events = await eventually('both events', async () => {
-      const e = await hahahaEvents(ns, pod.metadata.name);
+      const e = await hahahaEvents(ns.name, pod.metadata.name);
       return e.length >= 2 ? e : undefined;
     });
     const warning = events.find((e) => e.type === 'Warning');
@@ -155,10 +148,10 @@ describe('reaping scenarios', { concurrency: true }, () => {
 
   it('an endpoint that refuses: the exec fallback stops the sidecar', async () => {
     const job = 'refuse';
-    await apply(naisjob(ns, job, { containers: [main(job, 'sleep 2'), sidecar('cloudsql-proxy', 'refuse', '--port', '9091')] }));
-    const pod = await jobPod(ns, job);
-    await waitJobComplete(ns, job);
-    const events = await hahahaEvents(ns, pod.metadata.name);
+    await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 2'), sidecar('cloudsql-proxy', 'refuse', '--port', '9091')] }));
+    const pod = await jobPod(ns.name, job);
+    await waitJobComplete(ns.name, job);
+    const events = await hahahaEvents(ns.name, pod.metadata.name);
     assert.match(events.find((e) => e.type === 'Normal')?.message ?? '', /^Shut down container cloudsql-proxy \(exec \/bin\/kill -s INT 1, exit code 0\)/);
     assert.match(events.find((e) => e.type === 'Warning')?.message ?? '', /http POST :9091\/quitquitquit: HTTP 500/);
   });

@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   RUN,
   apply,
-  assertHahahaRunning,
   eventually,
   hahahaEvents,
   jobPod,
@@ -21,7 +20,7 @@ import {
   metricValue,
   metricsText,
   naisjob,
-  namespace,
+  testNamespace,
   sidecar,
   waitJobComplete,
 } from '../harness.ts';
@@ -60,25 +59,19 @@ async function crashAndRestartApiServer(downMs: number): Promise<void> {
 }
 
 describe('API server crash', () => {
-  let ns = '';
-  let cleanup = async () => {};
-  before(async () => {
-    await assertHahahaRunning();
-    ({ ns, cleanup } = await namespace('e2e-apiserver'));
-  });
-  after(() => cleanup());
+  const ns = testNamespace('e2e-apiserver');
 
   it('hahaha recovers its watch and reaps pods that finished while the API was down', async () => {
     const restartsBefore = metricValue(await metricsText(), 'hahaha_watch_restarts_total');
-    await apply(naisjob(ns, 'during', { containers: [main('during', 'sleep 4'), sidecar('linkerd-proxy', 'linkerd')] }));
-    const pod = await jobPod(ns, 'during');
-    await eventually('the pod running', async () => JSON.parse(await kubectl(['get', 'pod', pod.metadata.name, '-n', ns, '-o', 'json'])).status.phase === 'Running');
+    await apply(naisjob(ns.name, 'during', { containers: [main('during', 'sleep 4'), sidecar('linkerd-proxy', 'linkerd')] }));
+    const pod = await jobPod(ns.name, 'during');
+    await eventually('the pod running', async () => JSON.parse(await kubectl(['get', 'pod', pod.metadata.name, '-n', ns.name, '-o', 'json'])).status.phase === 'Running');
     await crashAndRestartApiServer(5000);
-    await waitJobComplete(ns, 'during', 120_000);
-    assert.ok((await hahahaEvents(ns, pod.metadata.name)).some((e) => e.type === 'Normal' && e.reason === 'Killing'));
+    await waitJobComplete(ns.name, 'during', 120_000);
+    assert.ok((await hahahaEvents(ns.name, pod.metadata.name)).some((e) => e.type === 'Normal' && e.reason === 'Killing'));
 
-    await apply(naisjob(ns, 'after', { containers: [main('after', 'sleep 1'), sidecar('linkerd-proxy', 'linkerd')] }));
-    await waitJobComplete(ns, 'after', 60_000);
+    await apply(naisjob(ns.name, 'after', { containers: [main('after', 'sleep 1'), sidecar('linkerd-proxy', 'linkerd')] }));
+    await waitJobComplete(ns.name, 'after', 60_000);
     const restartsAfter = metricValue(await metricsText(), 'hahaha_watch_restarts_total');
     assert.ok(restartsAfter > restartsBefore, `hahaha_watch_restarts_total did not grow (${restartsBefore} → ${restartsAfter})`);
   });
