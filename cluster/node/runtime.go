@@ -152,6 +152,19 @@ type proc struct {
 	ended  time.Time
 }
 
+// reap waits for the process, records how it ended, forgets its record and
+// then calls onExit (when given). Run it in the process's own goroutine.
+func (rt *nodeRuntime) reap(p *proc, onExit func(*proc)) {
+	st, _ := p.cmd.Process.Wait()
+	p.state = st
+	p.ended = time.Now()
+	rt.forget(p.marker)
+	close(p.done)
+	if onExit != nil {
+		onExit(p)
+	}
+}
+
 func (p *proc) signal(sig syscall.Signal) {
 	select {
 	case <-p.done:
@@ -203,13 +216,7 @@ func (rt *nodeRuntime) startPause(podKey string) (*proc, *os.File, error) {
 		rt.forget(marker)
 		return nil, nil, err
 	}
-	go func() {
-		st, _ := cmd.Process.Wait()
-		p.state = st
-		p.ended = time.Now()
-		rt.forget(marker)
-		close(p.done)
-	}()
+	go rt.reap(p, nil)
 	return p, ns, nil
 }
 
@@ -266,14 +273,7 @@ func (rt *nodeRuntime) startContainer(spec ctrSpec, onExit func(*proc)) (*proc, 
 		rt.forget(marker)
 		return nil, started, errors.New(string(msg))
 	}
-	go func() {
-		st, _ := cmd.Process.Wait()
-		p.state = st
-		p.ended = time.Now()
-		rt.forget(marker)
-		close(p.done)
-		onExit(p)
-	}()
+	go rt.reap(p, onExit)
 	return p, started, nil
 }
 
