@@ -59,7 +59,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
 
   // Aborted when this replica stops leading: in-flight attempts stop at once.
   let term = new AbortController();
-  let leading = !config.leaderElect;
+  let elector: LeaderElector | undefined;
   const queue = new WorkQueue({
     concurrency: config.maxConcurrentPods,
     retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
@@ -79,7 +79,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       // A standby keeps its cache warm but queues nothing: it enqueues every cached pod when it
       // becomes leader, so its queue metrics stay at zero meanwhile.
       onUpsert: (key) => {
-        if (leading) queue.add(key);
+        if (elector?.isLeader ?? true) queue.add(key);
       },
       onDelete: (key, pod) => {
         queue.forget(key);
@@ -94,7 +94,6 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
     log,
   );
 
-  let elector: LeaderElector | undefined;
   if (config.leaderElect) {
     queue.pause();
     metrics.leader.set(0);
@@ -107,13 +106,11 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
         retryPeriodMs: config.retryPeriodSeconds * 1000,
         onStartedLeading: () => {
           term = new AbortController();
-          leading = true;
           metrics.leader.set(1);
           for (const key of cache.keys()) queue.add(key);
           queue.resume();
         },
         onStoppedLeading: () => {
-          leading = false;
           metrics.leader.set(0);
           queue.pause();
           term.abort(new Error('lost leadership'));

@@ -118,14 +118,10 @@ export class LeaderElector {
       } catch (err) {
         if (!(err instanceof LeaseConflict)) this.log.warn({ err }, 'lease request failed');
       }
-      const now = this.now();
       if (ok) {
-        this.lastRenew = now;
+        this.lastRenew = this.now();
         this.armDeadline();
         if (!this.leading && !this.stopped) this.setLeading(true);
-      } else if (this.leading && now - this.lastRenew >= this.opts.renewDeadlineMs) {
-        this.log.error({ sinceRenewMs: now - this.lastRenew }, 'could not renew the lease within the renew deadline');
-        this.setLeading(false);
       } else if (this.leading && this.observed !== undefined && this.observed.record.holderIdentity !== this.opts.identity) {
         this.setLeading(false);
       }
