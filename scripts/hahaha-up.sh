@@ -21,13 +21,14 @@ NODE=$HAHAHA_ROOT/node_modules/.bin/node
 [[ -x $NODE ]] || { say "no $NODE: run npm ci first"; exit 1; }
 
 "${KUBECTL[@]}" create namespace "$NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >&2
-"$HELM_BIN/helm" template "$RELEASE" "$HAHAHA_ROOT/charts/hahaha" --namespace "$NAMESPACE" |
-  node "$HAHAHA_ROOT/scripts/select-kinds.mjs" ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding |
-  "${KUBECTL[@]}" apply --server-side --force-conflicts -f - >&2
+APPLIED=$("$HELM_BIN/helm" template "$RELEASE" "$HAHAHA_ROOT/charts/hahaha" --namespace "$NAMESPACE" |
+  "$NODE" "$HAHAHA_ROOT/scripts/select-kinds.mjs" ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding |
+  "${KUBECTL[@]}" apply --server-side --force-conflicts -o name -f -)
+echo "$APPLIED" >&2
 [[ ${1:-} == --rbac-only ]] && exit 0
 
-SA=$("$HELM_BIN/helm" template "$RELEASE" "$HAHAHA_ROOT/charts/hahaha" --namespace "$NAMESPACE" |
-  node "$HAHAHA_ROOT/scripts/select-kinds.mjs" ServiceAccount | sed -n 's/^  name: //p' | head -n 1)
+SA=$(sed -n 's|^serviceaccount/||p' <<<"$APPLIED" | head -n 1)
+[[ -n $SA ]] || { say "the chart rendered no ServiceAccount"; exit 1; }
 TOKEN=$("${KUBECTL[@]}" -n "$NAMESPACE" create token "$SA" --duration=24h)
 SERVER=$("${KUBECTL[@]}" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 CA=$("${KUBECTL[@]}" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
