@@ -7,6 +7,7 @@
  * relist, and any error restarts the loop after an exponential backoff with jitter (800 ms up to
  * 30 s, reset once a watch delivers again). Only slim PodViews are kept.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type KubeConfig, type V1PodList, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type PodView, isMalformed, parsePod, podKey } from '../domain/pod-view.ts';
@@ -53,7 +54,8 @@ export class PodSource {
   private readonly malformedSeen = new Set<string>();
   private stopped = false;
   private readonly loops: Promise<void>[] = [];
-  private wake: (() => void) | undefined;
+  /** Aborted by stop(): ends every scope's backoff sleep at once. */
+  private readonly stopping = new AbortController();
 
   constructor(kc: KubeConfig, opts: PodSourceOptions, cache: PodCache, events: PodSourceEvents, metrics: Metrics, log: Logger) {
     this.kc = kc;
@@ -79,7 +81,7 @@ export class PodSource {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const s of this.scopes) s.abort?.abort();
-    this.wake?.();
+    this.stopping.abort();
     await Promise.allSettled(this.loops);
   }
 
@@ -214,12 +216,6 @@ export class PodSource {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+    return sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {});
   }
 }
