@@ -50,6 +50,7 @@ const entrySchema = z.strictObject({
     }, 'is not a valid regular expression')
     .optional(),
   hint: z.string().min(1).optional(),
+  native: z.boolean().default(false),
   attempts: z.array(z.union([httpAttempt, execAttempt])).nonempty(),
 });
 
@@ -101,6 +102,7 @@ export function parseCatalog(doc: unknown, file: string): Catalog {
       containers: e.containers,
       ...(e.image !== undefined && { image: new RegExp(e.image) }),
       ...(e.hint !== undefined && { hint: e.hint }),
+      native: e.native,
       attempts,
     });
   }

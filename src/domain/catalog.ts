@@ -32,6 +32,12 @@ export interface CatalogEntry {
   readonly attempts: readonly Attempt[];
   /** What the sidecar needs for the attempts to work; appended to failure events. */
   readonly hint?: string;
+  /**
+   * Convert matching containers into native sidecars (init containers with restartPolicy
+   * Always) when their pod is created, so the kubelet stops them and their exit code no longer
+   * decides the pod's phase. @default false
+   */
+  readonly native: boolean;
 }
 
 export interface Catalog {

@@ -8,6 +8,11 @@
 
 /** Annotation naming the main containers (comma-separated); overrides the `app` label. */
 export const MAIN_CONTAINERS_ANNOTATION = 'hahaha.nais.io/main-containers';
+/**
+ * Annotation written by hahaha's admission webhook: the sidecars it turned into native sidecars
+ * (comma-separated). Set to "false" by a user, it opts the pod out of the conversion.
+ */
+export const NATIVE_SIDECARS_ANNOTATION = 'hahaha.nais.io/native-sidecars';
 /** Label naming the main container of a Naisjob pod (and the job in metrics). */
 export const APP_LABEL = 'app';
 
@@ -62,7 +67,7 @@ export interface MalformedPod {
 
 /** Labels and annotations kept in a PodView; everything else is dropped to save memory. */
 const KEPT_LABELS = new Set([APP_LABEL, 'nais.io/naisjob', 'batch.kubernetes.io/job-name', 'job-name']);
-const KEPT_ANNOTATIONS = new Set([MAIN_CONTAINERS_ANNOTATION]);
+const KEPT_ANNOTATIONS = new Set([MAIN_CONTAINERS_ANNOTATION, NATIVE_SIDECARS_ANNOTATION]);
 
 type Json = Record<string, unknown>;
 
