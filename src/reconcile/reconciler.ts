@@ -6,8 +6,8 @@
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
-import { type Decision, type ReapTarget, decide } from '../domain/decide.ts';
-import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
+import { type Decision, type ReapTarget, decide, findMainContainers, hasFinished, isNativeSidecar } from '../domain/decide.ts';
+import { APP_LABEL, NATIVE_SIDECARS_ANNOTATION, type PodView, podKey } from '../domain/pod-view.ts';
 import type { PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
@@ -16,6 +16,38 @@ import type { WorkResult } from './work-queue.ts';
 
 /** Event reason and action, as HAHAHA wrote them. */
 export const EVENT_REASON = 'Killing';
+/** Event reason for a pod whose sidecars the admission webhook made native. */
+export const NATIVE_EVENT_REASON = 'NativeSidecars';
+
+/** The class of a stopped sidecar's exit code: only `zero` leaves a succeeded pod succeeded. */
+export function exitClass(exitCode: number): 'zero' | 'error' | 'signal' {
+  if (exitCode === 0) return 'zero';
+  return exitCode > 128 ? 'signal' : 'error';
+}
+
+/** Containers named by the webhook's annotation that really are native sidecars of the pod. */
+export function convertedSidecars(pod: PodView): string[] {
+  const value = pod.annotations[NATIVE_SIDECARS_ANNOTATION];
+  if (value === undefined) return [];
+  const named = new Set(value.split(',').map((s) => s.trim()));
+  return pod.initContainers.filter((c) => isNativeSidecar(c) && named.has(c.name)).map((c) => c.name);
+}
+
+/**
+ * A pod that ended Failed although every main container exited 0, and some other regular
+ * container did not: a sidecar's exit code failed the Job.
+ */
+export function failedBySidecar(pod: PodView): boolean {
+  if (pod.phase !== 'Failed') return false;
+  const mains = findMainContainers(pod);
+  if (typeof mains === 'string') return false;
+  const exit = (name: string) => {
+    const s = pod.containerStatuses.find((c) => c.name === name)?.state;
+    return s?.kind === 'terminated' ? s.exitCode : undefined;
+  };
+  if (!mains.every((m) => exit(m) === 0)) return false;
+  return pod.containers.some((c) => !mains.includes(c.name) && (exit(c.name) ?? 0) !== 0);
+}
 
 /** After a failed attempt, how long to watch for the container terminating anyway. */
 const SETTLE_MS = 750;
@@ -61,6 +93,11 @@ export class Reconciler {
   private readonly reported = new Map<string, Set<string>>();
   /** When hahaha first saw each pod's main containers terminated (epoch ms). */
   private readonly mainSeenAt = new Map<string, number>();
+  /**
+   * Pods seen before they finished: only their end is counted in hahaha_pods_failed_by_sidecars,
+   * so that a restart does not count the history of the cluster again.
+   */
+  private readonly seenActive = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -71,6 +108,7 @@ export class Reconciler {
   forget(uid: string): void {
     this.reported.delete(uid);
     this.mainSeenAt.delete(uid);
+    this.seenActive.delete(uid);
     this.deps.events.forgetPod(uid);
   }
 
@@ -78,6 +116,7 @@ export class Reconciler {
     const pod = this.deps.store.get(key);
     if (pod === undefined) return { kind: 'done' };
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
+    this.observe(pod, log);
     const decision = decide(pod, this.deps.catalog);
 
     switch (decision.decision) {
@@ -93,6 +132,30 @@ export class Reconciler {
         return { kind: 'done' };
       case 'reap':
         return this.reap(pod, decision, log, signal);
+    }
+  }
+
+  /** What is recorded about a pod whatever the decision: its conversion, and how it ended. */
+  private observe(pod: PodView, log: Logger): void {
+    if (!hasFinished(pod)) {
+      this.seenActive.add(pod.uid);
+      const native = convertedSidecars(pod);
+      if (native.length > 0 && this.firstTime(pod.uid, 'native-sidecars')) {
+        log.info({ native }, 'sidecars were made native at admission; the kubelet stops them');
+        const plural = native.length > 1 ? 's' : '';
+        void this.deps.events.record({
+          pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
+          type: 'Normal',
+          reason: NATIVE_EVENT_REASON,
+          action: 'Converted',
+          message: `Converted sidecar${plural} ${native.join(', ')} to native sidecar${plural} at admission: the kubelet stops ${native.length > 1 ? 'them' : 'it'} after the main container, and ${native.length > 1 ? 'their exit codes do' : 'its exit code does'} not decide the pod's phase`,
+        });
+      }
+      return;
+    }
+    if (this.seenActive.delete(pod.uid) && failedBySidecar(pod)) {
+      this.deps.metrics.podsFailedBySidecars.inc({ namespace: pod.namespace, job_name: pod.labels[APP_LABEL] ?? '' });
+      log.warn('the pod failed although its main containers exited 0: a sidecar\'s exit code failed it');
     }
   }
 
@@ -140,9 +203,11 @@ export class Reconciler {
             this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${r.container}: ${r.earlierErrors.join('; ')} (then stopped by ${r.via})`),
           );
         }
-        const fails = r.exitCode === 0 ? '' : '; a non-zero exit code fails the pod';
+        this.deps.metrics.stoppedSidecarExits.inc({ ...labels(r.container), exit_class: exitClass(r.exitCode) });
+        // A non-zero exit fails a pod whose main containers succeeded: not a success for its owner.
+        const fails = r.exitCode === 0 ? '' : `; a non-zero exit code fails the pod, which a native sidecar's would not`;
         posts.push(
-          this.killingEvent(ref, 'Normal', `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`),
+          this.killingEvent(ref, r.exitCode === 0 ? 'Normal' : 'Warning', `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`),
         );
       } else {
         failed += 1;

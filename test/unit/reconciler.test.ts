@@ -15,7 +15,9 @@ import { Reconciler } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
-import { type Mod, T0, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
+import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
+import { exitClass } from '../../src/reconcile/reconciler.ts';
+import { type Mod, T0, annotated, nativeSidecar, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
 
 type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'hang' | 'accept-only' | 'http-500';
 
@@ -105,6 +107,12 @@ class World {
     }
   }
 
+  /** Applies fixture modifiers to the pod and delivers it, as a watch update would. */
+  update(...mods: Mod[]): void {
+    for (const m of mods) m(this.raw);
+    this.publish();
+  }
+
   terminate(container: string, exitCode: number): void {
     terminated(container, exitCode, T0 + 2000)(this.raw);
     this.publish();
@@ -159,7 +167,47 @@ describe('reconcile', () => {
     const result = await w.reconciler.reconcile(w.key);
     assert.deepEqual(result, { kind: 'done' });
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
-    assert.match(w.events.find((e) => e.type === 'Normal')?.message ?? '', /exec \/bin\/kill -s INT 1, exit code 130; a non-zero exit code fails the pod/);
+    assert.match(w.events.find((e) => e.type === 'Warning' && e.message.startsWith('Shut down'))?.message ?? '', /exec \/bin\/kill -s INT 1, exit code 130; a non-zero exit code fails the pod/);
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1, "HAHAHA's counter is kept as it was");
+    assert.equal(await w.metric('hahaha_stopped_sidecar_exits_total', { container: 'cloudsql-proxy', exit_class: 'signal' }), 1);
+    assert.equal(await w.metric('hahaha_stopped_sidecar_exits_total', { exit_class: 'zero' }), 0);
+  });
+
+  it('counts a pod it saw running that then failed only because of a sidecar, once', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'refuse');
+    w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
+    await w.reconciler.reconcile(w.key);
+    w.update(phase('Failed'));
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    assert.equal(await w.metric('hahaha_pods_failed_by_sidecars_total', { namespace: 'team', job_name: 'job' }), 1);
+  });
+
+  it('does not count pods that were already finished when first seen, nor pods whose main container failed', async () => {
+    const history = new World(terminated('cloudsql-proxy', 130), phase('Failed'));
+    await history.reconciler.reconcile(history.key);
+    assert.equal(await history.metric('hahaha_pods_failed_by_sidecars_total'), 0);
+    const mainFailed = new World(running('vks-sidecar'));
+    await mainFailed.reconciler.reconcile(mainFailed.key);
+    mainFailed.update(terminated('job', 1), phase('Failed'));
+    await mainFailed.reconciler.reconcile(mainFailed.key);
+    assert.equal(await mainFailed.metric('hahaha_pods_failed_by_sidecars_total'), 0);
+  });
+
+  it('posts one NativeSidecars event for a pod the webhook converted, and reaps nothing', async () => {
+    const w = new World(nativeSidecar('vks-sidecar'), nativeSidecar('daprd'), annotated(NATIVE_SIDECARS_ANNOTATION, 'vks-sidecar,daprd'));
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    assert.deepEqual(w.calls, []);
+    assert.deepEqual(
+      w.events.map((e) => `${e.type} ${e.reason} ${e.message}`),
+      ['Normal NativeSidecars Converted sidecars vks-sidecar, daprd to native sidecars at admission: the kubelet stops them after the main container, and their exit codes do not decide the pod\'s phase'],
+    );
+  });
+
+  it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
+    assert.deepEqual([0, 1, 2, 128, 130, 137, 143].map(exitClass), ['zero', 'error', 'error', 'error', 'signal', 'signal', 'signal']);
   });
 
   it('a hanging endpoint times out and the next attempt runs (istio: 15020, then 15000)', async () => {
