@@ -1,25 +1,28 @@
 /**
- * Wires the daemon together: watch → decide → act → record, plus leader election, the metrics
- * server and graceful shutdown. The only place that builds the kube adapters.
+ * Wires the daemon together and is the only place that builds the kube adapters. It runs two
+ * things side by side:
+ * - the reaper (controller/reaper-controller.ts): watch → decide → act → record, leader-gated;
+ * - the native sidecar admission webhook (webhook/webhook-server.ts), when enabled, on every
+ *   replica, leader or not;
+ * plus the metrics server and graceful shutdown.
  */
 import type http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { loadCatalog } from './config/catalog-file.ts';
 import type { Config } from './config/env.ts';
+import { ReaperController } from './controller/reaper-controller.ts';
 import { ApiEventSink } from './kube/event-sink.ts';
 import { ApiExecutor } from './kube/executor.ts';
 import { ApiLeaseLock } from './kube/lease-lock.ts';
 import { PodSource } from './kube/pod-source.ts';
 import { ApiPortForwarder } from './kube/port-forwarder.ts';
-import { LeaderElector } from './leader/elector.ts';
-import { PodCache } from './pod-cache.ts';
-import { Reconciler } from './reconcile/reconciler.ts';
-import { WorkQueue } from './reconcile/work-queue.ts';
+import { ApiServerVersion } from './kube/server-version.ts';
 import { EventRecorder } from './record/event-recorder.ts';
 import { Metrics } from './record/metrics.ts';
 import { startHttpServer } from './server/http-server.ts';
 import { createRegistry } from './strategies/registry.ts';
+import { type WebhookServer, startWebhookServer } from './webhook/webhook-server.ts';
 
 export interface Daemon {
   /** Resolves once the daemon has stopped (after `stop()`). */
@@ -28,6 +31,8 @@ export interface Daemon {
   stop(): Promise<void>;
   readonly metrics: Metrics;
   readonly server: http.Server;
+  /** The webhook's HTTPS server, when enabled. */
+  readonly webhook?: WebhookServer;
 }
 
 export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = defaultKubeConfig()): Promise<Daemon> {
@@ -38,100 +43,58 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       namespaces: config.watchNamespaces.length === 0 ? 'all' : config.watchNamespaces,
       catalog: config.catalogPath,
       sidecars: catalog.entries.map((e) => e.name),
+      native: catalog.entries.filter((e) => e.native).map((e) => e.name),
       server: kc.getCurrentCluster()?.server,
       leaderElect: config.leaderElect,
+      webhook: config.webhookEnabled,
     },
     'starting hahaha',
   );
 
   const metrics = new Metrics();
-  const cache = new PodCache();
-  const events = new EventRecorder(new ApiEventSink(kc, config.instanceName), metrics, log);
-  const reconciler = new Reconciler({
-    store: cache,
+  const reaper = new ReaperController({
+    watch: (cache, events) =>
+      new PodSource(kc, { selector: config.watchSelector, namespaces: config.watchNamespaces }, cache, events, metrics, log),
     catalog,
     strategies: createRegistry({ portForwarder: new ApiPortForwarder(kc), executor: new ApiExecutor(kc) }),
-    events,
+    events: new EventRecorder(new ApiEventSink(kc, config.instanceName), metrics, log),
     metrics,
     log,
-    verifyTimeoutMs: config.verifyTimeoutSeconds * 1000,
-  });
-
-  // Aborted when this replica stops leading: in-flight attempts stop at once.
-  let term = new AbortController();
-  let elector: LeaderElector | undefined;
-  const queue = new WorkQueue({
-    concurrency: config.maxConcurrentPods,
+    maxConcurrentPods: config.maxConcurrentPods,
     retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
-    handler: (key, signal) => reconciler.reconcile(key, AbortSignal.any([signal, term.signal])),
-    onError: (key, err) => log.error({ err, key }, 'reconcile threw'),
-    onStats: ({ waiting, running }) => {
-      metrics.queueDepth.set(waiting);
-      metrics.inFlight.set(running);
-    },
-  });
-
-  const source = new PodSource(
-    kc,
-    { selector: config.watchSelector, namespaces: config.watchNamespaces },
-    cache,
-    {
-      // A standby keeps its cache warm but queues nothing: it enqueues every cached pod when it
-      // becomes leader, so its queue metrics stay at zero meanwhile.
-      onUpsert: (key) => {
-        if (elector?.isLeader ?? true) queue.add(key);
-      },
-      onDelete: (key, pod) => {
-        queue.forget(key);
-        reconciler.forget(pod.uid);
-      },
-      onMalformed: (info) => {
-        metrics.skippedPods.inc({ reason: 'malformed' });
-        log.warn({ namespace: info.namespace, pod: info.name, uid: info.uid, reason: info.reason }, 'skipping malformed pod');
-      },
-    },
-    metrics,
-    log,
-  );
-
-  if (config.leaderElect) {
-    queue.pause();
-    metrics.leader.set(0);
-    elector = new LeaderElector(
-      new ApiLeaseLock(kc, config.leaseNamespace, config.leaseName),
-      {
+    verifyTimeoutMs: config.verifyTimeoutSeconds * 1000,
+    ...(config.leaderElect && {
+      leaderElection: {
+        lock: new ApiLeaseLock(kc, config.leaseNamespace, config.leaseName),
         identity: config.instanceName,
         leaseDurationMs: config.leaseDurationSeconds * 1000,
         renewDeadlineMs: config.renewDeadlineSeconds * 1000,
         retryPeriodMs: config.retryPeriodSeconds * 1000,
-        onStartedLeading: () => {
-          term = new AbortController();
-          metrics.leader.set(1);
-          for (const key of cache.keys()) queue.add(key);
-          queue.resume();
-        },
-        onStoppedLeading: () => {
-          metrics.leader.set(0);
-          queue.pause();
-          term.abort(new Error('lost leadership'));
-        },
       },
-      log,
-    );
-  } else {
-    metrics.leader.set(1);
-  }
+    }),
+  });
+
+  const webhook = config.webhookEnabled
+    ? await startWebhookServer({
+        host: config.webhookHost,
+        port: config.webhookPort,
+        certDir: config.webhookCertDir,
+        catalog,
+        version: new ApiServerVersion(kc),
+        metrics,
+        log,
+      })
+    : undefined;
 
   const server = await startHttpServer({
     host: config.metricsHost,
     port: config.metricsPort,
     registry: metrics.registry,
-    isReady: () => source.synced,
+    isReady: () => reaper.synced,
   });
   log.info({ address: server.address() }, 'serving /metrics, /healthz and /readyz');
 
-  source.start();
-  elector?.start();
+  reaper.start();
 
   let resolveDone: () => void = () => {};
   const done = new Promise<void>((r) => {
@@ -141,10 +104,9 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info({ graceSeconds: config.shutdownGraceSeconds }, 'shutting down: no new work, finishing in-flight pods');
-      const inTime = await queue.shutdown(config.shutdownGraceSeconds * 1000);
+      const inTime = await reaper.stop(config.shutdownGraceSeconds * 1000);
       if (!inTime) log.warn('grace period over; interrupted in-flight pods');
-      await elector?.stop();
-      await source.stop();
+      await webhook?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       log.info('stopped');
@@ -152,7 +114,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
     })();
     return stopping;
   };
-  return { done, stop, metrics, server };
+  return { done, stop, metrics, server, ...(webhook !== undefined && { webhook }) };
 }
 
 function defaultKubeConfig(): KubeConfig {

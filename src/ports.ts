@@ -63,6 +63,23 @@ export interface EventSink {
   repeat(namespace: string, name: string, count: number, at: Date): Promise<void>;
 }
 
+/** What a pod watch tells its owner; level-based: only the key matters. */
+export interface PodWatchEvents {
+  /** A pod was added or changed. */
+  onUpsert(key: string, pod: PodView): void;
+  onDelete(key: string, pod: PodView): void;
+  /** A pod that cannot be parsed; reported at most once per uid. */
+  onMalformed(info: { namespace: string; name: string; uid: string; reason: string }): void;
+}
+
+/** A list+watch of pods that keeps a cache current and restarts itself after errors. */
+export interface PodWatch {
+  start(): void;
+  stop(): Promise<void>;
+  /** True once the first list of every watched namespace has been read. */
+  readonly synced: boolean;
+}
+
 /** The watched pods as the informer currently sees them. */
 export interface PodStore {
   get(key: string): PodView | undefined;
@@ -98,4 +115,15 @@ export interface LeaseLock {
 
 export class LeaseConflict extends Error {
   override readonly name = 'LeaseConflict';
+}
+
+/** The API server's version as GET /version reports it (minor may read "29+"). */
+export interface ServerVersion {
+  readonly major: string;
+  readonly minor: string;
+  readonly gitVersion: string;
+}
+
+export interface ServerVersionSource {
+  get(): Promise<ServerVersion>;
 }

@@ -44,6 +44,14 @@ export interface Config {
   readonly renewDeadlineSeconds: number;
   /** RETRY_PERIOD_SECONDS: how often candidates try to acquire or renew. @default 2 */
   readonly retryPeriodSeconds: number;
+  /** WEBHOOK_ENABLED: serve the native sidecar admission webhook (every replica, leader or not). @default false */
+  readonly webhookEnabled: boolean;
+  /** WEBHOOK_PORT: HTTPS port of the webhook. @default 9443 */
+  readonly webhookPort: number;
+  /** WEBHOOK_HOST: address the webhook binds. @default "0.0.0.0" */
+  readonly webhookHost: string;
+  /** WEBHOOK_CERT_DIR: directory with tls.crt and tls.key, re-read when they change. @default "/tmp/k8s-webhook-server/serving-certs" (controller-runtime's) */
+  readonly webhookCertDir: string;
 }
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -86,6 +94,10 @@ const schema = z
     LEASE_DURATION_SECONDS: seconds(3600).default(15),
     RENEW_DEADLINE_SECONDS: seconds(3600).default(10),
     RETRY_PERIOD_SECONDS: seconds(3600).default(2),
+    WEBHOOK_ENABLED: bool.default(false),
+    WEBHOOK_PORT: z.coerce.number({ message: 'must be a number' }).int().min(1).max(65535).default(9443),
+    WEBHOOK_HOST: z.string().min(1).default('0.0.0.0'),
+    WEBHOOK_CERT_DIR: z.string().min(1).default('/tmp/k8s-webhook-server/serving-certs'),
   })
   .refine((c) => c.RETRY_MAX_SECONDS >= c.RETRY_BASE_SECONDS, {
     message: 'must be at least RETRY_BASE_SECONDS',
@@ -138,5 +150,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { catalogPath?: st
     leaseDurationSeconds: c.LEASE_DURATION_SECONDS,
     renewDeadlineSeconds: c.RENEW_DEADLINE_SECONDS,
     retryPeriodSeconds: c.RETRY_PERIOD_SECONDS,
+    webhookEnabled: c.WEBHOOK_ENABLED,
+    webhookPort: c.WEBHOOK_PORT,
+    webhookHost: c.WEBHOOK_HOST,
+    webhookCertDir: c.WEBHOOK_CERT_DIR,
   });
 }

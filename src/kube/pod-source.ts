@@ -12,6 +12,7 @@ import { CoreV1Api, type KubeConfig, type V1PodList, Watch } from '@kubernetes/c
 import type { Logger } from 'pino';
 import { type PodView, isMalformed, parsePod, podKey } from '../domain/pod-view.ts';
 import type { PodCache } from '../pod-cache.ts';
+import type { PodWatch, PodWatchEvents } from '../ports.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { retryDelayMs } from '../reconcile/retry-policy.ts';
 
@@ -19,14 +20,6 @@ export interface PodSourceOptions {
   readonly selector: string;
   /** Empty: all namespaces. */
   readonly namespaces: readonly string[];
-}
-
-export interface PodSourceEvents {
-  /** A pod was added or changed (level-based: only the key matters). */
-  onUpsert(key: string, pod: PodView): void;
-  onDelete(key: string, pod: PodView): void;
-  /** A pod that cannot be parsed; reported at most once per uid. */
-  onMalformed(info: { namespace: string; name: string; uid: string; reason: string }): void;
 }
 
 const BACKOFF = { baseMs: 800, maxMs: 30_000 };
@@ -42,12 +35,12 @@ interface Scope {
   abort?: AbortController;
 }
 
-export class PodSource {
+export class PodSource implements PodWatch {
   private readonly kc: KubeConfig;
   private readonly api: CoreV1Api;
   private readonly opts: PodSourceOptions;
   private readonly cache: PodCache;
-  private readonly events: PodSourceEvents;
+  private readonly events: PodWatchEvents;
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly scopes: Scope[];
@@ -57,7 +50,7 @@ export class PodSource {
   /** Aborted by stop(): ends every scope's backoff sleep at once. */
   private readonly stopping = new AbortController();
 
-  constructor(kc: KubeConfig, opts: PodSourceOptions, cache: PodCache, events: PodSourceEvents, metrics: Metrics, log: Logger) {
+  constructor(kc: KubeConfig, opts: PodSourceOptions, cache: PodCache, events: PodWatchEvents, metrics: Metrics, log: Logger) {
     this.kc = kc;
     this.api = kc.makeApiClient(CoreV1Api);
     this.opts = opts;

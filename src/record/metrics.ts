@@ -33,6 +33,16 @@ export class Metrics {
   readonly watchedPods: Gauge;
   /** 1 while this replica holds the leader lease (or runs without election), else 0. */
   readonly leader: Gauge;
+  /** Sidecars hahaha stopped, by the class of the exit code they left: zero, error (1-128), signal (>128). */
+  readonly stoppedSidecarExits: Counter<SidecarLabels | 'exit_class'>;
+  /** Pods that ended Failed although every main container exited 0: a sidecar's exit failed the Job. */
+  readonly podsFailedBySidecars: Counter<'namespace' | 'job_name'>;
+  /** Admission requests of the native sidecar webhook, by outcome (converted, unchanged, error). */
+  readonly webhookRequests: Counter<'outcome'>;
+  /** Seconds to answer one admission request. */
+  readonly webhookDuration: Histogram;
+  /** Sidecars converted to native sidecars at admission, by container name. */
+  readonly nativeConversions: Counter<'container'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -92,6 +102,36 @@ export class Metrics {
     this.leader = new Gauge({
       name: 'hahaha_leader',
       help: '1 while this replica is the leader (or runs without leader election)',
+      registers: [registry],
+    });
+    this.stoppedSidecarExits = new Counter({
+      name: 'hahaha_stopped_sidecar_exits_total',
+      help: 'Sidecars stopped by hahaha, by the exit code class they left (zero; error 1-128 and signal >128 fail the pod)',
+      labelNames: [...sidecarLabels, 'exit_class'],
+      registers: [registry],
+    });
+    this.podsFailedBySidecars = new Counter({
+      name: 'hahaha_pods_failed_by_sidecars_total',
+      help: 'Pods seen ending Failed although every main container exited 0',
+      labelNames: ['namespace', 'job_name'],
+      registers: [registry],
+    });
+    this.webhookRequests = new Counter({
+      name: 'hahaha_webhook_requests_total',
+      help: 'Admission requests of the native sidecar webhook, by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.webhookDuration = new Histogram({
+      name: 'hahaha_webhook_request_duration_seconds',
+      help: 'Seconds to answer one admission request',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    });
+    this.nativeConversions = new Counter({
+      name: 'hahaha_native_sidecar_conversions_total',
+      help: 'Sidecars converted to native sidecars at admission',
+      labelNames: ['container'],
       registers: [registry],
     });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });

@@ -1,0 +1,151 @@
+/**
+ * The reaper: source → queue → reconciler, gated by leader election. Owns the pod cache, the
+ * keyed work queue and the reconciler, and decides when work may run:
+ * - without election it acts from the start;
+ * - with election every replica keeps its cache warm, but only the leader queues and acts; a
+ *   replica that becomes leader queues every cached pod, and one that stops leading aborts its
+ *   in-flight attempts at once.
+ * It never builds kube adapters: the daemon passes the pod watch factory and the lease lock.
+ */
+import type { Logger } from 'pino';
+import type { Catalog } from '../domain/catalog.ts';
+import { LeaderElector } from '../leader/elector.ts';
+import { PodCache } from '../pod-cache.ts';
+import type { LeaseLock, PodWatch, PodWatchEvents } from '../ports.ts';
+import { Reconciler } from '../reconcile/reconciler.ts';
+import { WorkQueue } from '../reconcile/work-queue.ts';
+import type { EventRecorder } from '../record/event-recorder.ts';
+import type { Metrics } from '../record/metrics.ts';
+import type { StrategyRegistry } from '../strategies/registry.ts';
+
+export interface LeaderElectionOptions {
+  readonly lock: LeaseLock;
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+}
+
+export interface ReaperControllerOptions {
+  /** Builds the pod watch that fills `cache` and reports changes to `events`. */
+  readonly watch: (cache: PodCache, events: PodWatchEvents) => PodWatch;
+  readonly catalog: Catalog;
+  readonly strategies: StrategyRegistry;
+  readonly events: EventRecorder;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly maxConcurrentPods: number;
+  readonly retry: { readonly baseMs: number; readonly maxMs: number };
+  readonly verifyTimeoutMs: number;
+  /** Absent: act without leader election. */
+  readonly leaderElection?: LeaderElectionOptions;
+}
+
+export class ReaperController {
+  private readonly cache = new PodCache();
+  private readonly queue: WorkQueue;
+  private readonly reconciler: Reconciler;
+  private readonly watch: PodWatch;
+  private readonly elector: LeaderElector | undefined;
+  private readonly metrics: Metrics;
+  /** Aborted when this replica stops leading: in-flight attempts stop at once. */
+  private term = new AbortController();
+
+  constructor(opts: ReaperControllerOptions) {
+    const { metrics, log } = opts;
+    this.metrics = metrics;
+    this.reconciler = new Reconciler({
+      store: this.cache,
+      catalog: opts.catalog,
+      strategies: opts.strategies,
+      events: opts.events,
+      metrics,
+      log,
+      verifyTimeoutMs: opts.verifyTimeoutMs,
+    });
+    this.queue = new WorkQueue({
+      concurrency: opts.maxConcurrentPods,
+      retry: opts.retry,
+      handler: (key, signal) => this.reconciler.reconcile(key, AbortSignal.any([signal, this.term.signal])),
+      onError: (key, err) => log.error({ err, key }, 'reconcile threw'),
+      onStats: ({ waiting, running }) => {
+        metrics.queueDepth.set(waiting);
+        metrics.inFlight.set(running);
+      },
+    });
+    this.watch = opts.watch(this.cache, {
+      // A standby queues nothing, so its queue metrics stay at zero; it queues every cached pod
+      // when it becomes leader.
+      onUpsert: (key) => {
+        if (this.isLeader) this.queue.add(key);
+      },
+      onDelete: (key, pod) => {
+        this.queue.forget(key);
+        this.reconciler.forget(pod.uid);
+      },
+      onMalformed: (info) => {
+        metrics.skippedPods.inc({ reason: 'malformed' });
+        log.warn({ namespace: info.namespace, pod: info.name, uid: info.uid, reason: info.reason }, 'skipping malformed pod');
+      },
+    });
+
+    const election = opts.leaderElection;
+    if (election === undefined) {
+      metrics.leader.set(1);
+      return;
+    }
+    this.queue.pause();
+    metrics.leader.set(0);
+    this.elector = new LeaderElector(
+      election.lock,
+      {
+        identity: election.identity,
+        leaseDurationMs: election.leaseDurationMs,
+        renewDeadlineMs: election.renewDeadlineMs,
+        retryPeriodMs: election.retryPeriodMs,
+        onStartedLeading: () => this.startLeading(),
+        onStoppedLeading: () => this.stopLeading(),
+      },
+      log,
+    );
+  }
+
+  /** True while this replica may act: it holds the lease, or runs without election. */
+  get isLeader(): boolean {
+    return this.elector?.isLeader ?? true;
+  }
+
+  /** True once the first pod list has been read (the daemon's /readyz). */
+  get synced(): boolean {
+    return this.watch.synced;
+  }
+
+  start(): void {
+    this.watch.start();
+    this.elector?.start();
+  }
+
+  /**
+   * Stops taking work, lets in-flight pods finish within `graceMs`, releases the lease and ends
+   * the watch. Resolves with false when the grace period was over before in-flight work ended.
+   */
+  async stop(graceMs: number): Promise<boolean> {
+    const inTime = await this.queue.shutdown(graceMs);
+    await this.elector?.stop();
+    await this.watch.stop();
+    return inTime;
+  }
+
+  private startLeading(): void {
+    this.term = new AbortController();
+    this.metrics.leader.set(1);
+    for (const key of this.cache.keys()) this.queue.add(key);
+    this.queue.resume();
+  }
+
+  private stopLeading(): void {
+    this.metrics.leader.set(0);
+    this.queue.pause();
+    this.term.abort(new Error('lost leadership'));
+  }
+}
