@@ -173,7 +173,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   // Bounded: an API server that does not answer must not hold up start-up.
   await Promise.race([readVersion(), new Promise((r) => setTimeout(r, 5000).unref())]);
 
-  log.info({ address: server.address(), path: WEBHOOK_PATH, certDir: opts.certDir }, 'serving the native sidecar admission webhook');
+  log.info({ webhookAddress: server.address(), path: WEBHOOK_PATH, certDir: opts.certDir }, 'serving the native sidecar admission webhook');
   return {
     server,
     nativeSidecarsSupported: () => supported,

@@ -168,7 +168,16 @@ export interface PodTemplateOptions {
   restartPolicy?: 'Never' | 'OnFailure';
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /**
+   * Let the suite's admission webhook convert catalog sidecars marked native. Off by default:
+   * the reaper's tests opt their pods out (hahaha.nais.io/native-sidecars: "false") so that they
+   * exercise the stop paths; the native sidecar tests turn it on.
+   */
+  nativeConversion?: boolean;
 }
+
+/** The annotation that opts a pod out of the native sidecar conversion. */
+export const NATIVE_OPT_OUT = ['hahaha.nais.io/native-sidecars', 'false'] as const;
 
 export function podTemplate(o: PodTemplateOptions) {
   const toContainer = (c: ContainerSpec) => ({
@@ -177,10 +186,11 @@ export function podTemplate(o: PodTemplateOptions) {
     command: c.command,
     ...(c.restartPolicy !== undefined && { restartPolicy: c.restartPolicy }),
   });
+  const annotations = { ...(o.nativeConversion !== true && { [NATIVE_OPT_OUT[0]]: NATIVE_OPT_OUT[1] }), ...o.annotations };
   return {
     metadata: {
       labels: { app: o.app, 'nais.io/naisjob': 'true', ...o.labels },
-      ...(o.annotations !== undefined && { annotations: o.annotations }),
+      ...(Object.keys(annotations).length > 0 && { annotations }),
     },
     spec: {
       restartPolicy: o.restartPolicy ?? 'Never',
