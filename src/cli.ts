@@ -8,6 +8,7 @@ import { ConfigError, DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog
 import { loadConfig } from './config/env.ts';
 import type { Attempt } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
+import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
 import { createLogger } from './log.ts';
 
@@ -43,6 +44,9 @@ const EXPLAIN_HELP = `Usage: hahaha explain <FILE|-> [--config FILE]
 Reads one Pod as JSON (e.g. kubectl get pod NAME -o json) from FILE or standard input and prints
 what hahaha would do with it, as JSON:
   {"decision":"reap"|"wait"|"ignore","reason":...,"targets":[{"container":...,"attempts":[...]}],"unsupported":[...]}
+A pod without status (a manifest not yet created) also gets what the admission webhook would do
+(assuming Kubernetes 1.29 or newer):
+  "convert":[<sidecars made native>],"admission":{"code"?:...,"reason":...,"patch":[<JSONPatch>]}
 Needs no cluster. Exit code 0 when a decision was printed, 2 on bad input or config.
 `;
 
@@ -83,6 +87,21 @@ function explain(file: string, catalogPath: string): number {
             unsupported: [...d.unsupported],
           }
         : { decision: d.decision, reason: d.reason, targets: [], unsupported: [] };
+  }
+  if (isObject(raw) && raw.status === undefined) {
+    const plan = planConversion(raw, isObject(raw.metadata) && typeof raw.metadata.namespace === 'string' ? raw.metadata.namespace : 'default', catalog, {
+      nativeSidecarsSupported: true,
+    });
+    out = {
+      ...out,
+      convert: plan.convert ? [...plan.containers] : [],
+      admission: {
+        ...(!plan.convert && { code: plan.code }),
+        reason: plan.reason,
+        ...(plan.kept.length > 0 && { kept: plan.kept }),
+        patch: conversionPatch(raw, plan),
+      },
+    };
   }
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   return 0;
@@ -165,6 +184,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
 if (import.meta.main) {
   main(process.argv.slice(2)).then(

@@ -19,10 +19,28 @@ async function explain(args: string[], input?: string) {
     reason: string;
     targets: { container: string; attempts: Record<string, unknown>[] }[];
     unsupported: string[];
+    convert?: string[];
+    admission?: { code?: string; reason: string; patch: { op: string; path: string }[] };
   };
 }
 
 describe('hahaha explain', () => {
+  it('shows what the admission webhook would do with a pod manifest (no status yet)', async () => {
+    const out = await explain([fixture('naisjob-manifest-configmap-reload-linkerd.json')]);
+    assert.equal(out.decision, 'wait');
+    assert.deepEqual(out.convert, ['secure-logs-configmap-reload']);
+    assert.deepEqual(
+      out.admission?.patch.map((o) => `${o.op} ${o.path}`),
+      ['test /spec/containers/1/name', 'remove /spec/containers/1', 'add /spec/initContainers', 'add /metadata/annotations'],
+    );
+  });
+
+  it('says nothing about admission for a pod the API server already has (it has a status)', async () => {
+    const out = await explain([fixture('naisjob-linkerd-cloudsql-done.json')]);
+    assert.equal(out.convert, undefined);
+    assert.equal(out.admission, undefined);
+  });
+
   it('reaps a finished Naisjob pod: linkerd by HTTP, cloudsql by HTTP then exec', async () => {
     const out = await explain([fixture('naisjob-linkerd-cloudsql-done.json')]);
     assert.equal(out.decision, 'reap');
