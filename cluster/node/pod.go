@@ -26,7 +26,8 @@ const (
 	evUpdate   evKind = iota // a new version of the pod object
 	evExit                   // a container process was reaped
 	evRestart                // a restart back-off expired
-	evKill                   // the termination grace period expired
+	evKill                   // a container's grace period expired: SIGKILL it
+	evTurn                   // a stop plan's grace period passed: every container's turn
 	evRetry                  // retry creating the sandbox
 	evGone                   // the pod object was deleted from the API
 	evShutdown               // the node stops
@@ -66,14 +67,15 @@ type podWorker struct {
 	startTime    time.Time
 	lastPhase    v1.PodPhase
 	stopping     bool
+	stop         stopPlan
 	deleting     bool
-	sidecarsTerm bool
 	final        bool
 	finalPhase   v1.PodPhase
 	status       *v1.PodStatus
 	statusGen    int
 	deleteIssued bool
 	logBase      string
+	observe      func(v1.PodStatus) // for tests: called with every new status
 }
 
 func podKey(ns, name string) string { return ns + "/" + name }
@@ -215,11 +217,16 @@ func (w *podWorker) handle(ev event) bool {
 		w.pod = ev.pod
 		if ev.pod.DeletionTimestamp != nil && !w.deleting {
 			w.deleting = true
+			// The pod worker's calculateEffectiveGracePeriod: the
+			// deletion grace period, at least 1 s.
 			grace := int64(30)
 			if ev.pod.DeletionGracePeriodSeconds != nil {
 				grace = *ev.pod.DeletionGracePeriodSeconds
 			}
-			w.beginStop(time.Duration(grace) * time.Second)
+			if grace < 1 {
+				grace = 1
+			}
+			w.beginStop(grace)
 		}
 	case evExit:
 		if w.runs[ev.name] != ev.run {
@@ -232,10 +239,11 @@ func (w *podWorker) handle(ev event) bool {
 			w.startCtr(c)
 		}
 	case evKill:
-		for _, p := range w.procs {
+		if p := w.procs[ev.name]; p != nil && w.runs[ev.name] == ev.run && !p.exited() {
+			log.Printf("pod %s container %s: grace period over, SIGKILL", podKey(w.pod.Namespace, w.pod.Name), ev.name)
 			p.signal(syscall.SIGKILL)
 		}
-	case evRetry:
+	case evTurn, evRetry:
 	case evGone, evShutdown:
 		ps := w.running()
 		if ev.kind == evShutdown {
@@ -318,28 +326,20 @@ func (w *podWorker) reconcile() {
 	if !w.stopping {
 		w.startNext()
 		if initFailed(w.ctrs) || regularsDone(w.ctrs) {
-			grace := int64(30)
+			// computePodActions' KillPod: nothing to keep and nothing to
+			// start, so native sidecars are stopped too and not restarted.
+			// setTerminationGracePeriod: the pod's
+			// terminationGracePeriodSeconds (the API server defaults it to
+			// 30), else the 2 s minimum.
+			grace := int64(minGracePeriod)
 			if w.pod.Spec.TerminationGracePeriodSeconds != nil {
 				grace = *w.pod.Spec.TerminationGracePeriodSeconds
 			}
-			w.beginStop(time.Duration(grace) * time.Second)
+			w.beginStop(grace)
 		}
 	}
 	if w.stopping {
-		othersLeft := false
-		for name, p := range w.procs {
-			if c := w.ctr(name); c != nil && c.kind != kindSidecar && !p.exited() {
-				othersLeft = true
-			}
-		}
-		if !othersLeft && !w.sidecarsTerm {
-			w.sidecarsTerm = true
-			for i := len(w.ctrs) - 1; i >= 0; i-- {
-				if p := w.procs[w.ctrs[i].name]; p != nil && w.ctrs[i].kind == kindSidecar {
-					p.signal(syscall.SIGTERM)
-				}
-			}
-		}
+		w.advanceStop()
 		if len(w.procs) == 0 {
 			w.finish()
 		}
@@ -372,25 +372,58 @@ func (w *podWorker) startNext() {
 	}
 }
 
-func (w *podWorker) beginStop(grace time.Duration) {
+// beginStop starts stopping every container with a grace period in
+// seconds; reconcile sends the signals (advanceStop). Nothing is restarted
+// any more. A later call (the pod was deleted while its containers were
+// being stopped) starts a new round only if that ends sooner, like the pod
+// worker, which only ever shortens a grace period.
+func (w *podWorker) beginStop(grace int64) {
+	now := time.Now()
+	plan := stopPlan{start: now, grace: grace}
+	if w.stopping && !plan.deadline().Before(w.stop.deadline()) {
+		return
+	}
 	if !w.stopping {
 		w.stopping = true
 		for _, c := range w.ctrs {
 			c.restartPending = false
 		}
 	}
-	for name, p := range w.procs {
-		if c := w.ctr(name); c != nil && c.kind != kindSidecar {
-			p.signal(syscall.SIGTERM)
-		}
+	w.stop = plan
+	for _, c := range w.ctrs {
+		c.stopSent = false
 	}
-	w.after(grace, event{kind: evKill})
+	if grace > 0 {
+		w.after(time.Duration(grace)*time.Second, event{kind: evTurn})
+	}
+}
+
+// advanceStop sends the stop signal (SIGTERM) to every running container
+// whose turn has come (stopTurn) and has not had it in this round, and
+// schedules its SIGKILL (killDelay).
+func (w *podWorker) advanceStop() {
+	now := time.Now()
+	live := func(name string) bool {
+		p := w.procs[name]
+		return p != nil && !p.exited()
+	}
+	for i, c := range w.ctrs {
+		p := w.procs[c.name]
+		if p == nil || p.exited() || c.stopSent || !stopTurn(w.ctrs, live, i, w.stop, now) {
+			continue
+		}
+		c.stopSent = true
+		d := killDelay(w.stop, now)
+		log.Printf("pod %s container %s: SIGTERM, SIGKILL in %s", podKey(w.pod.Namespace, w.pod.Name), c.name, d)
+		p.signal(syscall.SIGTERM)
+		w.after(d, event{kind: evKill, name: c.name, run: w.runs[c.name]})
+	}
 }
 
 func (w *podWorker) finish() {
 	w.teardown()
 	w.final = true
-	phase := desiredPhase(w.ctrs)
+	phase := desiredPhase(w.ctrs, w.pod.Spec.RestartPolicy, true)
 	if phase != v1.PodSucceeded && phase != v1.PodFailed {
 		phase = v1.PodFailed
 		if regularsAllSucceeded(w.ctrs) {
@@ -455,6 +488,7 @@ func (w *podWorker) startCtr(c *ctrState) {
 		c.restarts++
 	}
 	c.restartPending = false
+	c.stopSent = false
 	c.term = nil
 	w.runs[c.name]++
 	run := w.runs[c.name]
@@ -640,7 +674,7 @@ func expand(s string, vars map[string]string) string {
 
 // publish computes the status to report and hands it to the status writer.
 func (w *podWorker) publish() {
-	phase := desiredPhase(w.ctrs)
+	phase := desiredPhase(w.ctrs, w.pod.Spec.RestartPolicy, false)
 	switch {
 	case w.final:
 		phase = w.finalPhase
@@ -681,6 +715,9 @@ func (w *podWorker) publish() {
 	}
 	w.status = &st
 	w.statusGen++
+	if w.observe != nil {
+		w.observe(st)
+	}
 	select {
 	case w.statusKick <- struct{}{}:
 	default:

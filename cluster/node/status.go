@@ -54,6 +54,7 @@ type ctrState struct {
 	last           *termInfo // the run before the current one
 	restarts       int32
 	restartPending bool // terminated, will be started again
+	stopSent       bool // got its stop signal in the current stop round
 }
 
 func (c *ctrState) completedOK() bool {
@@ -143,42 +144,78 @@ func regularsDone(ctrs []*ctrState) bool {
 	return n > 0
 }
 
-// desiredPhase is the phase the pod's containers call for, following the
-// kubelet's getPhase: native sidecars do not count for the outcome.
-func desiredPhase(ctrs []*ctrState) v1.PodPhase {
-	if initFailed(ctrs) {
-		return v1.PodFailed
-	}
-	if !initDone(ctrs) {
-		return v1.PodPending
-	}
-	running, waiting, stopped, failed, pending := 0, 0, 0, 0, 0
+// desiredPhase is the phase the pod's containers call for. It follows the
+// kubelet's getPhase (pkg/kubelet/kubelet_pods.go, v1.37, with the default
+// feature gates, so ContainerRestartRules is on): a running native sidecar
+// counts as running, a terminated one does not count at all, so its exit code
+// never decides the outcome; a regular container that stopped and will be
+// restarted keeps the pod Running; podIsTerminal (every process has stopped
+// and nothing will be started again) turns "all stopped" into Succeeded or
+// Failed whatever the restart policy says.
+func desiredPhase(ctrs []*ctrState, policy v1.RestartPolicy, podIsTerminal bool) v1.PodPhase {
+	pendingRegularInit, pendingSidecars, failedInitNotRestartable := 0, 0, 0
+	running, waiting, stopped, stoppedNotRestartable, succeeded := 0, 0, 0, 0, 0
 	for _, c := range ctrs {
-		if c.kind != kindRegular {
-			continue
-		}
-		switch c.phase {
-		case phaseRunning:
-			running++
-		case phaseWaiting:
-			waiting++
-		case phaseTerminated:
-			stopped++
-			if c.restartPending {
-				pending++
-			} else if c.term.exitCode != 0 {
-				failed++
+		switch c.kind {
+		case kindInit:
+			switch c.phase {
+			case phaseWaiting, phaseRunning:
+				pendingRegularInit++
+			case phaseTerminated:
+				if code := c.term.exitCode; code != 0 && !shouldRestart(c.kind, policy, code) {
+					failedInitNotRestartable++
+				}
+			}
+		case kindSidecar:
+			switch c.phase {
+			case phaseWaiting:
+				if c.id == "" {
+					pendingSidecars++
+					waiting++
+				}
+			case phaseRunning:
+				running++
+			}
+		case kindRegular:
+			switch c.phase {
+			case phaseWaiting:
+				waiting++
+			case phaseRunning:
+				running++
+			case phaseTerminated:
+				stopped++
+				if !shouldRestart(c.kind, policy, c.term.exitCode) {
+					stoppedNotRestartable++
+				}
+				if c.term.exitCode == 0 {
+					succeeded++
+				}
 			}
 		}
 	}
+	if failedInitNotRestartable > 0 {
+		return v1.PodFailed
+	}
 	switch {
+	case pendingRegularInit > 0 || (pendingSidecars > 0 && !anyRegularStarted(ctrs)):
+		return v1.PodPending
 	case waiting > 0:
 		return v1.PodPending
-	case running > 0 || pending > 0:
+	case running > 0:
 		return v1.PodRunning
-	case stopped > 0 && failed == 0:
-		return v1.PodSucceeded
 	case stopped > 0:
+		if podIsTerminal {
+			if stopped == succeeded {
+				return v1.PodSucceeded
+			}
+			return v1.PodFailed
+		}
+		if stopped != stoppedNotRestartable {
+			return v1.PodRunning
+		}
+		if stopped == succeeded {
+			return v1.PodSucceeded
+		}
 		return v1.PodFailed
 	}
 	return v1.PodPending

@@ -24,27 +24,43 @@ func waiting(name string, kind ctrKind) *ctrState {
 func pending(c *ctrState) *ctrState { c.restartPending = true; return c }
 
 func TestDesiredPhase(t *testing.T) {
+	never, onFailure, always := v1.RestartPolicyNever, v1.RestartPolicyOnFailure, v1.RestartPolicyAlways
 	cases := []struct {
-		name string
-		ctrs []*ctrState
-		want v1.PodPhase
+		name     string
+		policy   v1.RestartPolicy
+		terminal bool // every process has stopped (podIsTerminal)
+		ctrs     []*ctrState
+		want     v1.PodPhase
 	}{
-		{"nothing started", []*ctrState{waiting("main", kindRegular)}, v1.PodPending},
-		{"init running", []*ctrState{running("init", kindInit), waiting("main", kindRegular)}, v1.PodPending},
-		{"init failed for good", []*ctrState{exited("init", kindInit, 1), waiting("main", kindRegular)}, v1.PodFailed},
-		{"init failed, will retry", []*ctrState{pending(exited("init", kindInit, 1)), waiting("main", kindRegular)}, v1.PodPending},
-		{"sidecar not yet started", []*ctrState{waiting("proxy", kindSidecar), waiting("main", kindRegular)}, v1.PodPending},
-		{"main running", []*ctrState{exited("init", kindInit, 0), running("main", kindRegular)}, v1.PodRunning},
-		{"main done, regular sidecar running", []*ctrState{exited("main", kindRegular, 0), running("linkerd", kindRegular)}, v1.PodRunning},
-		{"all exited 0", []*ctrState{exited("main", kindRegular, 0), exited("linkerd", kindRegular, 0)}, v1.PodSucceeded},
-		{"sidecar exited 143", []*ctrState{exited("main", kindRegular, 0), exited("cloudsql", kindRegular, 143)}, v1.PodFailed},
-		{"native sidecar running does not count", []*ctrState{running("proxy", kindSidecar), exited("main", kindRegular, 0)}, v1.PodSucceeded},
-		{"native sidecar exit code does not count", []*ctrState{exited("proxy", kindSidecar, 143), exited("main", kindRegular, 0)}, v1.PodSucceeded},
-		{"restart pending keeps it running", []*ctrState{pending(exited("main", kindRegular, 1))}, v1.PodRunning},
-		{"one waiting", []*ctrState{running("a", kindRegular), waiting("b", kindRegular)}, v1.PodPending},
+		{"nothing started", never, false, []*ctrState{waiting("main", kindRegular)}, v1.PodPending},
+		{"init running", never, false, []*ctrState{running("init", kindInit), waiting("main", kindRegular)}, v1.PodPending},
+		{"init failed under Never", never, false, []*ctrState{exited("init", kindInit, 1), waiting("main", kindRegular)}, v1.PodFailed},
+		{"init failed under OnFailure, will retry", onFailure, false, []*ctrState{pending(exited("init", kindInit, 1)), waiting("main", kindRegular)}, v1.PodPending},
+		{"sidecar not yet started", never, false, []*ctrState{waiting("proxy", kindSidecar), waiting("main", kindRegular)}, v1.PodPending},
+		{"main running", never, false, []*ctrState{exited("init", kindInit, 0), running("main", kindRegular)}, v1.PodRunning},
+		{"main done, regular sidecar running", never, false, []*ctrState{exited("main", kindRegular, 0), running("linkerd", kindRegular)}, v1.PodRunning},
+		{"all exited 0", never, false, []*ctrState{exited("main", kindRegular, 0), exited("linkerd", kindRegular, 0)}, v1.PodSucceeded},
+		{"regular sidecar exited 143", never, false, []*ctrState{exited("main", kindRegular, 0), exited("cloudsql", kindRegular, 143)}, v1.PodFailed},
+		// getPhase counts a running native sidecar as running: the pod
+		// stays Running until the kubelet has stopped it.
+		{"native sidecar still running", never, false, []*ctrState{running("proxy", kindSidecar), exited("main", kindRegular, 0)}, v1.PodRunning},
+		{"native sidecar exited 2 after SIGTERM", never, true, []*ctrState{exited("reload", kindSidecar, 2), exited("main", kindRegular, 0)}, v1.PodSucceeded},
+		{"native sidecar SIGKILLed (137)", never, true, []*ctrState{exited("deaf", kindSidecar, 137), exited("main", kindRegular, 0)}, v1.PodSucceeded},
+		{"native sidecar 143 under OnFailure", onFailure, true, []*ctrState{exited("proxy", kindSidecar, 143), exited("main", kindRegular, 0)}, v1.PodSucceeded},
+		{"OnFailure: main failed, restart pending, native sidecar runs", onFailure, false, []*ctrState{running("proxy", kindSidecar), pending(exited("main", kindRegular, 1))}, v1.PodRunning},
+		{"OnFailure: main failed, restart pending, no sidecar", onFailure, false, []*ctrState{pending(exited("main", kindRegular, 1))}, v1.PodRunning},
+		{"OnFailure: main succeeded on its second run, sidecar stopped", onFailure, true, []*ctrState{exited("proxy", kindSidecar, 0), exited("main", kindRegular, 0)}, v1.PodSucceeded},
+		{"Never: main exit 1, native sidecar still running", never, false, []*ctrState{running("proxy", kindSidecar), exited("main", kindRegular, 1)}, v1.PodRunning},
+		{"Never: main exit 1, native sidecar exited 0", never, true, []*ctrState{exited("proxy", kindSidecar, 0), exited("main", kindRegular, 1)}, v1.PodFailed},
+		{"Never: main exit 1, native sidecar exited 2", never, true, []*ctrState{exited("proxy", kindSidecar, 2), exited("main", kindRegular, 1)}, v1.PodFailed},
+		{"Never: main exit 1, not yet terminal", never, false, []*ctrState{exited("proxy", kindSidecar, 0), exited("main", kindRegular, 1)}, v1.PodFailed},
+		{"Always: main exited 0 is restarted", always, false, []*ctrState{exited("main", kindRegular, 0)}, v1.PodRunning},
+		{"Always: terminal after deletion", always, true, []*ctrState{exited("main", kindRegular, 0)}, v1.PodSucceeded},
+		{"native sidecar restarting after the main started", never, false, []*ctrState{pending(exited("proxy", kindSidecar, 1)), running("main", kindRegular)}, v1.PodRunning},
+		{"one waiting", never, false, []*ctrState{running("a", kindRegular), waiting("b", kindRegular)}, v1.PodPending},
 	}
 	for _, c := range cases {
-		if got := desiredPhase(c.ctrs); got != c.want {
+		if got := desiredPhase(c.ctrs, c.policy, c.terminal); got != c.want {
 			t.Errorf("%s: phase %s, want %s", c.name, got, c.want)
 		}
 	}
