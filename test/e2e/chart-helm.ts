@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { CHART } from '../unit/chart-assets.ts';
-import { BUILT } from './harness.ts';
+import { BUILT, KUBECONFIG } from './harness.ts';
 
 const run = promisify(execFile);
 
@@ -45,10 +45,19 @@ export async function helm(args: string[]): Promise<{ stdout: string; stderr: st
   }
 }
 
+/** helm against the local cluster (the admin kubeconfig): install, upgrade, uninstall. */
+export async function helmOnCluster(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return helm([...args, '--kubeconfig', KUBECONFIG]);
+}
+
+/** --set-json arguments for a values object, one per top-level key. */
+export function setJson(values: Record<string, unknown>): string[] {
+  return Object.entries(values).flatMap(([k, v]) => ['--set-json', `${k}=${JSON.stringify(v)}`]);
+}
+
 /** `helm template` of the chart with the given --set-json values; returns the YAML text. */
 export async function renderText(release: string, namespace: string, values: Record<string, unknown> = {}): Promise<string> {
-  const sets = Object.entries(values).flatMap(([k, v]) => ['--set-json', `${k}=${JSON.stringify(v)}`]);
-  return (await helm(['template', release, CHART, '--namespace', namespace, ...sets])).stdout;
+  return (await helm(['template', release, CHART, '--namespace', namespace, ...setJson(values)])).stdout;
 }
 
 export function parseObjects(text: string): K8sObject[] {
@@ -61,13 +70,18 @@ export async function render(release: string, namespace: string, values: Record<
   return parseObjects(await renderText(release, namespace, values));
 }
 
-export function find(objects: K8sObject[], kind: string): K8sObject {
-  const o = objects.find((x) => x.kind === kind);
-  if (o === undefined) throw new Error(`no ${kind} in the rendered chart (kinds: ${objects.map((x) => x.kind).join(', ')})`);
+/** The first object of `kind` (and, when given, whose name ends with `suffix`). */
+export function find(objects: K8sObject[], kind: string, suffix = ''): K8sObject {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name.endsWith(suffix));
+  if (o === undefined) throw new Error(`no ${kind}${suffix ? ` named *${suffix}` : ''} in the rendered chart (${objects.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')})`);
   return o;
 }
 
-/** Values that switch every optional template on. */
+/** The objects the webhook adds to the chart, as "Kind/name" of a release whose full name is `fullname`. */
+export function webhookObjects(fullname: string): string[] {
+  return [`MutatingWebhookConfiguration/${fullname}`, `Secret/${fullname}-webhook-tls`, `Service/${fullname}-webhook`];
+}
+
 /**
  * The ClusterRole hahaha needs, exactly, as sorted `group|resource|verb` lines: what the chart
  * must render and what its ServiceAccount must be granted on the cluster.
@@ -86,6 +100,7 @@ export const CLUSTER_RULES: readonly string[] = [
   'events.k8s.io|events|patch',
 ];
 
+/** Values that switch every optional template on (the webhook is on by default). */
 export const ALL_OPTIONAL_ON = {
   serviceMonitor: { enabled: true },
   prometheusRule: { enabled: true },

@@ -69,7 +69,14 @@ describe('dashboard and alert rules use the metric names hahaha exports', () => 
   it('every alert rule expression', () => {
     const exprs = ruleExpressions();
     const alerts = exprs.map((e) => e.where);
-    for (const alert of ['HahahaSidecarShutdownsFailing', 'HahahaUnsupportedSidecar', 'HahahaPodsWaiting', 'HahahaNoLeader']) {
+    for (const alert of [
+      'HahahaSidecarShutdownsFailing',
+      'HahahaUnsupportedSidecar',
+      'HahahaPodsWaiting',
+      'HahahaNoLeader',
+      'HahahaJobsFailedBySidecars',
+      'HahahaWebhookErrors',
+    ]) {
       assert.ok(alerts.includes(`rule hahaha/${alert}`), `alert ${alert} missing`);
     }
     assertNamesExposed(exprs, exposed);

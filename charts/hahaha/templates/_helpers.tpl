@@ -82,3 +82,96 @@ app.kubernetes.io/component: sidecar-reaper
 {{- fail "networkPolicy.enabled needs networkPolicy.apiServer.cidrs: the API server's endpoint addresses (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The webhook's Service, also the name its serving certificate is issued for. */}}
+{{- define "hahaha.webhookService" -}}
+{{- printf "%s-webhook" (include "hahaha.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The Secret with the webhook's serving certificate (tls.crt, tls.key, ca.crt). */}}
+{{- define "hahaha.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "hahaha.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Where the daemon reads tls.crt and tls.key (WEBHOOK_CERT_DIR, its default). */}}
+{{- define "hahaha.webhookCertDir" -}}
+/tmp/k8s-webhook-server/serving-certs
+{{- end -}}
+
+{{/*
+The webhook's objectSelector as YAML: webhook.objectSelector, else watch.selector turned into a
+LabelSelector. Only the equality-based forms translate one to one (k=v, k==v, k!=v, k, !k,
+comma-separated); anything else fails rendering rather than sending the webhook other pods than
+the reaper watches.
+*/}}
+{{- define "hahaha.webhookObjectSelector" -}}
+{{- if .Values.webhook.objectSelector -}}
+{{- toYaml .Values.webhook.objectSelector -}}
+{{- else -}}
+{{- $selector := .Values.watch.selector -}}
+{{- $ask := printf "watch.selector %q cannot be turned into the webhook's objectSelector (only k=v, k==v, k!=v, k and !k, comma-separated, can): set webhook.objectSelector to a LabelSelector selecting the same pods" $selector -}}
+{{- $key := "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$" -}}
+{{- $value := "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$" -}}
+{{- if regexMatch "[()]" $selector -}}
+{{- fail $ask -}}
+{{- end -}}
+{{- $labels := dict -}}
+{{- $expressions := list -}}
+{{- range $term := splitList "," $selector -}}
+{{- $term = trim $term -}}
+{{- $k := "" -}}
+{{- $v := "" -}}
+{{- $op := "" -}}
+{{- if contains "!=" $term -}}
+{{- $parts := splitn "!=" 2 $term -}}
+{{- $k = trim $parts._0 -}}{{- $v = trim $parts._1 -}}{{- $op = "NotIn" -}}
+{{- else if contains "==" $term -}}
+{{- $parts := splitn "==" 2 $term -}}
+{{- $k = trim $parts._0 -}}{{- $v = trim $parts._1 -}}{{- $op = "=" -}}
+{{- else if contains "=" $term -}}
+{{- $parts := splitn "=" 2 $term -}}
+{{- $k = trim $parts._0 -}}{{- $v = trim $parts._1 -}}{{- $op = "=" -}}
+{{- else if hasPrefix "!" $term -}}
+{{- $k = trim (trimPrefix "!" $term) -}}{{- $op = "DoesNotExist" -}}
+{{- else -}}
+{{- $k = $term -}}{{- $op = "Exists" -}}
+{{- end -}}
+{{- if not (and (regexMatch $key $k) (le (len (regexReplaceAll "^.*/" $k "")) 63) (regexMatch $value $v) (le (len $v) 63)) -}}
+{{- fail $ask -}}
+{{- end -}}
+{{- if eq $op "=" -}}
+{{- if and (hasKey $labels $k) (ne (get $labels $k) $v) -}}
+{{- fail $ask -}}
+{{- end -}}
+{{- $_ := set $labels $k $v -}}
+{{- else if eq $op "NotIn" -}}
+{{- $expressions = append $expressions (dict "key" $k "operator" "NotIn" "values" (list $v)) -}}
+{{- else -}}
+{{- $expressions = append $expressions (dict "key" $k "operator" $op) -}}
+{{- end -}}
+{{- end -}}
+{{- $out := dict -}}
+{{- if $labels -}}{{- $_ := set $out "matchLabels" $labels -}}{{- end -}}
+{{- if $expressions -}}{{- $_ := set $out "matchExpressions" $expressions -}}{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The webhook's namespaceSelector as YAML: webhook.namespaceSelector, else every namespace but
+kube-system, the release's own (hahaha's pods must never wait on hahaha) and those labelled
+hahaha.nais.io/native-sidecars=false; only watch.namespaces when set.
+*/}}
+{{- define "hahaha.webhookNamespaceSelector" -}}
+{{- if .Values.webhook.namespaceSelector -}}
+{{- toYaml .Values.webhook.namespaceSelector -}}
+{{- else -}}
+{{- $expressions := list
+  (dict "key" "hahaha.nais.io/native-sidecars" "operator" "NotIn" "values" (list "false"))
+  (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list "kube-system" .Release.Namespace | uniq)) -}}
+{{- if .Values.watch.namespaces -}}
+{{- $expressions = append $expressions (dict "key" "kubernetes.io/metadata.name" "operator" "In" "values" .Values.watch.namespaces) -}}
+{{- end -}}
+{{- toYaml (dict "matchExpressions" $expressions) -}}
+{{- end -}}
+{{- end -}}
