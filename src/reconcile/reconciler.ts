@@ -12,6 +12,7 @@ import type { PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { type StrategyRegistry, runAttempt } from '../strategies/registry.ts';
+import { type FailureCause, cannotHaveStopped, isPermanent } from '../strategies/strategy.ts';
 import type { WorkResult } from './work-queue.ts';
 
 /** Event reason and action, as HAHAHA wrote them. */
@@ -49,8 +50,30 @@ export function failedBySidecar(pod: PodView): boolean {
   return pod.containers.some((c) => !mains.includes(c.name) && (exit(c.name) ?? 0) !== 0);
 }
 
-/** After a failed attempt, how long to watch for the container terminating anyway. */
+/**
+ * After a failed attempt that may have been cut off by the sidecar exiting (a timeout, a stream
+ * that died with PID 1), how long to watch for the container terminating anyway. Failures that
+ * cannot have stopped it (refused, 404, missing binary, forbidden) go on to the next attempt at once.
+ */
 const SETTLE_MS = 750;
+
+/** What failed about one attempt, with the hint that fits that failure. */
+export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
+  switch (cause) {
+    case 'forbidden':
+      return `hahaha's ServiceAccount may not use pods/${attempt.kind === 'exec' ? 'exec' : 'portforward'} here: the chart's ClusterRole grants get and create`;
+    case 'missing-binary':
+      return attempt.kind === 'exec'
+        ? `${attempt.command[0]} is not in the image (distroless?), so exec cannot stop it: make it a native sidecar (catalog native: true) or use an image that has it`
+        : entryHint;
+    case 'ignored':
+      return attempt.kind === 'exec'
+        ? 'the sidecar accepted the signal but kept running: it ignores it; make it a native sidecar (the kubelet SIGKILLs it after the grace period)'
+        : (entryHint ?? 'the sidecar accepted the request but kept running');
+    default:
+      return entryHint;
+  }
+}
 
 export interface ReconcilerDeps {
   readonly store: PodStore;
@@ -77,7 +100,14 @@ type TargetResult =
       /** Attempts that failed before the one that worked. */
       readonly earlierErrors: readonly string[];
     }
-  | { readonly ok: false; readonly container: string; readonly errors: readonly string[]; readonly hint?: string };
+  | {
+      readonly ok: false;
+      readonly container: string;
+      readonly errors: readonly string[];
+      readonly hint?: string;
+      /** Every attempt failed in a way asking again cannot fix (see isPermanent). */
+      readonly permanent: boolean;
+    };
 
 /** The container's terminated state in this incarnation of the pod (same uid), if any. */
 function terminatedState(pod: PodView | undefined, uid: string, container: string) {
@@ -191,6 +221,7 @@ export class Reconciler {
 
     const posts: Promise<void>[] = [];
     let failed = 0;
+    let transient = 0;
     for (const r of results) {
       if (r.ok && r.via === undefined) {
         log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
@@ -211,16 +242,19 @@ export class Reconciler {
         );
       } else {
         failed += 1;
-        this.deps.metrics.failedSidecarShutdowns.inc(labels(r.container));
-        const hint = r.hint === undefined ? '' : ` (hint: ${r.hint})`;
-        posts.push(
-          this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${r.container}: ${r.errors.join('; ')}${hint}`),
-        );
+        if (!r.permanent) transient += 1;
+        const message = `Unsuccessfully shut down container ${r.container}: ${r.errors.join('; ')}${r.hint === undefined ? '' : ` (hint: ${r.hint})`}`;
+        // A permanent failure is reported once per pod, container and message; rechecks stay quiet.
+        if (!r.permanent || this.firstTime(pod.uid, `permanent:${message}`)) {
+          this.deps.metrics.failedSidecarShutdowns.inc(labels(r.container));
+          posts.push(this.killingEvent(ref, 'Warning', message));
+        }
       }
     }
     await Promise.all(posts);
-    if (failed > 0) return { kind: 'retry', reason: `${failed} of ${results.length} sidecar(s) did not stop` };
-    return { kind: 'done' };
+    if (failed === 0) return { kind: 'done' };
+    const reason = `${failed} of ${results.length} sidecar(s) did not stop`;
+    return transient > 0 ? { kind: 'retry', reason } : { kind: 'permanent', reason: `${reason}, and asking again cannot help` };
   }
 
   /** Tries the target's attempts in order until the API shows the container terminated. */
@@ -229,13 +263,25 @@ export class Reconciler {
     const key = podKey(pod);
     const isGone = (p: PodView) => p.uid !== pod.uid || terminatedState(p, pod.uid, target.container) !== undefined;
     const errors: string[] = [];
+    const causes: (FailureCause | 'ignored')[] = [];
+    const hints = new Set<string>();
     let previous: Attempt | undefined;
+    const failed = (extra: readonly string[] = []): TargetResult => ({
+      ok: false,
+      container: target.container,
+      errors: [...errors, ...extra],
+      ...(hints.size > 0 && { hint: [...hints].join('; ') }),
+      permanent: extra.length === 0 && causes.length > 0 && causes.every((c) => c !== 'ignored' && isPermanent(c)),
+    });
+    const note = (attempt: Attempt, cause: FailureCause | 'ignored') => {
+      causes.push(cause);
+      const hint = failureHint(cause, attempt, target.hint);
+      if (hint !== undefined) hints.add(hint);
+    };
 
     for (const attempt of target.attempts) {
       const current = this.deps.store.get(key);
-      if (current === undefined || current.uid !== pod.uid) {
-        return { ok: false, container: target.container, errors: [...errors, 'pod disappeared'] };
-      }
+      if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);
       const already = terminatedState(current, pod.uid, target.container);
       if (already !== undefined) return this.stopped(target.container, already, previous, errors.slice(0, -1));
       if (signal?.aborted) break;
@@ -250,11 +296,14 @@ export class Reconciler {
       if (!outcome.ok) {
         // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
-        const settled = await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal);
+        const settled = cannotHaveStopped(outcome.cause)
+          ? this.deps.store.get(key)
+          : await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal);
         const state = terminatedState(settled, pod.uid, target.container);
         if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
-        log.warn({ attempt: described, error: outcome.error, seconds }, 'attempt failed');
+        log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
+        note(attempt, outcome.cause);
         continue;
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
@@ -262,11 +311,11 @@ export class Reconciler {
       const state = terminatedState(after, pod.uid, target.container);
       if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
+      note(attempt, 'ignored');
     }
     const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
     if (state !== undefined) return this.stopped(target.container, state, previous, errors.slice(0, -1));
-    if (signal?.aborted) errors.push('interrupted by shutdown');
-    return { ok: false, container: target.container, errors, ...(target.hint !== undefined && { hint: target.hint }) };
+    return failed(signal?.aborted ? ['interrupted by shutdown'] : []);
   }
 
   private stopped(

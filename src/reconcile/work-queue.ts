@@ -7,11 +7,21 @@
 import PQueue from 'p-queue';
 import { type RetryPolicy, retryDelayMs } from './retry-policy.ts';
 
-export type WorkResult = { readonly kind: 'done' } | { readonly kind: 'retry'; readonly reason: string };
+/**
+ * What a handler says about its key: done; retry with backoff (a transient failure); or
+ * permanent (controller-runtime's TerminalError): asking again cannot help until the pod changes,
+ * so the key is only rechecked slowly, after `permanentRecheckMs`, or when it is added again.
+ */
+export type WorkResult =
+  | { readonly kind: 'done' }
+  | { readonly kind: 'retry'; readonly reason: string }
+  | { readonly kind: 'permanent'; readonly reason: string };
 
 export interface WorkQueueOptions {
   readonly concurrency: number;
   readonly retry: RetryPolicy;
+  /** Delay of the slow recheck after a permanent failure. @default 600000 (10 minutes) */
+  readonly permanentRecheckMs?: number;
   readonly handler: (key: string, signal: AbortSignal) => Promise<WorkResult>;
   /** Called when a handler throws; the key is then retried like a 'retry' result. */
   readonly onError?: (key: string, err: unknown) => void;
@@ -132,6 +142,7 @@ export class WorkQueue {
       if (!this.dirty.has(key)) this.addAfter(key, retryDelayMs(this.opts.retry, failures, this.opts.random));
     } else {
       this.failures.delete(key);
+      if (result.kind === 'permanent' && !this.dirty.has(key)) this.addAfter(key, this.opts.permanentRecheckMs ?? 600_000);
     }
     if (this.dirty.delete(key)) this.add(key);
     this.stats();

@@ -1,6 +1,6 @@
 import type { HttpAttempt } from '../domain/catalog.ts';
 import type { PortForwarder } from '../ports.ts';
-import { type AttemptOutcome, type AttemptTarget, type Strategy, errorText } from './strategy.ts';
+import { type AttemptOutcome, type AttemptTarget, type Strategy, causeOf, errorText } from './strategy.ts';
 
 /** Calls the sidecar's admin endpoint on the pod's loopback, through pods/portforward. */
 export function httpStrategy(forwarder: PortForwarder): Strategy<HttpAttempt> {
@@ -16,9 +16,12 @@ export function httpStrategy(forwarder: PortForwarder): Strategy<HttpAttempt> {
         });
         if (attempt.acceptStatus.includes(reply.status)) return { ok: true, detail: `HTTP ${reply.status}` };
         const body = reply.body.trim().slice(0, 200);
-        return { ok: false, error: `HTTP ${reply.status}${body === '' ? '' : ` ${JSON.stringify(body)}`}` };
+        // 404/405/501: the endpoint is not there (linkerd without proxy-admin-shutdown, an
+        // admin port without the flag that enables it); asking again will not change that.
+        const missing = reply.status === 404 || reply.status === 405 || reply.status === 501;
+        return { ok: false, error: `HTTP ${reply.status}${body === '' ? '' : ` ${JSON.stringify(body)}`}`, cause: missing ? 'endpoint-missing' : 'rejected' };
       } catch (err) {
-        return { ok: false, error: errorText(err) };
+        return { ok: false, error: errorText(err), cause: causeOf(err) };
       }
     },
   };

@@ -6,9 +6,47 @@
 import type { Attempt } from '../domain/catalog.ts';
 import type { PodRef } from '../ports.ts';
 
+/**
+ * Why an attempt failed, as far as it can be told:
+ * - forbidden: the API server refused the exec/port-forward (RBAC);
+ * - missing-binary: the command does not exist in the container's image;
+ * - endpoint-missing: the sidecar answered that the endpoint is not there (404, 405, 501);
+ * - refused: nothing listens on the port;
+ * - timeout: no answer within the attempt's timeout;
+ * - rejected: the sidecar answered with another status, or the command exited non-zero;
+ * - error: anything else, including a stream cut off mid-answer.
+ */
+export type FailureCause = 'forbidden' | 'missing-binary' | 'endpoint-missing' | 'refused' | 'timeout' | 'rejected' | 'error';
+
 export type AttemptOutcome =
   | { readonly ok: true; readonly detail: string }
-  | { readonly ok: false; readonly error: string };
+  | { readonly ok: false; readonly error: string; readonly cause: FailureCause };
+
+/**
+ * Failures that asking again cannot fix while the pod and the catalog stay as they are
+ * (controller-runtime's TerminalError): reported once, rechecked slowly, not retried with backoff.
+ */
+export function isPermanent(cause: FailureCause): boolean {
+  return cause === 'forbidden' || cause === 'missing-binary' || cause === 'endpoint-missing';
+}
+
+/**
+ * Failures after which the sidecar cannot be stopping: the next attempt may run at once. After
+ * the others (a cut-off answer, a timeout) the sidecar may be dying mid-answer.
+ */
+export function cannotHaveStopped(cause: FailureCause): boolean {
+  return cause !== 'error' && cause !== 'timeout';
+}
+
+/** The cause of a thrown error: the API server's refusal, a refused connection, a timeout. */
+export function causeOf(err: unknown): FailureCause {
+  const text = errorText(err);
+  if (/refused the upgrade: HTTP 403\b/.test(text)) return 'forbidden';
+  if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused';
+  if (/timed out|timeout|TimeoutError/i.test(text)) return 'timeout';
+  if (/executable file not found|no such file or directory/i.test(text)) return 'missing-binary';
+  return 'error';
+}
 
 export interface AttemptTarget {
   readonly pod: PodRef;

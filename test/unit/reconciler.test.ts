@@ -19,7 +19,7 @@ import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
 import { exitClass } from '../../src/reconcile/reconciler.ts';
 import { type Mod, T0, annotated, nativeSidecar, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
 
-type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'hang' | 'accept-only' | 'http-500';
+type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing';
 
 class World {
   readonly cache = new PodCache();
@@ -45,6 +45,7 @@ class World {
     const executor: Executor = {
       async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
         const r = await self.act(`exec ${call.container} ${call.command.join(' ')}`, `${call.container}:exec`, call.timeoutMs, call.signal);
+        if (r.status === 127) return { exitCode: 127, stdout: '', stderr: r.body };
         return { exitCode: r.status === 200 ? 0 : 1, stdout: '', stderr: r.status === 200 ? '' : 'no such process' };
       },
     };
@@ -93,6 +94,14 @@ class World {
     switch (b) {
       case 'refuse':
         throw new Error('connection refused');
+      case 'cut-off':
+        throw new Error('exec stream closed without an exit status');
+      case 'forbidden':
+        throw new Error('API server refused the upgrade: HTTP 403: pods "job-1" is forbidden');
+      case 'missing':
+        return { status: 127, body: 'nsenter: failed to execute /bin/kill: No such file or directory' };
+      case 'http-404':
+        return { status: 404, body: 'not found' };
       case 'http-500':
         return { status: 500, body: 'nope' };
       case 'hang':
@@ -206,6 +215,42 @@ describe('reconcile', () => {
     );
   });
 
+  it('permanent failures (404, missing binary, forbidden) are reported once and not retried with backoff', async () => {
+    const w = new World(running('linkerd-proxy'), running('vks-sidecar'), running('daprd'));
+    w.behaviour.set(':4191', 'http-404');
+    w.behaviour.set('vks-sidecar:exec', 'missing');
+    w.behaviour.set(':3500', 'forbidden');
+    const first = await w.reconciler.reconcile(w.key);
+    assert.equal(first.kind, 'permanent');
+    const warnings = w.events.filter((e) => e.type === 'Warning').map((e) => e.message).sort();
+    assert.equal(warnings.length, 3);
+    assert.match(warnings[0] ?? '', /daprd: http POST :3500\/v1.0\/shutdown: API server refused the upgrade: HTTP 403.*\(hint: hahaha's ServiceAccount may not use pods\/portforward/);
+    assert.match(warnings[1] ?? '', /linkerd-proxy: http POST :4191\/shutdown: HTTP 404.*\(hint: linkerd's shutdown endpoint is off by default/);
+    assert.match(warnings[2] ?? '', /vks-sidecar: exec \/bin\/kill -s INT 1: command exited with code 127.*\(hint: \/bin\/kill is not in the image \(distroless\?\)/);
+    // The slow recheck finds the same: no new Warning, no new count.
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'permanent');
+    assert.equal(w.events.length, 3);
+    assert.equal(w.repeats.length, 0);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 3);
+  });
+
+  it('a refused connection goes on to the next attempt at once, without the settle wait', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'refuse');
+    const started = Date.now();
+    await w.reconciler.reconcile(w.key);
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
+    assert.ok(Date.now() - started < 300, `took ${Date.now() - started} ms`);
+  });
+
+  it('a signal the sidecar ignores is a transient failure with its own hint', async () => {
+    const w = new World(running('vks-sidecar'));
+    w.behaviour.set('vks-sidecar:exec', 'accept-only');
+    const result = await w.reconciler.reconcile(w.key);
+    assert.equal(result.kind, 'retry');
+    assert.match(w.events[0]?.message ?? '', /\(hint: the sidecar accepted the signal but kept running: it ignores it/);
+  });
+
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
     assert.deepEqual([0, 1, 2, 128, 130, 137, 143].map(exitClass), ['zero', 'error', 'error', 'error', 'signal', 'signal', 'signal']);
   });
@@ -309,7 +354,7 @@ describe('reconcile', () => {
 
   it('a sidecar that stops while its reply is cut off counts as shut down by that attempt', async () => {
     const w = new World(running('vks-sidecar'));
-    w.behaviour.set('vks-sidecar:exec', 'refuse');
+    w.behaviour.set('vks-sidecar:exec', 'cut-off');
     const original = w.cache.waitFor.bind(w.cache);
     let first = true;
     w.cache.waitFor = (key, pred, ms, signal) => {

@@ -152,6 +152,30 @@ describe('work queue', () => {
     assert.deepEqual(calls.sort(), ['a', 'b']);
   });
 
+  it('a permanent result is not retried with backoff, only rechecked slowly or when the key is added again', async () => {
+    let n = 0;
+    const q = new WorkQueue({
+      concurrency: 1,
+      retry: { baseMs: 5, maxMs: 5 },
+      permanentRecheckMs: 80,
+      random: () => 1,
+      handler: async (): Promise<WorkResult> => {
+        n += 1;
+        return { kind: 'permanent', reason: 'endpoint missing' };
+      },
+    });
+    q.add('k');
+    await sleep(40);
+    assert.equal(n, 1, 'no backoff retry');
+    assert.equal(q.failuresOf('k'), 0);
+    q.add('k');
+    await sleep(10);
+    assert.equal(n, 2, 'a change of the pod handles it again');
+    await sleep(120);
+    assert.equal(n, 3, 'the slow recheck');
+    await q.shutdown(10);
+  });
+
   it('forget cancels a pending retry', async () => {
     let n = 0;
     const q = new WorkQueue({
