@@ -9,9 +9,13 @@
 import type http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { loadCatalog } from './config/catalog-file.ts';
+import { ConfigError, loadCatalog } from './config/catalog-file.ts';
 import type { Config } from './config/env.ts';
+import { AccessCheck } from './controller/access-check.ts';
 import { ReaperController } from './controller/reaper-controller.ts';
+import { type LabelSelector, SelectorError, parseLabelSelector } from './domain/label-selector.ts';
+import { requiredAccess } from './domain/required-access.ts';
+import { ApiAccessReviewer } from './kube/access-review.ts';
 import { ApiEventSink } from './kube/event-sink.ts';
 import { ApiExecutor } from './kube/executor.ts';
 import { ApiLeaseLock } from './kube/lease-lock.ts';
@@ -37,6 +41,13 @@ export interface Daemon {
 
 export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = defaultKubeConfig()): Promise<Daemon> {
   const catalog = loadCatalog(config.catalogPath);
+  let selector: LabelSelector;
+  try {
+    selector = parseLabelSelector(config.watchSelector);
+  } catch (err) {
+    if (!(err instanceof SelectorError)) throw err;
+    throw new ConfigError(`environment variable WATCH_SELECTOR: "${config.watchSelector}" is not a label selector: ${err.message}`);
+  }
   log.info(
     {
       selector: config.watchSelector,
@@ -80,21 +91,36 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
         port: config.webhookPort,
         certDir: config.webhookCertDir,
         catalog,
+        selector,
         version: new ApiServerVersion(kc),
         metrics,
         log,
       })
     : undefined;
 
+  const access = new AccessCheck(
+    new ApiAccessReviewer(kc),
+    requiredAccess({
+      namespaces: config.watchNamespaces,
+      leaderElect: config.leaderElect,
+      leaseNamespace: config.leaseNamespace,
+      leaseName: config.leaseName,
+    }),
+    log,
+  );
   const server = await startHttpServer({
     host: config.metricsHost,
     port: config.metricsPort,
     registry: metrics.registry,
-    isReady: () => reaper.synced,
+    notReadyReasons: () => [
+      ...(reaper.synced ? [] : ['pod list not synced yet']),
+      ...(access.missing ?? []).map((m) => `missing permission: ${m}`),
+    ],
   });
   log.info({ address: server.address() }, 'serving /metrics, /healthz and /readyz');
 
   reaper.start();
+  void access.start();
 
   let resolveDone: () => void = () => {};
   const done = new Promise<void>((r) => {
@@ -106,6 +132,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       log.info({ graceSeconds: config.shutdownGraceSeconds }, 'shutting down: no new work, finishing in-flight pods');
       const inTime = await reaper.stop(config.shutdownGraceSeconds * 1000);
       if (!inTime) log.warn('grace period over; interrupted in-flight pods');
+      access.stop();
       await webhook?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();

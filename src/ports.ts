@@ -3,6 +3,7 @@
  * `kube/` implements them against the API server; unit tests pass fakes.
  */
 import type { PodView } from './domain/pod-view.ts';
+import type { AccessNeed } from './domain/required-access.ts';
 
 export interface PodRef {
   readonly namespace: string;
@@ -126,4 +127,9 @@ export interface ServerVersion {
 
 export interface ServerVersionSource {
   get(): Promise<ServerVersion>;
+}
+
+/** Whether this process's credentials allow one thing (SelfSubjectAccessReview). */
+export interface AccessReviewer {
+  review(need: AccessNeed): Promise<{ allowed: boolean; reason?: string }>;
 }

@@ -12,6 +12,7 @@ import { NATIVE_SIDECARS_ANNOTATION, type PodView, isMalformed, parsePod } from 
 /** Machine-readable reasons a pod is left as it is; stable, used in logs and explain. */
 export type ConversionSkipCode =
   | 'malformed'
+  | 'not-selected'
   | 'opted-out'
   | 'native-sidecars-unsupported'
   | 'restart-always'
@@ -23,6 +24,12 @@ export type ConversionSkipCode =
 export interface ConversionContext {
   /** Whether the cluster runs native sidecars: Kubernetes 1.29 or newer. */
   readonly nativeSidecarsSupported: boolean;
+  /**
+   * The watch selector, checked again against the pod's labels: the webhook configuration's
+   * objectSelector should already have filtered, but a hand-edited configuration must not make
+   * hahaha convert pods it does not watch. Absent: every pod is selected.
+   */
+  readonly selects?: (labels: Readonly<Record<string, string>>) => boolean;
 }
 
 /** A container that matches a `native: true` entry but is kept as it is, and why. */
@@ -105,6 +112,11 @@ export function previouslyConverted(pod: PodView): string[] {
 
 // ---- plan -------------------------------------------------------------------------------------
 
+function rawLabels(raw: unknown): Record<string, string> {
+  const labels = isObject(raw) && isObject(raw.metadata) && isObject(raw.metadata.labels) ? raw.metadata.labels : {};
+  return Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
 /**
  * Reads a pod as the API server sends it to an admission webhook. A pod created from a template
  * has no name yet (only generateName) and may carry no namespace; both are filled in for parsing.
@@ -121,6 +133,7 @@ export function parseAdmissionPod(raw: unknown, namespace: string): PodView | { 
 export function planConversion(raw: unknown, namespace: string, catalog: Catalog, ctx: ConversionContext): ConversionPlan {
   const pod = parseAdmissionPod(raw, namespace);
   if ('malformed' in pod) return skip('malformed', `malformed pod: ${pod.reason}`);
+  if (ctx.selects !== undefined && !ctx.selects(rawLabels(raw))) return skip('not-selected', 'the pod does not match the watch selector');
   if (isOptedOut(pod)) return skip('opted-out', `the pod opted out with ${NATIVE_SIDECARS_ANNOTATION}: "false"`);
   if (!isBatchPod(pod)) return skip('restart-always', `restartPolicy ${pod.restartPolicy}: not a batch pod`);
 

@@ -4,6 +4,7 @@
  * hahaha cannot or will not convert is created as it was sent.
  */
 import type { Catalog } from '../domain/catalog.ts';
+import type { LabelSelector } from '../domain/label-selector.ts';
 import { type ConversionPlan, type JsonPatchOp, conversionPatch, planConversion } from '../domain/native-conversion.ts';
 
 export interface AdmissionRequestInfo {
@@ -48,7 +49,7 @@ function allow(uid: string, patch: readonly JsonPatchOp[] = []): object {
  * without a request uid cannot be answered and yields an error (the API server then applies the
  * webhook's failurePolicy, Ignore).
  */
-export function reviewPodCreate(review: unknown, catalog: Catalog, nativeSidecarsSupported: boolean): ReviewResult {
+export function reviewPodCreate(review: unknown, catalog: Catalog, nativeSidecarsSupported: boolean, selector?: LabelSelector): ReviewResult {
   if (!isObject(review) || !isObject(review.request)) return { ok: false, error: 'not an AdmissionReview with a request' };
   const req = review.request;
   if (typeof req.uid !== 'string' || req.uid === '') return { ok: false, error: 'the AdmissionReview request has no uid' };
@@ -65,7 +66,10 @@ export function reviewPodCreate(review: unknown, catalog: Catalog, nativeSidecar
   const pod = typeof meta.name === 'string' && meta.name !== '' ? meta.name : `${String(meta.generateName ?? '')}*`;
   const request: AdmissionRequestInfo = { uid, namespace, pod, dryRun: req.dryRun === true };
 
-  const plan = planConversion(object, namespace, catalog, { nativeSidecarsSupported });
+  const plan = planConversion(object, namespace, catalog, {
+    nativeSidecarsSupported,
+    ...(selector !== undefined && { selects: (labels: Readonly<Record<string, string>>) => selector.matches(labels) }),
+  });
   const patch = conversionPatch(object, plan);
   return { ok: true, request, plan, patch, response: allow(uid, patch) };
 }

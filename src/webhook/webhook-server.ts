@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/catalog-file.ts';
 import type { Catalog } from '../domain/catalog.ts';
+import type { LabelSelector } from '../domain/label-selector.ts';
 import { supportsNativeSidecars } from '../domain/native-conversion.ts';
 import type { ServerVersionSource } from '../ports.ts';
 import type { Metrics } from '../record/metrics.ts';
@@ -32,6 +33,8 @@ export interface WebhookServerOptions {
   /** Directory with tls.crt and tls.key. */
   readonly certDir: string;
   readonly catalog: Catalog;
+  /** The watch selector: only pods it selects are converted. */
+  readonly selector: LabelSelector;
   readonly version: ServerVersionSource;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -104,7 +107,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
         answer(400, 'not JSON\n', 'error');
         return;
       }
-      const result = reviewPodCreate(review, opts.catalog, supported === true);
+      const result = reviewPodCreate(review, opts.catalog, supported === true, opts.selector);
       if (!result.ok) {
         log.warn({ error: result.error }, 'admission request not handled; the pod is allowed unchanged');
         if (result.response !== undefined) answer(200, result.response, 'error');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
+import { parseLabelSelector } from '../../src/domain/label-selector.ts';
 import { reviewPodCreate } from '../../src/webhook/admission-review.ts';
 
 const catalog = loadCatalog(DEFAULT_CATALOG_PATH);
@@ -60,6 +61,13 @@ describe('reviewPodCreate', () => {
       assert.equal(r.ok, false);
       if (!r.ok) assert.equal(r.response, undefined);
     }
+  });
+
+  it('converts only pods the watch selector selects, even if the webhook configuration sends others', () => {
+    const selected = reviewPodCreate(review(jobPod), catalog, true, parseLabelSelector('nais.io/naisjob=true'));
+    assert.ok(selected.ok && selected.plan.convert);
+    const other = reviewPodCreate(review(jobPod), catalog, true, parseLabelSelector('team=x'));
+    assert.ok(other.ok && !other.plan.convert && other.plan.code === 'not-selected');
   });
 
   it('never rejects a malformed pod', () => {
