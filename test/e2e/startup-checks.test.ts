@@ -1,0 +1,82 @@
+/**
+ * Start-up checks against the real API server: a ServiceAccount that lacks one permission of the
+ * chart's ClusterRole makes hahaha say exactly which (log and /readyz) within 10 s, and an
+ * invalid WATCH_SELECTOR stops it at once with the reason.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { get, startHahaha } from '../unit/chart-assets.ts';
+import { apply, eventually, kubectl, namespace, ROOT, tokenKubeconfig } from './harness.ts';
+
+describe('start-up checks', { concurrency: true }, () => {
+  it('a ServiceAccount missing `create pods/exec` is reported exactly, in the log and /readyz, within 10 s', async (t) => {
+    const { ns, cleanup } = await namespace('e2e-startup');
+    const id = randomUUID().slice(0, 8);
+    const role = `e2e-startup-${id}`;
+    const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-startup-'));
+    t.after(async () => {
+      await kubectl(['delete', 'clusterrole,clusterrolebinding', role, '--ignore-not-found']);
+      rmSync(dir, { recursive: true, force: true });
+      await cleanup();
+    });
+    // The chart's ClusterRole without `create` on pods/exec.
+    await apply([
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'trimmed', namespace: ns } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: role },
+        rules: [
+          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: [''], resources: ['pods/exec'], verbs: ['get'] },
+          { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+          { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: role },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name: 'trimmed', namespace: ns }],
+      },
+    ]);
+    const kubeconfig = await tokenKubeconfig(ns, 'trimmed', dir);
+    const hahaha = await startHahaha({ KUBECONFIG: kubeconfig, LEADER_ELECT: 'false', WATCH_SELECTOR: `e2e-startup=${id}` });
+    t.after(() => hahaha.stop());
+    // eventually() fails after 10 s: the cause is reported within 10 s of hahaha serving.
+    const body = await eventually(
+      '/readyz to name the missing permission',
+      async () => {
+        const r = await get(hahaha.port, '/readyz');
+        return r.status === 503 && r.text.includes('create pods/exec') ? r.text : undefined;
+      },
+      10_000,
+      100,
+    );
+    assert.equal(body.trim(), 'missing permission: create pods/exec cluster-wide (to stop sidecars through pods/exec)');
+    const logged = hahaha.logs.find((l) => l.includes('lack 1 permission'));
+    assert.ok(logged, 'the error is logged');
+    assert.deepEqual(JSON.parse(logged).missing, ['create pods/exec cluster-wide (to stop sidecars through pods/exec)']);
+  });
+
+  it('an invalid WATCH_SELECTOR stops start-up at once with the reason', async () => {
+    const child = spawn(process.execPath, [`${ROOT}bin/hahaha.js`, 'run'], {
+      env: { PATH: process.env.PATH ?? '', HOME: '/tmp', KUBECONFIG: `${ROOT}.cluster/kubeconfig`, WATCH_SELECTOR: 'nais.io/naisjob in (true', METRICS_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const started = Date.now();
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(code, 2);
+    assert.match(stderr, /WATCH_SELECTOR: "nais.io\/naisjob in \(true" is not a label selector: unbalanced "\("/);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  });
+});
