@@ -20,6 +20,7 @@ import { ApiEventSink } from './kube/event-sink.ts';
 import { ApiExecutor } from './kube/executor.ts';
 import { ApiLeaseLock } from './kube/lease-lock.ts';
 import { PodSource } from './kube/pod-source.ts';
+import { ApiPodReader } from './kube/pod-reader.ts';
 import { ApiPortForwarder } from './kube/port-forwarder.ts';
 import { ApiServerVersion } from './kube/server-version.ts';
 import { EventRecorder } from './record/event-recorder.ts';
@@ -27,6 +28,13 @@ import { Metrics } from './record/metrics.ts';
 import { startHttpServer } from './server/http-server.ts';
 import { createRegistry } from './strategies/registry.ts';
 import { type WebhookServer, startWebhookServer } from './webhook/webhook-server.ts';
+
+/**
+ * Only running pods can need anything: a Pending pod has a container that never started (the
+ * kubelet reports Pending while any container waits without having run), and Succeeded/Failed
+ * pods are done. Watching only Running pods keeps memory proportional to running jobs.
+ */
+const RUNNING_PODS = 'status.phase=Running';
 
 export interface Daemon {
   /** Resolves once the daemon has stopped (after `stop()`). */
@@ -65,7 +73,15 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
   const metrics = new Metrics();
   const reaper = new ReaperController({
     watch: (cache, events) =>
-      new PodSource(kc, { selector: config.watchSelector, namespaces: config.watchNamespaces }, cache, events, metrics, log),
+      new PodSource(
+        kc,
+        { selector: config.watchSelector, fieldSelector: RUNNING_PODS, namespaces: config.watchNamespaces },
+        cache,
+        events,
+        metrics,
+        log,
+      ),
+    reader: new ApiPodReader(kc),
     catalog,
     strategies: createRegistry({ portForwarder: new ApiPortForwarder(kc), executor: new ApiExecutor(kc) }),
     events: new EventRecorder(new ApiEventSink(kc, config.instanceName), metrics, log),

@@ -68,6 +68,7 @@ export interface EventSink {
 export interface PodWatchEvents {
   /** A pod was added or changed. */
   onUpsert(key: string, pod: PodView): void;
+  /** The pod left the watch: deleted, or finished (its last state, when the watch delivered it). */
   onDelete(key: string, pod: PodView): void;
   /** A pod that cannot be parsed; reported at most once per uid. */
   onMalformed(info: { namespace: string; name: string; uid: string; reason: string }): void;
@@ -132,4 +133,9 @@ export interface ServerVersionSource {
 /** Whether this process's credentials allow one thing (SelfSubjectAccessReview). */
 export interface AccessReviewer {
   review(need: AccessNeed): Promise<{ allowed: boolean; reason?: string }>;
+}
+
+/** One pod as the API has it now; undefined when it is gone (or is another pod of that name). */
+export interface PodReader {
+  read(pod: PodRef): Promise<PodView | undefined>;
 }

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Catalog } from '../domain/catalog.ts';
 import { LeaderElector } from '../leader/elector.ts';
 import { PodCache } from '../pod-cache.ts';
-import type { LeaseLock, PodWatch, PodWatchEvents } from '../ports.ts';
+import type { LeaseLock, PodReader, PodWatch, PodWatchEvents } from '../ports.ts';
 import { Reconciler } from '../reconcile/reconciler.ts';
 import { WorkQueue } from '../reconcile/work-queue.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
@@ -29,6 +29,8 @@ export interface LeaderElectionOptions {
 export interface ReaperControllerOptions {
   /** Builds the pod watch that fills `cache` and reports changes to `events`. */
   readonly watch: (cache: PodCache, events: PodWatchEvents) => PodWatch;
+  /** Reads a pod that left the watch, to see the state it finished in. */
+  readonly reader: PodReader;
   readonly catalog: Catalog;
   readonly strategies: StrategyRegistry;
   readonly events: EventRecorder;
@@ -56,6 +58,7 @@ export class ReaperController {
     this.metrics = metrics;
     this.reconciler = new Reconciler({
       store: this.cache,
+      reader: opts.reader,
       catalog: opts.catalog,
       strategies: opts.strategies,
       events: opts.events,
@@ -81,7 +84,7 @@ export class ReaperController {
       },
       onDelete: (key, pod) => {
         this.queue.forget(key);
-        this.reconciler.forget(pod.uid);
+        this.reconciler.left(pod);
       },
       onMalformed: (info) => {
         metrics.skippedPods.inc({ reason: 'malformed' });

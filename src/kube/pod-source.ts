@@ -18,6 +18,12 @@ import { retryDelayMs } from '../reconcile/retry-policy.ts';
 
 export interface PodSourceOptions {
   readonly selector: string;
+  /**
+   * Field selector of the list and watch. hahaha watches `status.phase=Running`: pods that
+   * finished (Succeeded, Failed) never need anything, so memory follows running job pods, not
+   * the cluster's history. A pod that leaves the selection arrives as DELETED with its new state.
+   */
+  readonly fieldSelector?: string;
   /** Empty: all namespaces. */
   readonly namespaces: readonly string[];
 }
@@ -115,8 +121,8 @@ export class PodSource implements PodWatch {
     do {
       const page: V1PodList =
         scope.namespace === undefined
-          ? await this.api.listPodForAllNamespaces({ labelSelector: this.opts.selector, limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) })
-          : await this.api.listNamespacedPod({ namespace: scope.namespace, labelSelector: this.opts.selector, limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) });
+          ? await this.api.listPodForAllNamespaces({ ...this.selectors(), limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) })
+          : await this.api.listNamespacedPod({ namespace: scope.namespace, ...this.selectors(), limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) });
       for (const item of page.items) {
         const pod = this.accept(item);
         if (pod !== undefined) pods.push(pod);
@@ -169,13 +175,17 @@ export class PodSource implements PodWatch {
         else resolve(resourceVersion);
       };
       watch
-        .watch(path, { labelSelector: this.opts.selector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, handle, done)
+        .watch(path, { ...this.selectors(), resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, handle, done)
         .then((controller) => {
           scope.abort = controller;
           if (this.stopped) controller.abort();
         })
         .catch(reject);
     });
+  }
+
+  private selectors(): { labelSelector: string; fieldSelector?: string } {
+    return { labelSelector: this.opts.selector, ...(this.opts.fieldSelector !== undefined && { fieldSelector: this.opts.fieldSelector }) };
   }
 
   private accept(raw: unknown): PodView | undefined {
@@ -201,6 +211,11 @@ export class PodSource implements PodWatch {
     this.events.onUpsert(key, pod);
   }
 
+  /**
+   * A pod that leaves the field selection (it finished) arrives as DELETED carrying its
+   * previous state (the API server's watch cache does so), so the cache learns nothing new from
+   * it; the reconciler reads the finished state from the API when it needs it.
+   */
   private delete(scope: Scope, key: string): void {
     scope.keys.delete(key);
     const removed = this.cache.remove(key);

@@ -8,7 +8,7 @@ import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
 import { type Decision, type ReapTarget, decide, findMainContainers, hasFinished, isNativeSidecar } from '../domain/decide.ts';
 import { APP_LABEL, NATIVE_SIDECARS_ANNOTATION, type PodView, podKey } from '../domain/pod-view.ts';
-import type { PodRef, PodStore } from '../ports.ts';
+import type { PodReader, PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { type StrategyRegistry, runAttempt } from '../strategies/registry.ts';
@@ -77,6 +77,8 @@ export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, e
 
 export interface ReconcilerDeps {
   readonly store: PodStore;
+  /** Reads a pod that left the watch (it finished) to learn the state it finished in. */
+  readonly reader?: PodReader;
   readonly catalog: Catalog;
   readonly strategies: StrategyRegistry;
   readonly events: EventRecorder;
@@ -132,6 +134,27 @@ export class Reconciler {
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
+  }
+
+  /**
+   * The pod left the watch: deleted, or finished (the watch selects running pods only, and a
+   * pod leaving the selection arrives with its previous state). For a pod seen running, its
+   * final state is read once to record how it ended; then it is forgotten.
+   */
+  left(pod: PodView): void {
+    const wasActive = this.seenActive.has(pod.uid);
+    this.forget(pod.uid);
+    if (!wasActive || pod.deletionTimestamp !== undefined || this.deps.reader === undefined) return;
+    const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
+    this.deps.reader.read(pod).then(
+      (final) => {
+        if (final === undefined || !hasFinished(final)) return;
+        // observe() counts a finished pod only if it was seen active, and forgets that.
+        this.seenActive.add(final.uid);
+        this.observe(final, log);
+      },
+      (err: unknown) => log.debug({ error: (err as Error).message }, 'could not read the finished pod'),
+    );
   }
 
   /** Drops per-pod memory once the pod has left the cache. */
@@ -298,7 +321,7 @@ export class Reconciler {
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
         const settled = cannotHaveStopped(outcome.cause)
           ? this.deps.store.get(key)
-          : await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal);
+          : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal));
         const state = terminatedState(settled, pod.uid, target.container);
         if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
@@ -307,7 +330,7 @@ export class Reconciler {
         continue;
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
-      const after = await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal);
+      const after = await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal));
       const state = terminatedState(after, pod.uid, target.container);
       if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
@@ -316,6 +339,20 @@ export class Reconciler {
     const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
     if (state !== undefined) return this.stopped(target.container, state, previous, errors.slice(0, -1));
     return failed(signal?.aborted ? ['interrupted by shutdown'] : []);
+  }
+
+  /**
+   * What a wait saw, or, when the pod left the watch meanwhile (the stop finished it, so it
+   * arrived as DELETED with its previous state), the pod as the API has it now.
+   */
+  private async afterLeaving(ref: PodRef, seen: PodView | undefined): Promise<PodView | undefined> {
+    if (seen !== undefined || this.deps.reader === undefined) return seen;
+    if (this.deps.store.get(podKey(ref)) !== undefined) return undefined;
+    try {
+      return await this.deps.reader.read(ref);
+    } catch {
+      return undefined;
+    }
   }
 
   private stopped(
