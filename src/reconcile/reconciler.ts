@@ -319,9 +319,12 @@ export class Reconciler {
       if (!outcome.ok) {
         // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
+        // A cut-off answer most likely landed: verify it like an accepted one, so that the sidecar
+        // is asked a second time only when the first ask provably did not stop it.
+        const waitMs = outcome.cause === 'cut-off' ? this.deps.verifyTimeoutMs : SETTLE_MS;
         const settled = cannotHaveStopped(outcome.cause)
           ? this.deps.store.get(key)
-          : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, SETTLE_MS, signal));
+          : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, waitMs, signal));
         const state = terminatedState(settled, pod.uid, target.container);
         if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');

@@ -20,7 +20,7 @@ export function execStrategy(executor: Executor): Strategy<ExecAttempt> {
         return {
           ok: false,
           error: `command exited with code ${result.exitCode}${stderr === '' ? '' : `: ${stderr}`}`,
-          cause: missing ? 'missing-binary' : 'rejected',
+          cause: missing ? 'missing-binary' : result.exitCode > 128 ? 'cut-off' : 'rejected',
         };
       } catch (err) {
         return { ok: false, error: errorText(err), cause: causeOf(err) };

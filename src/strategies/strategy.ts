@@ -14,9 +14,20 @@ import type { PodRef } from '../ports.ts';
  * - refused: nothing listens on the port;
  * - timeout: no answer within the attempt's timeout;
  * - rejected: the sidecar answered with another status, or the command exited non-zero;
- * - error: anything else, including a stream cut off mid-answer.
+ * - cut-off: the answer was cut off the way a stopping sidecar cuts it: an exec whose command was
+ *   killed by a signal (137, 143: it dies with the container's PID namespace when PID 1 exits) or
+ *   whose stream closed without a status. The ask most likely landed;
+ * - error: anything else.
  */
-export type FailureCause = 'forbidden' | 'missing-binary' | 'endpoint-missing' | 'refused' | 'timeout' | 'rejected' | 'error';
+export type FailureCause =
+  | 'forbidden'
+  | 'missing-binary'
+  | 'endpoint-missing'
+  | 'refused'
+  | 'timeout'
+  | 'rejected'
+  | 'cut-off'
+  | 'error';
 
 export type AttemptOutcome =
   | { readonly ok: true; readonly detail: string }
@@ -35,7 +46,7 @@ export function isPermanent(cause: FailureCause): boolean {
  * the others (a cut-off answer, a timeout) the sidecar may be dying mid-answer.
  */
 export function cannotHaveStopped(cause: FailureCause): boolean {
-  return cause !== 'error' && cause !== 'timeout';
+  return cause !== 'error' && cause !== 'timeout' && cause !== 'cut-off';
 }
 
 /** The cause of a thrown error: the API server's refusal, a refused connection, a timeout. */
@@ -44,6 +55,7 @@ export function causeOf(err: unknown): FailureCause {
   if (/refused the upgrade: HTTP 403\b/.test(text)) return 'forbidden';
   if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused';
   if (/timed out|timeout|TimeoutError/i.test(text)) return 'timeout';
+  if (/stream closed without an exit status|socket hang up|ECONNRESET/i.test(text)) return 'cut-off';
   if (/executable file not found|no such file or directory/i.test(text)) return 'missing-binary';
   return 'error';
 }

@@ -19,7 +19,7 @@ import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
 import { exitClass } from '../../src/reconcile/reconciler.ts';
 import { type Mod, T0, annotated, nativeSidecar, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
 
-type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing';
+type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing' | 'killed-137';
 
 class World {
   readonly cache = new PodCache();
@@ -45,7 +45,7 @@ class World {
     const executor: Executor = {
       async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
         const r = await self.act(`exec ${call.container} ${call.command.join(' ')}`, `${call.container}:exec`, call.timeoutMs, call.signal);
-        if (r.status === 127) return { exitCode: 127, stdout: '', stderr: r.body };
+        if (r.status === 127 || r.status === 137) return { exitCode: r.status, stdout: '', stderr: r.body };
         return { exitCode: r.status === 200 ? 0 : 1, stdout: '', stderr: r.status === 200 ? '' : 'no such process' };
       },
     };
@@ -100,6 +100,11 @@ class World {
         throw new Error('API server refused the upgrade: HTTP 403: pods "job-1" is forbidden');
       case 'missing':
         return { status: 127, body: 'nsenter: failed to execute /bin/kill: No such file or directory' };
+      case 'killed-137':
+        // The kill process dies with the PID namespace when PID 1 exits; the API shows the
+        // container terminated a little later.
+        setTimeout(() => container && this.terminate(container, 0), 120);
+        return { status: 137, body: '' };
       case 'http-404':
         return { status: 404, body: 'not found' };
       case 'http-500':
@@ -249,6 +254,15 @@ describe('reconcile', () => {
     const result = await w.reconciler.reconcile(w.key);
     assert.equal(result.kind, 'retry');
     assert.match(w.events[0]?.message ?? '', /\(hint: the sidecar accepted the signal but kept running: it ignores it/);
+  });
+
+  it('an exec killed with 137 while the sidecar stops is a success: asked once, no second attempt', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'refuse');
+    w.behaviour.set('cloudsql-proxy:exec', 'killed-137');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
+    assert.match(w.events.find((e) => e.message.startsWith('Shut down'))?.message ?? '', /exec \/bin\/kill -s INT 1, exit code 0/);
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
