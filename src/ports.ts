@@ -139,3 +139,16 @@ export interface AccessReviewer {
 export interface PodReader {
   read(pod: PodRef): Promise<PodView | undefined>;
 }
+
+export interface EphemeralContainerSpec {
+  readonly name: string;
+  readonly image: string;
+  readonly command: readonly string[];
+  /** The container whose PID namespace it joins. */
+  readonly targetContainerName: string;
+}
+
+/** Adds an ephemeral container to a running pod; resolves once the API accepted it. */
+export interface EphemeralRunner {
+  start(pod: PodRef, spec: EphemeralContainerSpec): Promise<void>;
+}

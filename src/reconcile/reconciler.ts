@@ -335,7 +335,7 @@ export class Reconciler {
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
       const after = await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal));
       const state = terminatedState(after, pod.uid, target.container);
-      if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
+      if (state !== undefined) return this.stopped(target.container, state, attempt, errors, outcome.via);
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
       note(attempt, 'ignored');
     }
@@ -363,12 +363,13 @@ export class Reconciler {
     state: { exitCode: number; finishedAt?: number },
     via: Attempt | undefined,
     earlierErrors: readonly string[],
+    how?: string,
   ): TargetResult {
     return {
       ok: true,
       container,
       earlierErrors,
-      via: via === undefined ? undefined : describeAttempt(via),
+      via: via === undefined ? undefined : (how ?? describeAttempt(via)),
       exitCode: state.exitCode,
       ...(state.finishedAt !== undefined && { finishedAt: state.finishedAt }),
       seenAt: this.now(),

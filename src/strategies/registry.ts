@@ -1,16 +1,16 @@
 import type { Attempt } from '../domain/catalog.ts';
 import type { Executor, PortForwarder } from '../ports.ts';
-import { execStrategy } from './exec.ts';
+import { type EphemeralFallback, execStrategy } from './exec.ts';
 import { httpStrategy } from './http.ts';
 import type { AttemptOutcome, AttemptTarget, Strategy } from './strategy.ts';
 
 export type StrategyRegistry = { readonly [K in Attempt['kind']]: Strategy<Extract<Attempt, { kind: K }>> };
 
 /** Every strategy kind, keyed by the catalog's attempt kind. */
-export function createRegistry(deps: { portForwarder: PortForwarder; executor: Executor }): StrategyRegistry {
+export function createRegistry(deps: { portForwarder: PortForwarder; executor: Executor; ephemeral?: EphemeralFallback }): StrategyRegistry {
   return {
     http: httpStrategy(deps.portForwarder),
-    exec: execStrategy(deps.executor),
+    exec: execStrategy(deps.executor, deps.ephemeral),
   };
 }
 

@@ -30,7 +30,12 @@ export type FailureCause =
   | 'error';
 
 export type AttemptOutcome =
-  | { readonly ok: true; readonly detail: string }
+  | {
+      readonly ok: true;
+      readonly detail: string;
+      /** How the request really went, when not as the attempt describes it (e.g. through an ephemeral container). */
+      readonly via?: string;
+    }
   | { readonly ok: false; readonly error: string; readonly cause: FailureCause };
 
 /**

@@ -33,6 +33,9 @@ class World {
   private rv = 1;
   readonly reconciler: Reconciler;
 
+  /** Ephemeral containers the fake API was asked to add: `image target command`. */
+  readonly ephemerals: string[] = [];
+
   constructor(...mods: Mod[]) {
     this.raw = rawPod('job-1', withApp('job'), terminated('job', 0, T0), ...mods);
     this.publish();
@@ -60,16 +63,34 @@ class World {
       },
     };
     const log = pino({ level: 'silent' });
-    this.reconciler = new Reconciler({
-      store: this.cache,
-      catalog: loadCatalog(DEFAULT_CATALOG_PATH),
-      strategies: createRegistry({ portForwarder, executor }),
-      events: new EventRecorder(sink, this.metrics, log),
-      metrics: this.metrics,
-      log,
-      verifyTimeoutMs: 200,
-    });
+    this.makeReconciler = (ephemeralImage?: string) =>
+      new Reconciler({
+        store: this.cache,
+        catalog: loadCatalog(DEFAULT_CATALOG_PATH),
+        strategies: createRegistry({
+          portForwarder,
+          executor,
+          ...(ephemeralImage !== undefined && {
+            ephemeral: {
+              image: ephemeralImage,
+              runner: {
+                start: async (_pod, spec) => {
+                  self.ephemerals.push(`${spec.image} ${spec.targetContainerName} ${spec.command.join(' ')}`);
+                  setTimeout(() => self.terminate(spec.targetContainerName, 0), 10);
+                },
+              },
+            },
+          }),
+        }),
+        events: new EventRecorder(sink, this.metrics, log),
+        metrics: this.metrics,
+        log,
+        verifyTimeoutMs: 200,
+      });
+    this.reconciler = this.makeReconciler();
   }
+
+  readonly makeReconciler: (ephemeralImage?: string) => Reconciler;
 
   get key(): string {
     return 'team/job-1';
@@ -263,6 +284,18 @@ describe('reconcile', () => {
     assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
     assert.match(w.events.find((e) => e.message.startsWith('Shut down'))?.message ?? '', /exec \/bin\/kill -s INT 1, exit code 0/);
+  });
+
+  it('a command missing from a distroless image runs in an ephemeral container when enabled', async () => {
+    const w = new World(running('vks-sidecar'));
+    w.behaviour.set('vks-sidecar:exec', 'missing');
+    const reconciler = w.makeReconciler('busybox@sha256:abc');
+    assert.deepEqual(await reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.ephemerals, ['busybox@sha256:abc vks-sidecar /bin/kill -s INT 1']);
+    assert.match(
+      w.events.find((e) => e.message.startsWith('Shut down'))?.message ?? '',
+      /^Shut down container vks-sidecar \(exec \/bin\/kill -s INT 1 in ephemeral container hahaha-signal-[0-9a-f]{6} \(busybox@sha256:abc\), the image has no \/bin\/kill, exit code 0\)$/,
+    );
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
