@@ -49,11 +49,31 @@ export interface PodView {
   readonly annotations: Readonly<Record<string, string>>;
   /** Epoch milliseconds of metadata.deletionTimestamp, when the pod is being deleted. */
   readonly deletionTimestamp?: number;
+  /** The controller that owns the pod (a Job, for Naisjob pods), from metadata.ownerReferences. */
+  readonly owner?: OwnerView;
   readonly restartPolicy: string;
   readonly containers: readonly ContainerSpecView[];
   readonly initContainers: readonly ContainerSpecView[];
   readonly phase: string;
   readonly containerStatuses: readonly ContainerStatusView[];
+}
+
+export interface OwnerView {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+/** The owner reference marked `controller: true`, if any. */
+function controllerOf(refs: unknown): OwnerView | undefined {
+  if (!Array.isArray(refs)) return undefined;
+  for (const r of refs) {
+    if (!isObject(r) || r.controller !== true) continue;
+    const [apiVersion, kind, name, uid] = [str(r.apiVersion), str(r.kind), str(r.name), str(r.uid)];
+    if (apiVersion && kind && name && uid) return { apiVersion, kind, name, uid };
+  }
+  return undefined;
 }
 
 export interface MalformedPod {
@@ -170,6 +190,7 @@ export function parsePod(raw: unknown): PodView | MalformedPod {
   if (typeof initContainers === 'string') return malformed(initContainers);
   const status = isObject(raw.status) ? raw.status : {};
   const deletionTimestamp = time(meta.deletionTimestamp);
+  const owner = controllerOf(meta.ownerReferences);
 
   return {
     namespace,
@@ -179,6 +200,7 @@ export function parsePod(raw: unknown): PodView | MalformedPod {
     labels: pick(meta.labels, KEPT_LABELS),
     annotations: pick(meta.annotations, KEPT_ANNOTATIONS),
     ...(deletionTimestamp !== undefined && { deletionTimestamp }),
+    ...(owner !== undefined && { owner }),
     restartPolicy: str(raw.spec.restartPolicy) ?? 'Always',
     containers,
     initContainers,

@@ -13,6 +13,8 @@
 //	fake-sidecar dapr      daprd HTTP port 3500: POST /v1.0/shutdown
 //	fake-sidecar hang      accepts connections and never answers; exits 0 on SIGINT
 //	fake-sidecar refuse    answers every request with an error status; exits 0 on SIGINT
+//	fake-sidecar deaf      no port; catches and ignores every catchable signal, never exits:
+//	                       only SIGKILL stops it, even outside a PID namespace
 //
 // Every request is logged to stderr as one line.
 package main
@@ -58,13 +60,15 @@ func main() {
 		hang(args)
 	case "refuse":
 		refuse(args)
+	case "deaf":
+		deaf(args)
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|vault|dapr|hang|refuse [flags]")
+	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|vault|dapr|hang|refuse|deaf [flags]")
 	os.Exit(2)
 }
 
@@ -332,4 +336,29 @@ func postOnly(name string, args []string, defaultPort int, path string, status i
 	mux.HandleFunc("/", http.NotFound)
 	serve(addr(*bind, *port), mux)
 	waitSignals(gracefulSignals)
+}
+
+// deafSignals are the signals deaf catches and ignores: every signal whose
+// default action ends or stops a process and that a handler can catch, except
+// the synchronous fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP),
+// which the Go runtime keeps for itself. SIGKILL and SIGSTOP cannot be caught.
+var deafSignals = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+	syscall.SIGABRT, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGVTALRM, syscall.SIGPROF,
+	syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+}
+
+// deaf is a sidecar that no signal but SIGKILL stops: like `sleep` as PID 1
+// of a container, but also outside a PID namespace (run directly, or where
+// the signal comes from the parent namespace and PID 1 semantics do not
+// help). Each signal is logged and ignored.
+func deaf(args []string) {
+	fs := flag.NewFlagSet("deaf", flag.ExitOnError)
+	_ = fs.Parse(args)
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, deafSignals...)
+	log.Printf("running as pid %d; ignoring every catchable signal, only SIGKILL stops me", os.Getpid())
+	for s := range ch {
+		log.Printf("received %v, ignoring it", s)
+	}
 }

@@ -251,3 +251,77 @@ func TestHangAndRefuse(t *testing.T) {
 		t.Errorf("refuse SIGINT: exit %d", code)
 	}
 }
+
+func TestDeaf(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "deaf")
+	cmd.Env = append(os.Environ(), "FAKE_SIDECAR_AS_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	lines := make(chan string, 64)
+	go func() {
+		b := make([]byte, 4096)
+		var buf string
+		for {
+			n, err := stderr.Read(b)
+			buf += string(b[:n])
+			for {
+				i := strings.IndexByte(buf, '\n')
+				if i < 0 {
+					break
+				}
+				lines <- buf[:i]
+				buf = buf[i+1:]
+			}
+			if err != nil {
+				close(lines)
+				return
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	expect := func(what string) {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("stderr closed before %q", what)
+				}
+				if strings.Contains(l, what) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q on stderr", what)
+			}
+		}
+	}
+	expect("ignoring every catchable signal") // handlers are installed
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2} {
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatalf("%v: %v", sig, err)
+		}
+		expect("received " + sig.String() + ", ignoring it")
+	}
+	select {
+	case <-done:
+		t.Fatalf("exited: %v", cmd.ProcessState)
+	case <-time.After(200 * time.Millisecond):
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGKILL did not stop it")
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("want killed by SIGKILL, got %v", cmd.ProcessState)
+	}
+}
