@@ -2,10 +2,12 @@
 # Build the repository's own Go tools for the local cluster:
 #   cluster/node     -> hahaha-node (the kubelet stand-in)
 #   cluster/sidecars -> one binary per main package (test sidecars)
-# plus a link to the real configmap-reload (built by build.sh), all in
+# plus links to the real configmap-reload and cloud-sql-proxy (built by
+# build.sh), all in
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/hahaha/tools-<hash>/bin/
 # where <hash> covers the sources of both modules, the Go version and the
-# configmap-reload version; a directory with a .stamp is reused as is.
+# configmap-reload and cloud-sql-proxy versions; a directory with a .stamp is
+# reused as is.
 #
 # Prints the bin directory as the last line of stdout (progress goes to stderr).
 set -euo pipefail
@@ -26,15 +28,18 @@ for m in node sidecars; do
 done
 [[ ${#MODULES[@]} -gt 0 ]] || { log "neither cluster/node nor cluster/sidecars has a go.mod"; exit 1; }
 
-# configmap-reload is one of the sidecars the tests run; build it first so
-# the tools dir can link it.
-"$ROOT/cluster/scripts/build.sh" configmap-reload
-CMR_BIN=$("$ROOT/cluster/scripts/build.sh" --print-env | sed -n 's/^CONFIGMAP_RELOAD_BIN=//p')/configmap-reload
+# configmap-reload and cloud-sql-proxy are real sidecars the tests run;
+# build them first so the tools dir can link them.
+"$ROOT/cluster/scripts/build.sh" configmap-reload cloud-sql-proxy
+BUILD_ENV=$("$ROOT/cluster/scripts/build.sh" --print-env)
+CMR_BIN=$(sed -n 's/^CONFIGMAP_RELOAD_BIN=//p' <<<"$BUILD_ENV")/configmap-reload
+CSP_BIN=$(sed -n 's/^CLOUD_SQL_PROXY_BIN=//p' <<<"$BUILD_ENV")/cloud-sql-proxy
 
 hash=$(
   {
     go version
     echo "configmap-reload $CONFIGMAP_RELOAD_VERSION"
+    echo "cloud-sql-proxy $CLOUD_SQL_PROXY_VERSION"
     cd "$ROOT/cluster"
     find "${MODULES[@]}" -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.s' -o -name '*.c' \) \
       -not -path '*/testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
@@ -81,6 +86,7 @@ for m in "${MODULES[@]}"; do
   )
 done
 ln -s "$CMR_BIN" "$tmp/bin/configmap-reload"
+ln -s "$CSP_BIN" "$tmp/bin/cloud-sql-proxy"
 echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s" >"$tmp/.stamp"
 trap - EXIT
 rm -rf "$DIR"

@@ -6,12 +6,13 @@
 #   $CACHE/etcd-$ETCD_VERSION/bin/etcd
 #   $CACHE/helm-$HELM_VERSION/bin/helm
 #   $CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION/bin/configmap-reload
+#   $CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION/bin/cloud-sql-proxy
 #
 # where CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha. A component is rebuilt
 # only when its directory has no .stamp (written last, after an atomic
 # rename of a complete temp dir). Nothing is written into the repository.
 #
-# Usage: build.sh [all|k8s|etcd|helm|configmap-reload]...   (default: all)
+# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy]...   (default: all)
 #   BUILD_JOBS=N   go build -p (default 2)
 #   print-paths:   build.sh --print-env  prints K8S_BIN= ETCD_BIN= ... without building
 set -euo pipefail
@@ -19,19 +20,21 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../versions.env
 source "$ROOT/cluster/versions.env"
-: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}"
+: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}"
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha
 K8S_DIR=$CACHE/k8s-$KUBERNETES_VERSION
 ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
 HELM_DIR=$CACHE/helm-$HELM_VERSION
 CMR_DIR=$CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION
+CSP_DIR=$CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION
 
 if [[ ${1:-} == --print-env ]]; then
   echo "K8S_BIN=$K8S_DIR/bin"
   echo "ETCD_BIN=$ETCD_DIR/bin"
   echo "HELM_BIN=$HELM_DIR/bin"
   echo "CONFIGMAP_RELOAD_BIN=$CMR_DIR/bin"
+  echo "CLOUD_SQL_PROXY_BIN=$CSP_DIR/bin"
   exit 0
 fi
 
@@ -225,17 +228,25 @@ build_configmap_reload() {
     "$CONFIGMAP_RELOAD_VERSION" github.com/jimmidyson/configmap-reload configmap-reload
 }
 
+build_cloud_sql_proxy() {
+  # The main package is the module root; its go.mod has no replace
+  # directives. The version it reports is embedded from cmd/version.txt.
+  build_simple cloud-sql-proxy "$CSP_DIR" github.com/GoogleCloudPlatform/cloud-sql-proxy/v2 \
+    "$CLOUD_SQL_PROXY_VERSION" github.com/GoogleCloudPlatform/cloud-sql-proxy/v2 cloud-sql-proxy
+}
+
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(all)
 T0=$SECONDS
 for t in "${targets[@]}"; do
   case $t in
-    all) build_etcd; build_k8s; build_helm; build_configmap_reload ;;
+    all) build_etcd; build_k8s; build_helm; build_configmap_reload; build_cloud_sql_proxy ;;
     k8s|kubernetes) build_k8s ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
     configmap-reload) build_configmap_reload ;;
-    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload]..." >&2; exit 2 ;;
+    cloud-sql-proxy) build_cloud_sql_proxy ;;
+    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy]..." >&2; exit 2 ;;
   esac
 done
 log "all requested binaries ready (${SECONDS}s total, $((SECONDS - T0))s this run)"
