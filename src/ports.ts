@@ -50,8 +50,18 @@ export interface Executor {
   exec(pod: PodRef, call: ExecCall): Promise<ExecResult>;
 }
 
+/** An object an event may be about other than the pod itself (the pod's Job). */
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
 export interface PodEvent {
   readonly pod: PodRef;
+  /** The event is about this object (in the pod's namespace) instead of the pod. */
+  readonly regarding?: ObjectRef;
   readonly type: 'Normal' | 'Warning';
   readonly reason: string;
   readonly action: string;

@@ -20,13 +20,13 @@ export class ApiEventSink implements EventSink {
     const created = await this.api.createNamespacedEvent({
       namespace: event.pod.namespace,
       body: {
-        metadata: { generateName: `${event.pod.name}.`, namespace: event.pod.namespace },
+        metadata: { generateName: `${event.regarding?.name ?? event.pod.name}.`, namespace: event.pod.namespace },
         involvedObject: {
-          apiVersion: 'v1',
-          kind: 'Pod',
+          apiVersion: event.regarding?.apiVersion ?? 'v1',
+          kind: event.regarding?.kind ?? 'Pod',
           namespace: event.pod.namespace,
-          name: event.pod.name,
-          uid: event.pod.uid,
+          name: event.regarding?.name ?? event.pod.name,
+          uid: event.regarding?.uid ?? event.pod.uid,
         },
         type: event.type,
         reason: event.reason,

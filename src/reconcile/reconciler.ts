@@ -19,6 +19,9 @@ import type { WorkResult } from './work-queue.ts';
 export const EVENT_REASON = 'Killing';
 /** Event reason for a pod whose sidecars the admission webhook made native. */
 export const NATIVE_EVENT_REASON = 'NativeSidecars';
+/** Event reasons on the pod's Job: the outcome of one pod's reap, in one event. */
+export const JOB_STOPPED_REASON = 'SidecarsShutDown';
+export const JOB_FAILED_REASON = 'SidecarShutdownFailed';
 
 /** The class of a stopped sidecar's exit code: only `zero` leaves a succeeded pod succeeded. */
 export function exitClass(exitCode: number): 'zero' | 'error' | 'signal' {
@@ -240,7 +243,9 @@ export class Reconciler {
       );
     }
 
+    const started = this.now();
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, log, signal)));
+    const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 
     const posts: Promise<void>[] = [];
     let failed = 0;
@@ -249,6 +254,8 @@ export class Reconciler {
       if (r.ok && r.via === undefined) {
         log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
       } else if (r.ok) {
+        jobSummary.stopped.push(r.container);
+        if (r.exitCode !== 0) jobSummary.nonZero.push(`${r.container} exited ${r.exitCode}`);
         this.deps.metrics.sidecarShutdowns.inc(labels(r.container));
         this.deps.metrics.shutdownLatency.observe({ container: r.container }, this.latencySeconds(pod.uid, decision.mainFinishedAt, r.seenAt));
         if (r.earlierErrors.length > 0) {
@@ -271,9 +278,12 @@ export class Reconciler {
         if (!r.permanent || this.firstTime(pod.uid, `permanent:${message}`)) {
           this.deps.metrics.failedSidecarShutdowns.inc(labels(r.container));
           posts.push(this.killingEvent(ref, 'Warning', message));
+          jobSummary.failed.push(`${r.container}: ${r.errors.join('; ')}${r.hint === undefined ? '' : ` (hint: ${r.hint})`}`);
         }
       }
     }
+    for (const c of newlyUnsupported) jobSummary.failed.push(`${c}: unsupported sidecar, no catalog entry matches it`);
+    posts.push(this.jobEvent(pod, jobSummary, (this.now() - started) / 1000));
     await Promise.all(posts);
     if (failed === 0) return { kind: 'done' };
     const reason = `${failed} of ${results.length} sidecar(s) did not stop`;
@@ -386,6 +396,34 @@ export class Reconciler {
     const seen = this.mainSeenAt.get(uid) ?? sidecarSeenAt;
     const start = mainFinishedAt !== undefined && seen - mainFinishedAt > 2000 ? mainFinishedAt : seen;
     return Math.max(0, (sidecarSeenAt - start) / 1000);
+  }
+
+  /**
+   * One event on the pod's Job with the outcome of this pod's reap, for `kubectl describe job`:
+   * what was stopped and how long it took, or what could not be stopped and why. Nothing when
+   * the pod has no Job or nothing happened.
+   */
+  private jobEvent(pod: PodView, s: { stopped: string[]; nonZero: string[]; failed: string[] }, seconds: number): Promise<void> {
+    const owner = pod.owner;
+    if (owner === undefined || owner.kind !== 'Job' || (s.stopped.length === 0 && s.failed.length === 0)) return Promise.resolve();
+    const base = { pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid }, regarding: owner, action: EVENT_REASON };
+    if (s.failed.length > 0) {
+      const stopped = s.stopped.length > 0 ? `; shut down ${s.stopped.join(', ')}` : '';
+      return this.deps.events.record({
+        ...base,
+        type: 'Warning',
+        reason: JOB_FAILED_REASON,
+        message: `Could not stop sidecar${s.failed.length > 1 ? 's' : ''} of pod ${pod.name}: ${s.failed.join(' | ')}${stopped}`,
+      });
+    }
+    const n = s.stopped.length;
+    const fails = s.nonZero.length > 0 ? `; ${s.nonZero.join(', ')}, which fails the pod` : '';
+    return this.deps.events.record({
+      ...base,
+      type: s.nonZero.length > 0 ? 'Warning' : 'Normal',
+      reason: JOB_STOPPED_REASON,
+      message: `Shut down ${n} sidecar${n > 1 ? 's' : ''} of pod ${pod.name} in ${seconds.toFixed(1)} s (${s.stopped.join(', ')})${fails}`,
+    });
   }
 
   /** Records an event with HAHAHA's reason and action. */

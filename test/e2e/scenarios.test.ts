@@ -16,6 +16,9 @@ import {
   getPod,
   hahahaEvents,
   jobPod,
+  type KubeEvent,
+  kubectl,
+  kubectlJson,
   main,
   metricValue,
   metricsText,
@@ -49,6 +52,13 @@ describe('reaping scenarios', { concurrency: true }, () => {
     assert.ok(spread <= 1500, `sidecars stopped ${spread} ms apart`);
     const events = await hahahaEvents(ns.name, pod.metadata.name);
     assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 3, JSON.stringify(events));
+    // One event on the Job too, for kubectl describe job.
+    const onJob = await eventually('the event on the Job', async () => {
+      const list = await kubectlJson<{ items: KubeEvent[] }>(['get', 'events', '-n', ns.name, '--field-selector', `involvedObject.kind=Job,involvedObject.name=${job}`]);
+      return list.items.find((e) => e.reason === 'SidecarsShutDown');
+    });
+    assert.match(onJob.message, new RegExp(`^Shut down 3 sidecars of pod ${pod.metadata.name} in \\d+\\.\\d s \\(`));
+    assert.match(await kubectl(['describe', 'job', job, '-n', ns.name]), /Normal\s+SidecarsShutDown\s+.*Shut down 3 sidecars/);
   });
 
   it('reports an unknown sidecar (Warning event, unsupported metric) and leaves the Job running', async () => {

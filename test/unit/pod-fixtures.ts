@@ -82,3 +82,6 @@ export const uid = (value: string): Mod => (p) => {
 export const version = (rv: string): Mod => (p) => {
   p.metadata.resourceVersion = rv;
 };
+export const ownedByJob = (name: string): Mod => (p) => {
+  p.metadata.ownerReferences = [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true, blockOwnerDeletion: true }];
+};

@@ -17,7 +17,7 @@ import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
 import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
 import { exitClass } from '../../src/reconcile/reconciler.ts';
-import { type Mod, T0, annotated, nativeSidecar, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
+import { type Mod, T0, annotated, nativeSidecar, ownedByJob, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
 
 type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing' | 'killed-137';
 
@@ -296,6 +296,32 @@ describe('reconcile', () => {
       w.events.find((e) => e.message.startsWith('Shut down'))?.message ?? '',
       /^Shut down container vks-sidecar \(exec \/bin\/kill -s INT 1 in ephemeral container hahaha-signal-[0-9a-f]{6} \(busybox@sha256:abc\), the image has no \/bin\/kill, exit code 0\)$/,
     );
+  });
+
+  it('posts one event on the pod\'s Job with the outcome of the reap', async () => {
+    const ok = new World(ownedByJob('job'), running('linkerd-proxy'), running('vks-sidecar'));
+    await ok.reconciler.reconcile(ok.key);
+    const onJob = ok.events.filter((e) => e.regarding !== undefined);
+    assert.equal(onJob.length, 1);
+    assert.deepEqual(onJob[0]?.regarding, { apiVersion: 'batch/v1', kind: 'Job', name: 'job', uid: 'uid-job' });
+    assert.equal(onJob[0]?.type, 'Normal');
+    assert.equal(onJob[0]?.reason, 'SidecarsShutDown');
+    assert.match(onJob[0]?.message ?? '', /^Shut down 2 sidecars of pod job-1 in \d+\.\d s \(linkerd-proxy, vks-sidecar\)$/);
+
+    const bad = new World(ownedByJob('job'), running('linkerd-proxy'), running('my-agent'));
+    bad.behaviour.set(':4191', 'http-404');
+    await bad.reconciler.reconcile(bad.key);
+    const failed = bad.events.filter((e) => e.regarding !== undefined);
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.type, 'Warning');
+    assert.equal(failed[0]?.reason, 'SidecarShutdownFailed');
+    assert.match(failed[0]?.message ?? '', /^Could not stop sidecars of pod job-1: linkerd-proxy: http POST :4191\/shutdown: HTTP 404.* \| my-agent: unsupported sidecar/);
+  });
+
+  it('no Job event for a pod without a Job', async () => {
+    const w = new World(running('linkerd-proxy'));
+    await w.reconciler.reconcile(w.key);
+    assert.equal(w.events.filter((e) => e.regarding !== undefined).length, 0);
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
