@@ -39,6 +39,8 @@ export interface ReaperControllerOptions {
   readonly maxConcurrentPods: number;
   readonly retry: { readonly baseMs: number; readonly maxMs: number };
   readonly verifyTimeoutMs: number;
+  /** Decide and record only (see ReconcilerDeps.dryRun). */
+  readonly dryRun?: boolean;
   /** Absent: act without leader election. */
   readonly leaderElection?: LeaderElectionOptions;
 }
@@ -65,6 +67,7 @@ export class ReaperController {
       metrics,
       log,
       verifyTimeoutMs: opts.verifyTimeoutMs,
+      ...(opts.dryRun !== undefined && { dryRun: opts.dryRun }),
     });
     this.queue = new WorkQueue({
       concurrency: opts.maxConcurrentPods,

@@ -89,6 +89,11 @@ export interface ReconcilerDeps {
   readonly log: Logger;
   /** How long the API may take to show the container terminated after an accepted attempt. */
   readonly verifyTimeoutMs: number;
+  /**
+   * Decide and record, never act: a Normal "would shut down" event per sidecar (once per pod)
+   * and hahaha_dry_run_would_stop_total; no exec, no port-forward. @default false
+   */
+  readonly dryRun?: boolean;
   readonly now?: () => number;
 }
 
@@ -243,6 +248,8 @@ export class Reconciler {
       );
     }
 
+    if (this.deps.dryRun === true) return this.wouldReap(pod, decision, log);
+
     const started = this.now();
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
@@ -396,6 +403,21 @@ export class Reconciler {
     const seen = this.mainSeenAt.get(uid) ?? sidecarSeenAt;
     const start = mainFinishedAt !== undefined && seen - mainFinishedAt > 2000 ? mainFinishedAt : seen;
     return Math.max(0, (sidecarSeenAt - start) / 1000);
+  }
+
+  /** Dry run: says what a reap would do, once per pod and sidecar, and does nothing. */
+  private async wouldReap(pod: PodView, decision: Extract<Decision, { decision: 'reap' }>, log: Logger): Promise<WorkResult> {
+    const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+    const posts: Promise<void>[] = [];
+    for (const t of decision.targets) {
+      if (!this.firstTime(pod.uid, `dry-run:${t.container}`)) continue;
+      const how = t.attempts.map(describeAttempt).join(', then ');
+      log.info({ container: t.container, attempts: how, dryRun: true }, 'dry run: would shut down the sidecar');
+      this.deps.metrics.dryRunWouldStop.inc({ container: t.container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace });
+      posts.push(this.killingEvent(ref, 'Normal', `Would shut down container ${t.container} (${how}); dry run, nothing was done`));
+    }
+    await Promise.all(posts);
+    return { kind: 'done' };
   }
 
   /**

@@ -43,6 +43,10 @@ export class Metrics {
   readonly webhookDuration: Histogram;
   /** Sidecars converted to native sidecars at admission, by container name. */
   readonly nativeConversions: Counter<'container'>;
+  /** Dry run: sidecars hahaha would have shut down, once per pod. */
+  readonly dryRunWouldStop: Counter<SidecarLabels>;
+  /** Dry run: sidecars the webhook would have converted. */
+  readonly dryRunWouldConvert: Counter<'container'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
@@ -131,6 +135,18 @@ export class Metrics {
     this.nativeConversions = new Counter({
       name: 'hahaha_native_sidecar_conversions_total',
       help: 'Sidecars converted to native sidecars at admission',
+      labelNames: ['container'],
+      registers: [registry],
+    });
+    this.dryRunWouldStop = new Counter({
+      name: 'hahaha_dry_run_would_stop_total',
+      help: 'Dry run: sidecars hahaha would have shut down, once per pod',
+      labelNames: sidecarLabels,
+      registers: [registry],
+    });
+    this.dryRunWouldConvert = new Counter({
+      name: 'hahaha_dry_run_would_convert_total',
+      help: 'Dry run: sidecars the webhook would have converted to native sidecars',
       labelNames: ['container'],
       registers: [registry],
     });

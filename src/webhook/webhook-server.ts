@@ -38,6 +38,8 @@ export interface WebhookServerOptions {
   readonly version: ServerVersionSource;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Answer every pod unchanged; log and count what would have been converted. @default false */
+  readonly dryRun?: boolean;
 }
 
 export interface WebhookServer {
@@ -116,7 +118,11 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       }
       const { request, plan } = result;
       const fields = { namespace: request.namespace, pod: request.pod, dryRun: request.dryRun };
-      if (plan.convert) {
+      if (plan.convert && opts.dryRun === true) {
+        if (!request.dryRun) for (const c of plan.containers) metrics.dryRunWouldConvert.inc({ container: c });
+        log.info({ ...fields, containers: plan.containers, dryRun: true }, 'dry run: would convert sidecars to native sidecars');
+        answer(200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: request.uid, allowed: true } }, 'unchanged');
+      } else if (plan.convert) {
         if (!request.dryRun) for (const c of plan.containers) metrics.nativeConversions.inc({ container: c });
         log.info({ ...fields, containers: plan.containers, kept: plan.kept }, 'converting sidecars to native sidecars');
         answer(200, result.response, 'converted');

@@ -63,8 +63,9 @@ class World {
       },
     };
     const log = pino({ level: 'silent' });
-    this.makeReconciler = (ephemeralImage?: string) =>
+    this.makeReconciler = (ephemeralImage?: string, dryRun?: boolean) =>
       new Reconciler({
+        ...(dryRun !== undefined && { dryRun }),
         store: this.cache,
         catalog: loadCatalog(DEFAULT_CATALOG_PATH),
         strategies: createRegistry({
@@ -90,7 +91,7 @@ class World {
     this.reconciler = this.makeReconciler();
   }
 
-  readonly makeReconciler: (ephemeralImage?: string) => Reconciler;
+  readonly makeReconciler: (ephemeralImage?: string, dryRun?: boolean) => Reconciler;
 
   get key(): string {
     return 'team/job-1';
@@ -322,6 +323,20 @@ describe('reconcile', () => {
     const w = new World(running('linkerd-proxy'));
     await w.reconciler.reconcile(w.key);
     assert.equal(w.events.filter((e) => e.regarding !== undefined).length, 0);
+  });
+
+  it('dry run: says what it would do, once per pod, and never execs or port-forwards', async () => {
+    const w = new World(running('cloudsql-proxy'), running('linkerd-proxy'));
+    const dry = w.makeReconciler(undefined, true);
+    assert.deepEqual(await dry.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(await dry.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, []);
+    assert.deepEqual(w.events.map((e) => `${e.type} ${e.message}`).sort(), [
+      'Normal Would shut down container cloudsql-proxy (http POST :9091/quitquitquit, then exec /bin/kill -s INT 1); dry run, nothing was done',
+      'Normal Would shut down container linkerd-proxy (http POST :4191/shutdown); dry run, nothing was done',
+    ]);
+    assert.equal(await w.metric('hahaha_dry_run_would_stop_total'), 2);
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns'), 0);
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
