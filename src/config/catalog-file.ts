@@ -1,125 +1,278 @@
 /**
- * Loads and validates the sidecar catalog YAML. Every error names the file, the entry and the
- * field, so an operator can fix a ConfigMap without reading code.
+ * Loads and validates the sidecar catalog YAML. Every error names the file, the entry, the exact
+ * field (`sidecars[2].attempts[0].http.method`), what it must be and what it got, so an operator
+ * can fix a ConfigMap without reading code.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
-import type { Attempt, Catalog, CatalogEntry } from '../domain/catalog.ts';
+import { RE2JS } from 're2js';
+import type { Attempt, Catalog, CatalogEntry, ImagePattern } from '../domain/catalog.ts';
+import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
+
+export { ConfigError } from './errors.ts';
 
 /** The catalog shipped with hahaha (and, through the Helm chart, its default ConfigMap). */
 export const DEFAULT_CATALOG_PATH = fileURLToPath(new URL('../../config/sidecars.yaml', import.meta.url));
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+/**
+ * Largest catalog file read, in bytes. The shipped one is under 6 KiB; a ConfigMap holds at most
+ * 1 MiB, and parsing megabytes of YAML takes seconds and hundreds of MB of memory.
+ */
+export const MAX_CATALOG_BYTES = 256 * 1024;
+/** YAML aliases (`*name`) resolved at most; each may expand a whole subtree (a "billion laughs" file). */
+export const MAX_YAML_ALIASES = 100;
+/** Longest `image` pattern accepted. */
+export const MAX_IMAGE_PATTERN_LENGTH = 1000;
+
+const METHODS = ['GET', 'POST', 'PUT'] as const;
+const DEFAULT_ACCEPT_STATUS = [200, 202, 204];
+const DEFAULT_TIMEOUT_SECONDS = 5;
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** One problem at one place in the document. `path` is like `sidecars[2].attempts[0].http.method`. */
+interface Problem {
+  readonly path: string;
+  readonly message: string;
 }
 
-const timeoutSeconds = z.number().positive().max(300).default(5);
+type Json = Record<string, unknown>;
 
-const httpAttempt = z.strictObject({
-  http: z.strictObject({
-    method: z.enum(['GET', 'POST', 'PUT']).default('POST'),
-    port: z.number().int().min(1).max(65535),
-    path: z.string().startsWith('/'),
-    acceptStatus: z.array(z.number().int().min(100).max(599)).nonempty().default([200, 202, 204]),
-  }),
-  timeoutSeconds,
-});
+function isMapping(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
-const execAttempt = z.strictObject({
-  exec: z.strictObject({
-    command: z.array(z.string().min(1)).nonempty(),
-  }),
-  timeoutSeconds,
-});
+/** Collects problems while walking the document; each check returns the value or undefined. */
+class Checker {
+  readonly problems: Problem[] = [];
 
-const entrySchema = z.strictObject({
-  name: z.string().min(1),
-  containers: z.array(z.string().min(1)).nonempty(),
-  image: z
-    .string()
-    .min(1)
-    .refine((s) => {
-      try {
-        new RegExp(s);
-        return true;
-      } catch {
-        return false;
+  fail(path: string, message: string): undefined {
+    this.problems.push({ path, message });
+    return undefined;
+  }
+
+  mapping(v: unknown, path: string, keys: readonly string[], what: string): Json | undefined {
+    if (!isMapping(v)) return this.fail(path, `must be a mapping (${what}), got ${describeValue(v)}`);
+    const unknown = Object.keys(v).filter((k) => !keys.includes(k));
+    if (unknown.length > 0) {
+      this.fail(path, `unknown field(s) ${unknown.join(', ')}: allowed are ${keys.join(', ')}`);
+    }
+    return v;
+  }
+
+  string(v: unknown, path: string, rule = 'a non-blank string'): string | undefined {
+    if (typeof v !== 'string') return this.fail(path, `must be ${rule}, got ${describeValue(v)}`);
+    if (v.trim() === '') return this.fail(path, `must be ${rule}, got a blank string`);
+    return v;
+  }
+
+  integer(v: unknown, path: string, min: number, max: number): number | undefined {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      return this.fail(path, `must be an integer ${min}-${max}, got ${describeValue(v)}`);
+    }
+    return v;
+  }
+
+  list(v: unknown, path: string, rule: string): unknown[] | undefined {
+    if (!Array.isArray(v)) return this.fail(path, `must be ${rule}, got ${describeValue(v)}`);
+    if (v.length === 0) return this.fail(path, `must be ${rule}, got an empty list`);
+    return v;
+  }
+}
+
+function compileImage(c: Checker, v: unknown, path: string): ImagePattern | undefined {
+  const source = c.string(v, path, 'a regular expression (RE2 syntax) as a string');
+  if (source === undefined) return undefined;
+  if (source.length > MAX_IMAGE_PATTERN_LENGTH) {
+    return c.fail(path, `must be at most ${MAX_IMAGE_PATTERN_LENGTH} characters, got ${source.length}`);
+  }
+  try {
+    const re = RE2JS.compile(source);
+    return { source, test: (image: string) => re.test(image) };
+  } catch (err) {
+    return c.fail(
+      path,
+      `is not a valid regular expression in RE2 syntax (linear-time: no lookaround, no backreferences): ${oneLine((err as Error).message)}, got ${quote(source)}`,
+    );
+  }
+}
+
+function checkTimeout(c: Checker, a: Json, path: string): number | undefined {
+  if (a.timeoutSeconds === undefined) return DEFAULT_TIMEOUT_SECONDS;
+  const t = a.timeoutSeconds;
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 1 || t > 300) {
+    return c.fail(`${path}.timeoutSeconds`, `must be a number of seconds from 1 to 300 (an attempt crosses the API server, which needs about a second), got ${describeValue(t)}`);
+  }
+  return t;
+}
+
+function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined {
+  const needs = 'an attempt needs exactly one of http {method, port, path} or exec {command}, plus optional timeoutSeconds';
+  if (!isMapping(v)) return c.fail(path, `${needs}, got ${describeValue(v)}`);
+  const hasHttp = v.http !== undefined;
+  const hasExec = v.exec !== undefined;
+  if (hasHttp === hasExec) {
+    const keys = Object.keys(v);
+    return c.fail(path, `${needs}, got ${keys.length === 0 ? 'an empty mapping' : `field(s) ${keys.join(', ')}`}`);
+  }
+  const a = c.mapping(v, path, ['http', 'exec', 'timeoutSeconds'], 'an attempt');
+  if (a === undefined) return undefined;
+  const timeoutSeconds = checkTimeout(c, a, path);
+  if (hasHttp) {
+    const p = `${path}.http`;
+    const h = c.mapping(a.http, p, ['method', 'port', 'path', 'acceptStatus'], 'method, port, path, acceptStatus');
+    if (h === undefined) return undefined;
+    let method: string | undefined = 'POST';
+    if (h.method !== undefined) {
+      method = typeof h.method === 'string' && (METHODS as readonly string[]).includes(h.method)
+        ? h.method
+        : c.fail(`${p}.method`, `must be one of ${METHODS.join(', ')}, got ${typeof h.method === 'string' ? quote(h.method) : describeValue(h.method)}`);
+    }
+    const port = c.integer(h.port, `${p}.port`, 1, 65535);
+    let urlPath: string | undefined;
+    if (typeof h.path !== 'string' || !h.path.startsWith('/') || /\s/.test(h.path)) {
+      c.fail(`${p}.path`, `must be a URL path starting with / and without blanks, got ${describeValue(h.path)}`);
+    } else {
+      urlPath = h.path;
+    }
+    let acceptStatus: number[] | undefined = DEFAULT_ACCEPT_STATUS;
+    if (h.acceptStatus !== undefined) {
+      const list = c.list(h.acceptStatus, `${p}.acceptStatus`, 'a list of HTTP status codes');
+      acceptStatus = list?.map((s, i) => c.integer(s, `${p}.acceptStatus[${i}]`, 100, 599)).filter((s) => s !== undefined);
+      if (acceptStatus?.length !== list?.length) acceptStatus = undefined;
+    }
+    if (method === undefined || port === undefined || urlPath === undefined || acceptStatus === undefined || timeoutSeconds === undefined) {
+      return undefined;
+    }
+    return { kind: 'http', method, port, path: urlPath, acceptStatus, timeoutSeconds };
+  }
+  const p = `${path}.exec`;
+  const e = c.mapping(a.exec, p, ['command'], 'command');
+  if (e === undefined) return undefined;
+  const list = c.list(e.command, `${p}.command`, 'a list of strings (argv, no shell), like [/bin/kill, -s, INT, "1"]');
+  if (list === undefined) return undefined;
+  const command = list.map((s, i) =>
+    typeof s === 'string' && s !== '' ? s : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${describeValue(s)}`),
+  );
+  if (command.some((s) => s === undefined) || timeoutSeconds === undefined) return undefined;
+  return { kind: 'exec', command: command as string[], timeoutSeconds };
+}
+
+function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefined {
+  const e = c.mapping(v, path, ['name', 'containers', 'image', 'hint', 'native', 'attempts'], 'a sidecar entry: name, containers, attempts');
+  if (e === undefined) return undefined;
+  const before = c.problems.length;
+  const name = c.string(e.name, `${path}.name`);
+  const list = c.list(e.containers, `${path}.containers`, 'a list of container names');
+  const containers = (list ?? []).map((n, i) =>
+    typeof n === 'string' && n.length <= 63 && dns1123Label.test(n)
+      ? n
+      : c.fail(`${path}.containers[${i}]`, `must be a container name (lowercase letters, digits and '-', at most 63 characters), got ${describeValue(n)}`),
+  );
+  const image = e.image === undefined ? undefined : compileImage(c, e.image, `${path}.image`);
+  const hint = e.hint === undefined ? undefined : c.string(e.hint, `${path}.hint`);
+  if (e.native !== undefined && typeof e.native !== 'boolean') {
+    c.fail(`${path}.native`, `must be true or false, got ${describeValue(e.native)}`);
+  }
+  const attempts = (c.list(e.attempts, `${path}.attempts`, 'a list of attempts, cleanest first') ?? []).map((a, i) => checkAttempt(c, a, `${path}.attempts[${i}]`));
+  if (c.problems.length > before || name === undefined) return undefined;
+  return {
+    name,
+    containers: containers as string[],
+    ...(image !== undefined && { image }),
+    ...(hint !== undefined && { hint }),
+    native: e.native === true,
+    attempts: attempts as Attempt[],
+  };
+}
+
+/** Refuses duplicate names, and a container claimed again where the earlier entry always wins. */
+function checkOverlaps(c: Checker, entries: readonly (CatalogEntry | undefined)[]): void {
+  const names = new Map<string, number>();
+  const claims = new Map<string, { entry: CatalogEntry; index: number }[]>();
+  for (const [index, entry] of entries.entries()) {
+    if (entry === undefined) continue;
+    const path = `sidecars[${index}]`;
+    const earlier = names.get(entry.name);
+    if (earlier !== undefined) c.fail(`${path}.name`, `duplicate entry name, already used by sidecars[${earlier}]`);
+    else names.set(entry.name, index);
+    for (const [i, container] of entry.containers.entries()) {
+      const before = claims.get(container) ?? [];
+      if (entry.containers.indexOf(container) !== i) {
+        c.fail(`${path}.containers[${i}]`, `lists container ${quote(container)} twice`);
+        continue;
       }
-    }, 'is not a valid regular expression')
-    .optional(),
-  hint: z.string().min(1).optional(),
-  native: z.boolean().default(false),
-  attempts: z.array(z.union([httpAttempt, execAttempt])).nonempty(),
-});
-
-const fileSchema = z.strictObject({
-  sidecars: z.array(entrySchema),
-});
-
-function describeIssue(file: string, doc: unknown, issue: z.core.$ZodIssue): string {
-  const path = issue.path;
-  let where = 'top level';
-  if (path[0] === 'sidecars' && typeof path[1] === 'number') {
-    const entries = (doc as { sidecars?: unknown[] }).sidecars ?? [];
-    const entry = entries[path[1]] as { name?: unknown } | undefined;
-    const entryName = typeof entry?.name === 'string' ? `"${entry.name}"` : `#${path[1] + 1}`;
-    const field = path.slice(2).map(String).join('.');
-    where = `entry ${entryName}${field === '' ? '' : `, field ${field}`}`;
-  } else if (path.length > 0) {
-    where = `field ${path.map(String).join('.')}`;
+      const shadow = before.find((b) => b.entry.image === undefined || b.entry.image.source === entry.image?.source);
+      if (shadow !== undefined) {
+        const why = shadow.entry.image === undefined ? 'which has no image pattern' : 'with the same image pattern';
+        c.fail(
+          `${path}.containers[${i}]`,
+          `container ${quote(container)} is already claimed by entry ${quote(shadow.entry.name)} (sidecars[${shadow.index}]), ${why}, so this entry would never be used for it (give the earlier entry a distinguishing image pattern, or merge the two)`,
+        );
+      }
+      claims.set(container, [...before, { entry, index }]);
+    }
   }
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.join(', ')}`;
-  if (issue.code === 'invalid_union') {
-    message = 'an attempt needs exactly one of http {method, port, path} or exec {command}, plus optional timeoutSeconds';
-  }
-  return `${file}: ${where}: ${message}`;
 }
+
+function describeProblem(file: string, doc: unknown, p: Problem): string {
+  const m = /^sidecars\[(\d+)\]\.?(.*)$/.exec(p.path);
+  if (m === null) return `${file}: ${p.path === '' ? 'top level' : `field ${p.path}`}: ${p.message}`;
+  const index = Number(m[1]);
+  const raw = isMapping(doc) && Array.isArray(doc.sidecars) ? doc.sidecars[index] : undefined;
+  const entry = isMapping(raw) && typeof raw.name === 'string' && raw.name.trim() !== '' ? `"${raw.name}"` : `#${index + 1}`;
+  const field = m[2] === '' ? '' : `, field ${m[2]}`;
+  return `${file}: entry ${entry}${field} (${p.path}): ${p.message}`;
+}
+
+/** At most this many problems are listed in the one-line error; the rest are counted. */
+const MAX_LISTED = 5;
 
 /** Validates an already-parsed catalog document. `file` only labels error messages. */
 export function parseCatalog(doc: unknown, file: string): Catalog {
-  const result = fileSchema.safeParse(doc);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => describeIssue(file, doc, i));
-    throw new ConfigError(`invalid sidecar catalog:\n  ${lines.join('\n  ')}`);
-  }
-  const seenNames = new Set<string>();
-  const entries: CatalogEntry[] = [];
-  for (const e of result.data.sidecars) {
-    if (seenNames.has(e.name)) {
-      throw new ConfigError(`invalid sidecar catalog:\n  ${file}: entry "${e.name}", field name: duplicate entry name`);
-    }
-    seenNames.add(e.name);
-    const attempts: Attempt[] = e.attempts.map((a) =>
-      'http' in a
-        ? { kind: 'http', ...a.http, timeoutSeconds: a.timeoutSeconds }
-        : { kind: 'exec', command: a.exec.command, timeoutSeconds: a.timeoutSeconds },
+  const c = new Checker();
+  const top = c.mapping(doc, '', ['sidecars'], 'with a sidecars list');
+  const list = top === undefined ? undefined : Array.isArray(top.sidecars) ? top.sidecars : c.fail('sidecars', `must be a list of sidecar entries, got ${describeValue(top.sidecars)}`);
+  const entries = (list ?? []).map((e, i) => checkEntry(c, e, `sidecars[${i}]`));
+  if (c.problems.length === 0) checkOverlaps(c, entries);
+  if (c.problems.length > 0) {
+    const listed = c.problems.slice(0, MAX_LISTED).map((p) => describeProblem(file, doc, p));
+    const more = c.problems.length - listed.length;
+    throw new ConfigError(
+      `invalid sidecar catalog: ${listed.join('; ')}${more > 0 ? `; and ${more} more` : ''} (fix the file; the README's "The sidecar catalog" shows the format)`,
     );
-    entries.push({
-      name: e.name,
-      containers: e.containers,
-      ...(e.image !== undefined && { image: new RegExp(e.image) }),
-      ...(e.hint !== undefined && { hint: e.hint }),
-      native: e.native,
-      attempts,
-    });
   }
-  return { entries };
+  return { entries: entries as CatalogEntry[] };
 }
 
 /** Reads, parses and validates a catalog file; throws ConfigError naming file, entry and field. */
 export function loadCatalog(file: string): Catalog {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
-    throw new ConfigError(`cannot read sidecar catalog ${file}: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : oneLine((err as Error).message);
+    throw new ConfigError(`cannot read sidecar catalog ${file}: ${why} (set SIDECAR_CATALOG or --config to a readable catalog file)`);
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  if (bytes.length > MAX_CATALOG_BYTES) {
+    throw new ConfigError(
+      `sidecar catalog ${file}: too large: ${bytes.length} bytes, the limit is ${MAX_CATALOG_BYTES} (256 KiB; the shipped catalog is under 6 KiB: list only the sidecars you run)`,
+    );
+  }
+  const doc = parseDocument(bytes.toString('utf8'), { prettyErrors: false });
   if (doc.errors.length > 0) {
-    throw new ConfigError(`${file}: not valid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
+    const first = doc.errors[0];
+    const at = first?.linePos?.[0] === undefined ? '' : ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}`;
+    throw new ConfigError(`sidecar catalog ${file}: not valid YAML${at}: ${oneLine(first?.message ?? 'parse error')} (fix the YAML syntax)`);
   }
-  return parseCatalog(doc.toJS(), file);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (err) {
+    throw new ConfigError(
+      `sidecar catalog ${file}: YAML aliases expand too much: ${oneLine((err as Error).message)} (write the entries out; at most ${MAX_YAML_ALIASES} alias uses)`,
+    );
+  }
+  return parseCatalog(value, file);
 }

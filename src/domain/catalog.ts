@@ -20,15 +20,47 @@ export interface ExecAttempt {
   readonly timeoutSeconds: number;
 }
 
-export type Attempt = HttpAttempt | ExecAttempt;
+/**
+ * When an attempt applies, read from the sidecar's own configuration: a command-line flag
+ * (`--quitquitquit`, in `command` or `args`, as `--flag`, `--flag=value` or `--flag value`), an
+ * environment variable with a literal value, or a pod annotation. Every field given must hold.
+ */
+export interface AttemptCondition {
+  /** The flag is present (and not `=false`). */
+  readonly flag?: string;
+  /** The flag is absent (or `=false`). */
+  readonly noFlag?: string;
+  /** The environment variable is set to a value other than `false`/`0`/empty. */
+  readonly env?: string;
+  /** The pod annotation is set; with `value`, to exactly that. */
+  readonly annotation?: string;
+  readonly value?: string;
+}
+
+/** Where an HTTP attempt's port may come from instead of its fixed `port` (which stays the default). */
+export interface PortSource {
+  readonly flag?: string;
+  readonly env?: string;
+  readonly annotation?: string;
+}
+
+/** What an attempt knows beyond how to send it: when it applies, and how the sidecar exits. */
+export interface AttemptRules {
+  readonly when?: AttemptCondition;
+  readonly portFrom?: PortSource;
+  /** The exit code the sidecar leaves after this attempt (measured); used to predict the Job's outcome. */
+  readonly exitCode?: number;
+}
+
+export type Attempt = (HttpAttempt | ExecAttempt) & AttemptRules;
 
 export interface CatalogEntry {
   /** Entry id, used in logs and errors. */
   readonly name: string;
   /** Container names this entry applies to. */
   readonly containers: readonly string[];
-  /** When set, the container's image must also match this pattern. */
-  readonly image?: RegExp;
+  /** When set, the container's image must also match this pattern (searched, not anchored). */
+  readonly image?: ImagePattern;
   readonly attempts: readonly Attempt[];
   /** What the sidecar needs for the attempts to work; appended to failure events. */
   readonly hint?: string;
@@ -40,18 +72,57 @@ export interface CatalogEntry {
   readonly native: boolean;
 }
 
-export interface Catalog {
-  readonly entries: readonly CatalogEntry[];
+/**
+ * A compiled `image` pattern. It runs in linear time in the image's length (RE2 semantics), so a
+ * pod-controlled image string cannot stall the daemon's only thread the way a backtracking
+ * `RegExp` such as `(a+)+$` would.
+ */
+export interface ImagePattern {
+  /** The pattern as written in the catalog. */
+  readonly source: string;
+  test(image: string): boolean;
 }
 
-/** First entry that matches the container's name (and image, when the entry has a pattern). */
+/**
+ * Longest image reference matched against an `image` pattern; a longer one matches no pattern.
+ * Real references are a registry host, a repository path and a tag or digest: well under 512.
+ */
+export const MAX_IMAGE_LENGTH = 512;
+
+export interface Catalog {
+  readonly entries: readonly CatalogEntry[];
+  /**
+   * Images known to have no shell and no kill (distroless): exec attempts cannot work in them,
+   * so they are skipped (or run in an ephemeral container, when that is enabled).
+   */
+  readonly distrolessImages?: readonly ImagePattern[];
+}
+
+/**
+ * First entry that matches the container's name (and image, when the entry has a pattern). An
+ * image longer than {@link MAX_IMAGE_LENGTH} matches no pattern; {@link imageNotMatchedReason} says so.
+ */
 export function findCatalogEntry(
   catalog: Catalog,
   container: { name: string; image: string },
 ): CatalogEntry | undefined {
-  return catalog.entries.find(
-    (e) => e.containers.includes(container.name) && (e.image === undefined || e.image.test(container.image)),
-  );
+  return catalog.entries.find((e) => e.containers.includes(container.name) && imageMatches(e, container.image));
+}
+
+/** The entry has no image pattern, or the (bounded) image matches it. */
+function imageMatches(entry: CatalogEntry, image: string): boolean {
+  return entry.image === undefined || (image.length <= MAX_IMAGE_LENGTH && entry.image.test(image));
+}
+
+/**
+ * Why no entry matched a container although entries name it: its image is longer than
+ * {@link MAX_IMAGE_LENGTH}. undefined when that is not the reason.
+ */
+export function imageNotMatchedReason(catalog: Catalog, container: { name: string; image: string }): string | undefined {
+  if (container.image.length <= MAX_IMAGE_LENGTH) return undefined;
+  const named = catalog.entries.filter((e) => e.containers.includes(container.name) && e.image !== undefined);
+  if (named.length === 0 || findCatalogEntry(catalog, container) !== undefined) return undefined;
+  return `image of container ${container.name} is ${container.image.length} characters, longer than the ${MAX_IMAGE_LENGTH} that image patterns are matched against, so entry ${named.map((e) => e.name).join(', ')} does not apply`;
 }
 
 /** One-line human description of an attempt, as events and logs show it. */
