@@ -1,11 +1,13 @@
 /**
  * The daemon's configuration, read once from the environment, validated, and frozen.
- * Each option lists its environment variable, default and meaning.
+ * Each option lists its environment variable, default and meaning; every bound is checked here,
+ * and an invalid value stops start-up with one line naming the variable, the constraint and the value.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
-import { ConfigError, DEFAULT_CATALOG_PATH } from './catalog-file.ts';
+import { DEFAULT_CATALOG_PATH } from './catalog-file.ts';
+import { ConfigError, quote } from './errors.ts';
 
 export interface Config {
   /** WATCH_SELECTOR: label selector of the pods to watch. @default "nais.io/naisjob=true" (HAHAHA's) */
@@ -64,73 +66,156 @@ function defaultNamespace(): string {
   }
 }
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const seconds = (max: number) => z.coerce.number({ message: 'must be a number' }).positive().max(max);
-const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** A variable's value broke its constraint; the message follows the variable's name. */
+class Invalid extends Error {}
 
-const schema = z
-  .strictObject({
-    WATCH_SELECTOR: z.string().trim().min(1).default('nais.io/naisjob=true'),
-    WATCH_NAMESPACES: z
-      .string()
-      .default('')
-      .transform((s) => s.split(',').map((n) => n.trim()).filter((n) => n !== ''))
-      .refine((ns) => ns.every((n) => dns1123.test(n)), 'must be a comma-separated list of namespace names'),
-    SIDECAR_CATALOG: z.string().min(1).default(DEFAULT_CATALOG_PATH),
-    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-    METRICS_PORT: z.coerce.number({ message: 'must be a number' }).int().min(0).max(65535).default(8999),
-    METRICS_HOST: z.string().min(1).default('0.0.0.0'),
-    MAX_CONCURRENT_PODS: z.coerce.number({ message: 'must be a number' }).int().min(1).max(10_000).default(32),
-    RETRY_BASE_SECONDS: seconds(3600).default(1),
-    RETRY_MAX_SECONDS: seconds(86_400).default(300),
-    VERIFY_TIMEOUT_SECONDS: seconds(600).default(10),
-    SHUTDOWN_GRACE_SECONDS: seconds(600).default(20),
-    INSTANCE_NAME: z.string().min(1).optional(),
-    LEADER_ELECT: bool.default(true),
-    LEASE_NAME: z.string().regex(dns1123, 'must be a DNS-1123 name').default('hahaha'),
-    LEASE_NAMESPACE: z.string().regex(dns1123, 'must be a namespace name').optional(),
-    LEASE_DURATION_SECONDS: seconds(3600).default(15),
-    RENEW_DEADLINE_SECONDS: seconds(3600).default(10),
-    RETRY_PERIOD_SECONDS: seconds(3600).default(2),
-    WEBHOOK_ENABLED: bool.default(false),
-    WEBHOOK_PORT: z.coerce.number({ message: 'must be a number' }).int().min(1).max(65535).default(9443),
-    WEBHOOK_HOST: z.string().min(1).default('0.0.0.0'),
-    WEBHOOK_CERT_DIR: z.string().min(1).default('/tmp/k8s-webhook-server/serving-certs'),
-  })
-  .refine((c) => c.RETRY_MAX_SECONDS >= c.RETRY_BASE_SECONDS, {
-    message: 'must be at least RETRY_BASE_SECONDS',
-    path: ['RETRY_MAX_SECONDS'],
-  })
-  .refine((c) => c.LEASE_DURATION_SECONDS > c.RENEW_DEADLINE_SECONDS, {
-    message: 'must be greater than RENEW_DEADLINE_SECONDS',
-    path: ['LEASE_DURATION_SECONDS'],
-  })
-  .refine((c) => c.RENEW_DEADLINE_SECONDS > c.RETRY_PERIOD_SECONDS, {
-    message: 'must be greater than RETRY_PERIOD_SECONDS',
-    path: ['RENEW_DEADLINE_SECONDS'],
-  });
+type Parser<T> = (raw: string) => T;
 
-type Keys = keyof z.input<typeof schema>;
-const KEYS: readonly Keys[] = Object.keys(schema.shape) as Keys[];
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const hostName = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/;
+const NAMESPACE_RULE = "namespace names (lowercase letters, digits and '-', at most 63 characters)";
+
+/** Whole numbers only: `0x10`, `1e3`, `1.5`, `+1` and blanks are refused, not coerced. */
+function integer(min: number, max: number, range = `from ${min} to ${max}`): Parser<number> {
+  return (raw) => {
+    const n = /^[0-9]{1,10}$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new Invalid(`must be an integer ${range}, got ${quote(raw)}`);
+    }
+    return n;
+  };
+}
+
+/** Plain decimal seconds (`2`, `0.5`); `why` says where the bounds come from. */
+function seconds(min: number, max: number, why: string): Parser<number> {
+  return (raw) => {
+    const n = /^[0-9]{1,10}(\.[0-9]{1,6})?$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new Invalid(`must be a number of seconds from ${min} to ${max} (${why}), got ${quote(raw)}`);
+    }
+    return n;
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => {
+    if (!(values as readonly string[]).includes(raw)) throw new Invalid(`must be one of ${values.join(', ')}, got ${quote(raw)}`);
+    return raw as T;
+  };
+}
+
+const bool: Parser<boolean> = (raw) => {
+  if (!['true', 'false', '1', '0', 'yes', 'no'].includes(raw)) throw new Invalid(`must be true or false, got ${quote(raw)}`);
+  return raw === 'true' || raw === '1' || raw === 'yes';
+};
+
+function text(rule: string, test: (s: string) => boolean = (s) => s.trim() !== ''): Parser<string> {
+  return (raw) => {
+    if (!test(raw)) throw new Invalid(`must be ${rule}, got ${quote(raw)}`);
+    return raw;
+  };
+}
+
+const namespaceName = (s: string) => s.length <= 63 && dns1123Label.test(s);
+
+const namespaces: Parser<string[]> = (raw) => {
+  const names = raw.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  if (names.length === 0) throw new Invalid(`must name at least one namespace (unset it to watch all), got ${quote(raw)}`);
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (!namespaceName(n)) throw new Invalid(`must be a comma-separated list of ${NAMESPACE_RULE}, got ${quote(n)} in ${quote(raw)}`);
+    if (seen.has(n)) throw new Invalid(`must not list a namespace twice (it would be watched twice), got ${quote(n)} twice in ${quote(raw)}`);
+    seen.add(n);
+  }
+  return names;
+};
+
+const host = text(
+  'an IP address or a host name',
+  (s) => isIP(s) !== 0 || (s.length <= 253 && hostName.test(s)),
+);
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+const LEASE_WHY = 'below 1 s replicas would send many lease requests per second';
+
+/** Every variable: its parser and default (undefined: derived later). The README's table lists the same. */
+const VARIABLES = {
+  WATCH_SELECTOR: { parse: text('a label selector, not blank'), default: 'nais.io/naisjob=true' },
+  WATCH_NAMESPACES: { parse: namespaces, default: [] as string[] },
+  SIDECAR_CATALOG: { parse: text('a file path, not blank'), default: DEFAULT_CATALOG_PATH },
+  LOG_LEVEL: { parse: oneOf(LOG_LEVELS), default: 'info' as const },
+  METRICS_PORT: { parse: integer(0, 65535, 'from 1 to 65535 (or 0 for a free port)'), default: 8999 },
+  METRICS_HOST: { parse: host, default: '0.0.0.0' },
+  MAX_CONCURRENT_PODS: { parse: integer(1, 10_000), default: 32 },
+  RETRY_BASE_SECONDS: { parse: seconds(1, 3600, 'each retry of a failing pod may post an event'), default: 1 },
+  RETRY_MAX_SECONDS: { parse: seconds(1, 86_400, 'a pod is retried at least once a day'), default: 300 },
+  VERIFY_TIMEOUT_SECONDS: { parse: seconds(1, 600, 'the API needs time to show a stopped container'), default: 10 },
+  SHUTDOWN_GRACE_SECONDS: { parse: seconds(1, 600, "the pod's terminationGracePeriodSeconds must cover it"), default: 20 },
+  INSTANCE_NAME: { parse: text('a name, not blank, at most 253 characters', (s) => s.trim() !== '' && s.length <= 253), default: undefined },
+  LEADER_ELECT: { parse: bool, default: true },
+  LEASE_NAME: { parse: text("a DNS-1123 name (lowercase letters, digits, '-' and '.', at most 253 characters)", (s) => s.length <= 253 && dns1123Subdomain.test(s)), default: 'hahaha' },
+  LEASE_NAMESPACE: { parse: text(`one of the ${NAMESPACE_RULE}`, namespaceName), default: undefined },
+  LEASE_DURATION_SECONDS: { parse: seconds(1, 3600, `${LEASE_WHY}; above an hour a standby waits too long`), default: 15 },
+  RENEW_DEADLINE_SECONDS: { parse: seconds(1, 3600, LEASE_WHY), default: 10 },
+  RETRY_PERIOD_SECONDS: { parse: seconds(1, 3600, LEASE_WHY), default: 2 },
+  WEBHOOK_ENABLED: { parse: bool, default: false },
+  WEBHOOK_PORT: { parse: integer(1, 65535), default: 9443 },
+  WEBHOOK_HOST: { parse: host, default: '0.0.0.0' },
+  WEBHOOK_CERT_DIR: { parse: text('a directory path, not blank'), default: '/tmp/k8s-webhook-server/serving-certs' },
+} satisfies Record<string, { parse: Parser<unknown>; default: unknown }>;
+
+type Variables = typeof VARIABLES;
+type Values = { -readonly [K in keyof Variables]: ReturnType<Variables[K]['parse']> | Variables[K]['default'] };
+
+/** Constraints between variables, each with its reason. */
+function crossChecks(v: Values): string[] {
+  const problems: string[] = [];
+  if (v.RETRY_MAX_SECONDS < v.RETRY_BASE_SECONDS) {
+    problems.push(`RETRY_MAX_SECONDS must be at least RETRY_BASE_SECONDS (it caps the doubling delay), got ${v.RETRY_MAX_SECONDS} < ${v.RETRY_BASE_SECONDS}`);
+  }
+  if (v.LEASE_DURATION_SECONDS <= v.RENEW_DEADLINE_SECONDS) {
+    problems.push(
+      `LEASE_DURATION_SECONDS must be greater than RENEW_DEADLINE_SECONDS (a leader must stop acting before its lease can pass to another replica), got ${v.LEASE_DURATION_SECONDS} <= ${v.RENEW_DEADLINE_SECONDS}`,
+    );
+  }
+  if (v.RENEW_DEADLINE_SECONDS <= v.RETRY_PERIOD_SECONDS) {
+    problems.push(
+      `RENEW_DEADLINE_SECONDS must be greater than RETRY_PERIOD_SECONDS (a leader needs more than one renewal try before its deadline), got ${v.RENEW_DEADLINE_SECONDS} <= ${v.RETRY_PERIOD_SECONDS}`,
+    );
+  }
+  if (v.WEBHOOK_ENABLED && v.WEBHOOK_PORT === v.METRICS_PORT) {
+    problems.push(`WEBHOOK_PORT must differ from METRICS_PORT (both servers listen), got ${v.WEBHOOK_PORT} for both`);
+  }
+  return problems;
+}
 
 /**
  * Builds the config from an environment. Unknown variables are ignored; known ones that are set
- * but empty count as unset. Throws ConfigError naming each bad variable and why.
+ * but empty count as unset. Throws one ConfigError naming every bad variable, its constraint and
+ * the value it got, on one line.
  */
 export function loadConfig(env: NodeJS.ProcessEnv, overrides: { catalogPath?: string } = {}): Config {
-  const input: Record<string, string> = {};
-  for (const key of KEYS) {
-    const v = env[key];
-    if (v !== undefined && v !== '') input[key] = v;
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(VARIABLES) as [string, { parse: Parser<unknown>; default: unknown }][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') {
+      values[name] = spec.default;
+      continue;
+    }
+    try {
+      values[name] = spec.parse(raw);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      problems.push(`${name} ${err.message}`);
+    }
   }
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `environment variable ${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  const c = values as Values;
+  if (problems.length === 0) problems.push(...crossChecks(c));
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid environment: ${problems.join('; ')} (see the Configuration table in the README)`);
   }
-  const c = parsed.data;
   return Object.freeze({
     watchSelector: c.WATCH_SELECTOR,
     watchNamespaces: Object.freeze(c.WATCH_NAMESPACES),
