@@ -32,6 +32,10 @@ export interface ContainerSpecView {
   readonly image: string;
   /** Container-level restart policy; `Always` on an init container marks a native sidecar. */
   readonly restartPolicy?: string;
+  /** `command` then `args`, as the catalog's flag conditions read them; absent when both are empty. */
+  readonly argv?: readonly string[];
+  /** Environment variables with a literal `value` (valueFrom ones are unknown here); absent when none. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface ContainerStatusView {
@@ -116,16 +120,43 @@ function pick(v: unknown, keep: Set<string>): Record<string, string> {
   return out;
 }
 
-function parseState(v: unknown): ContainerState {
-  if (!isObject(v)) return { kind: 'waiting', reason: 'NoState' };
+/** A value of unexpected type, as shown in a malformed pod's reason. */
+function got(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v)}`;
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+const STATE_KINDS = ['waiting', 'running', 'terminated'];
+
+/** Present: neither undefined nor null (client-node models carry unset fields as undefined). */
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
+
+function parseState(v: unknown, field: string): ContainerState | string {
+  // The API documents an absent state as waiting.
+  if (!present(v)) return { kind: 'waiting', reason: 'NoState' };
+  if (!isObject(v)) return `${field} must be an object, got ${got(v)}`;
+  const kinds = Object.keys(v).filter((k) => present(v[k]));
+  const unknown = kinds.filter((k) => !STATE_KINDS.includes(k));
+  if (unknown.length > 0) return `${field} has unknown kind ${unknown.join(', ')} (known: ${STATE_KINDS.join(', ')})`;
+  if (kinds.length > 1) return `${field} has more than one kind (${kinds.join(', ')}); the API sets one`;
+  for (const k of kinds) {
+    if (!isObject(v[k])) return `${field}.${k} must be an object, got ${got(v[k])}`;
+  }
   if (isObject(v.terminated)) {
     const t = v.terminated;
-    const exitCode = typeof t.exitCode === 'number' ? t.exitCode : -1;
+    if (typeof t.exitCode !== 'number' || !Number.isInteger(t.exitCode)) {
+      return `${field}.terminated.exitCode must be an integer, got ${t.exitCode === undefined ? 'nothing' : got(t.exitCode)}`;
+    }
     const finishedAt = time(t.finishedAt);
     const reason = str(t.reason);
     return {
       kind: 'terminated',
-      exitCode,
+      exitCode: t.exitCode,
       ...(reason !== undefined && { reason }),
       ...(finishedAt !== undefined && { finishedAt }),
     };
@@ -138,36 +169,77 @@ function parseState(v: unknown): ContainerState {
   return { kind: 'waiting', ...(reason !== undefined && { reason }) };
 }
 
+/** The strings of a list; anything else yields none. */
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+function literalEnv(v: unknown): Record<string, string> | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  let any = false;
+  for (const e of v) {
+    if (isObject(e) && typeof e.name === 'string' && typeof e.value === 'string') {
+      out[e.name] = e.value;
+      any = true;
+    }
+  }
+  return any ? out : undefined;
+}
+
 function parseContainers(v: unknown, field: string): ContainerSpecView[] | string {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) return `${field} is not a list`;
+  if (!present(v)) return [];
+  if (!Array.isArray(v)) return `${field} must be a list, got ${got(v)}`;
   const out: ContainerSpecView[] = [];
   for (const [i, c] of v.entries()) {
-    if (!isObject(c) || typeof c.name !== 'string' || c.name === '') {
-      return `${field}[${i}] has no name`;
+    if (!isObject(c)) return `${field}[${i}] must be an object, got ${got(c)}`;
+    if (typeof c.name !== 'string' || c.name === '') return `${field}[${i}] has no name`;
+    if (present(c.image) && typeof c.image !== 'string') return `${field}[${i}].image must be a string, got ${got(c.image)}`;
+    if (present(c.restartPolicy) && typeof c.restartPolicy !== 'string') {
+      return `${field}[${i}].restartPolicy must be a string, got ${got(c.restartPolicy)}`;
     }
     const restartPolicy = str(c.restartPolicy);
+    const argv = [...strings(c.command), ...strings(c.args)];
+    const env = literalEnv(c.env);
     out.push({
       name: c.name,
       image: str(c.image) ?? '',
       ...(restartPolicy !== undefined && { restartPolicy }),
+      ...(argv.length > 0 && { argv }),
+      ...(env !== undefined && { env }),
     });
   }
   return out;
 }
 
-function parseStatuses(v: unknown): ContainerStatusView[] {
-  if (!Array.isArray(v)) return [];
+function parseStatuses(v: unknown, field: string): ContainerStatusView[] | string {
+  if (!present(v)) return [];
+  if (!Array.isArray(v)) return `${field} must be a list, got ${got(v)}`;
   const out: ContainerStatusView[] = [];
-  for (const s of v) {
-    if (!isObject(s) || typeof s.name !== 'string') continue;
-    out.push({
-      name: s.name,
-      state: parseState(s.state),
-      restartCount: typeof s.restartCount === 'number' ? s.restartCount : 0,
-    });
+  const seen = new Set<string>();
+  for (const [i, s] of v.entries()) {
+    if (!isObject(s)) return `${field}[${i}] must be an object, got ${got(s)}`;
+    if (typeof s.name !== 'string' || s.name === '') return `${field}[${i}] has no name`;
+    if (seen.has(s.name)) return `${field} has container ${s.name} twice`;
+    seen.add(s.name);
+    const state = parseState(s.state, `${field}[${i}].state`);
+    if (typeof state === 'string') return state;
+    if (present(s.restartCount) && (typeof s.restartCount !== 'number' || !Number.isInteger(s.restartCount) || s.restartCount < 0)) {
+      return `${field}[${i}].restartCount must be a non-negative integer, got ${got(s.restartCount)}`;
+    }
+    out.push({ name: s.name, state, restartCount: typeof s.restartCount === 'number' ? s.restartCount : 0 });
   }
   return out;
+}
+
+/** The first container name used twice across containers and init containers (the API refuses such pods). */
+function duplicateName(...lists: readonly (readonly ContainerSpecView[])[]): string | undefined {
+  const seen = new Set<string>();
+  for (const c of lists.flat()) {
+    if (seen.has(c.name)) return c.name;
+    seen.add(c.name);
+  }
+  return undefined;
 }
 
 /** Parses a Pod as the API serves it (`kubectl get pod -o json`, a list item or a watch object). */
@@ -178,8 +250,8 @@ export function parsePod(raw: unknown): PodView | MalformedPod {
   const uid = str(meta.uid) ?? '';
   const malformed = (reason: string): MalformedPod => ({ malformed: true, namespace, name, uid, reason });
 
-  if (!isObject(raw)) return malformed('not a JSON object');
-  if (raw.kind !== undefined && raw.kind !== 'Pod') return malformed(`kind is ${String(raw.kind)}, not Pod`);
+  if (!isObject(raw)) return malformed(`not a JSON object but ${Array.isArray(raw) ? 'a list' : got(raw)}`);
+  if (present(raw.kind) && raw.kind !== 'Pod') return malformed(`kind is ${String(raw.kind)}, not Pod`);
   if (!isObject(raw.metadata)) return malformed('metadata is missing');
   if (name === '') return malformed('metadata.name is missing');
   if (!isObject(raw.spec)) return malformed('spec is missing');
@@ -188,7 +260,16 @@ export function parsePod(raw: unknown): PodView | MalformedPod {
   if (containers.length === 0) return malformed('spec.containers is empty');
   const initContainers = parseContainers(raw.spec.initContainers, 'spec.initContainers');
   if (typeof initContainers === 'string') return malformed(initContainers);
+  const twice = duplicateName(containers, initContainers);
+  if (twice !== undefined) return malformed(`container name ${twice} is used twice in spec.containers and spec.initContainers`);
+  if (present(raw.spec.restartPolicy) && typeof raw.spec.restartPolicy !== 'string') {
+    return malformed(`spec.restartPolicy must be a string, got ${got(raw.spec.restartPolicy)}`);
+  }
+  if (present(raw.status) && !isObject(raw.status)) return malformed(`status must be an object, got ${got(raw.status)}`);
   const status = isObject(raw.status) ? raw.status : {};
+  if (present(status.phase) && typeof status.phase !== 'string') return malformed(`status.phase must be a string, got ${got(status.phase)}`);
+  const containerStatuses = parseStatuses(status.containerStatuses, 'status.containerStatuses');
+  if (typeof containerStatuses === 'string') return malformed(containerStatuses);
   const deletionTimestamp = time(meta.deletionTimestamp);
   const owner = controllerOf(meta.ownerReferences);
 
@@ -205,7 +286,7 @@ export function parsePod(raw: unknown): PodView | MalformedPod {
     containers,
     initContainers,
     phase: str(status.phase) ?? 'Pending',
-    containerStatuses: parseStatuses(status.containerStatuses),
+    containerStatuses,
   };
 }
 
