@@ -4,13 +4,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
+import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
 import { loadConfig } from './config/env.ts';
-import type { Attempt } from './domain/catalog.ts';
+import { ConfigError, ExitCode, KnownError, oneLine } from './config/errors.ts';
+import { type Attempt, imageNotMatchedReason } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
 import { createLogger } from './log.ts';
+
+const EXIT_CODES = `Exit codes: 0 done, 1 a bug in hahaha (with a stack trace; please report it), 2 bad usage,
+input or configuration, 3 no Kubernetes credentials or the cluster cannot be reached.
+`;
 
 const HELP = `hahaha: shuts down the sidecars of Kubernetes Job pods once their main container has exited
 
@@ -29,7 +34,8 @@ SHUTDOWN_GRACE_SECONDS, INSTANCE_NAME, LEADER_ELECT, LEASE_NAME, LEASE_NAMESPACE
 LEASE_DURATION_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_PERIOD_SECONDS, WEBHOOK_ENABLED, WEBHOOK_PORT,
 WEBHOOK_HOST, WEBHOOK_CERT_DIR, KUBECONFIG.
 See the README's configuration reference.
-`;
+
+${EXIT_CODES}`;
 
 const RUN_HELP = `Usage: hahaha run [--config FILE]
 
@@ -47,8 +53,11 @@ what hahaha would do with it, as JSON:
 A pod without status (a manifest not yet created) also gets what the admission webhook would do
 (assuming Kubernetes 1.29 or newer):
   "convert":[<sidecars made native>],"admission":{"code"?:...,"reason":...,"patch":[<JSONPatch>]}
-Needs no cluster. Exit code 0 when a decision was printed, 2 on bad input or config.
+Needs no cluster. Exit code 0 when a decision was printed, 2 on bad input (not JSON, not one
+Pod, a malformed pod) or a bad catalog, with one line on standard error saying why.
 `;
+
+const ONE_POD = 'pass one pod, e.g. kubectl get pod NAME -o json';
 
 function attemptJson(a: Attempt) {
   return a.kind === 'http'
@@ -58,36 +67,45 @@ function attemptJson(a: Attempt) {
 
 function explain(file: string, catalogPath: string): number {
   const catalog = loadCatalog(catalogPath);
+  const input = file === '-' ? 'standard input' : file;
+  const bad = (why: string, fix = ONE_POD) => new ConfigError(`explain ${input}: ${why} (${fix})`);
   let text: string;
   try {
     text = readFileSync(file === '-' ? 0 : file, 'utf8');
   } catch (err) {
-    process.stderr.write(`hahaha explain: cannot read ${file}: ${(err as Error).message}\n`);
-    return 2;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : oneLine((err as Error).message);
+    throw bad(`cannot read: ${why}`, `${ONE_POD}, as a file or - for standard input`);
   }
+  if (text.trim() === '') throw bad('is empty');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    process.stderr.write(`hahaha explain: ${file === '-' ? 'standard input' : file} is not JSON: ${(err as Error).message}\n`);
-    return 2;
+    throw bad(`is not JSON: ${oneLine((err as Error).message)}`, `${ONE_POD}; YAML is not read`);
   }
-  const pod = parsePod(raw);
-  let out;
-  if (isMalformed(pod)) {
-    out = { decision: 'ignore', reason: `malformed pod: ${pod.reason}`, targets: [], unsupported: [] };
-  } else {
-    const d = decide(pod, catalog);
-    out =
-      d.decision === 'reap'
-        ? {
-            decision: 'reap',
-            reason: d.reason,
-            targets: d.targets.map((t) => ({ container: t.container, attempts: t.attempts.map(attemptJson) })),
-            unsupported: [...d.unsupported],
-          }
-        : { decision: d.decision, reason: d.reason, targets: [], unsupported: [] };
-  }
+  if (Array.isArray(raw)) throw bad(`is not a pod but a JSON array of ${raw.length} item(s)`);
+  if (isObject(raw) && typeof raw.kind === 'string' && raw.kind.endsWith('List')) throw bad(`is not a pod but a ${raw.kind}`);
+  // A manifest made from a template has only generateName; the webhook fills the name the same way.
+  const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : undefined;
+  const named =
+    isObject(raw) && meta !== undefined && raw.status === undefined && meta.name === undefined && typeof meta.generateName === 'string'
+      ? { ...raw, metadata: { ...meta, name: `${meta.generateName}<generated>` } }
+      : raw;
+  const pod = parsePod(named);
+  if (isMalformed(pod)) throw bad(`is not a valid pod: ${pod.reason}`);
+  const d = decide(pod, catalog);
+  let out: Record<string, unknown> =
+    d.decision === 'reap'
+      ? {
+          decision: 'reap',
+          reason: d.reason,
+          targets: d.targets.map((t) => ({ container: t.container, attempts: t.attempts.map(attemptJson) })),
+          unsupported: [...d.unsupported],
+        }
+      : { decision: d.decision, reason: d.reason, targets: [], unsupported: [] };
+  const notes = pod.containers.map((c) => imageNotMatchedReason(catalog, c)).filter((n) => n !== undefined);
+  if (notes.length > 0) out = { ...out, notes };
   if (isObject(raw) && raw.status === undefined) {
     const plan = planConversion(raw, isObject(raw.metadata) && typeof raw.metadata.namespace === 'string' ? raw.metadata.namespace : 'default', catalog, {
       nativeSidecarsSupported: true,
@@ -111,8 +129,11 @@ async function run(catalogOverride: string | undefined): Promise<number> {
   const config = loadConfig(process.env, catalogOverride === undefined ? {} : { catalogPath: catalogOverride });
   const log = createLogger(config.logLevel, { instance: config.instanceName });
   // Loaded here so that `explain` does not pay for the Kubernetes client.
+  const { loadKubeConfig } = await import('./config/kubeconfig.ts');
+  const credentials = loadKubeConfig({ env: process.env });
+  log.info({ credentials: credentials.source, context: credentials.context, server: credentials.server }, 'using Kubernetes credentials');
   const { startDaemon } = await import('./daemon.ts');
-  const daemon = await startDaemon(config, log);
+  const daemon = await startDaemon(config, log, credentials.kubeConfig);
   const onSignal = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'received signal');
     void daemon.stop();
@@ -123,7 +144,33 @@ async function run(catalogOverride: string | undefined): Promise<number> {
   return 0;
 }
 
+/**
+ * Runs one `hahaha` command and returns its exit code; never throws. A known failure prints one
+ * line `hahaha: <what>: <why> (<fix>)` to standard error; anything else is a bug and prints its
+ * stack, then a request to report it. See {@link ExitCode}.
+ */
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await command(argv);
+  } catch (err) {
+    return reportFailure(err);
+  }
+}
+
+/** Prints a failure the way {@link main} promises and returns its exit code. */
+export function reportFailure(err: unknown): number {
+  if (err instanceof KnownError) {
+    process.stderr.write(`hahaha: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+  process.stderr.write(
+    `hahaha: unexpected error, a bug in hahaha:\n${detail}\nhahaha: please report it to the hahaha maintainers with the command you ran, the output above and hahaha --version\n`,
+  );
+  return ExitCode.bug;
+}
+
+async function command(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -136,8 +183,8 @@ export async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (err) {
-    process.stderr.write(`hahaha: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
+    process.stderr.write(`hahaha: ${oneLine((err as Error).message)} (see hahaha --help)\n`);
+    return ExitCode.config;
   }
   const { values, positionals } = parsed;
   const [command = 'run', ...rest] = positionals;
@@ -172,12 +219,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`hahaha: ${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    if (err instanceof ConfigError) {
-      process.stderr.write(`hahaha: ${err.message}\n`);
-      return 2;
+      process.stderr.write(`hahaha: ${err.message} (see hahaha --help)\n`);
+      return ExitCode.config;
     }
     throw err;
   }
@@ -189,14 +232,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-if (import.meta.main) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`hahaha: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+/**
+ * Runs {@link main} as the process: a failure exits at once, even with servers still open; after
+ * `run` stopped cleanly or `explain` printed, the process ends on its own.
+ */
+export async function runProcess(argv: string[]): Promise<void> {
+  const fatal = (err: unknown) => process.exit(reportFailure(err));
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  const code = await main(argv);
+  if (code !== ExitCode.ok) process.exit(code);
+  process.exitCode = code;
 }
+
+if (import.meta.main) await runProcess(process.argv.slice(2));
