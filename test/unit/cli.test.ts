@@ -111,7 +111,7 @@ describe('hahaha explain', () => {
       run(process.execPath, [BIN, 'run'], { env: { ...process.env, METRICS_PORT: 'x' } }),
       (err: { code: number; stderr: string }) => {
         assert.equal(err.code, 2);
-        assert.match(err.stderr, /METRICS_PORT: must be a number/);
+        assert.match(err.stderr, /METRICS_PORT must be an integer from 1 to 65535/);
         return true;
       },
     );
