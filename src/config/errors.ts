@@ -24,9 +24,9 @@ export function failureLine(what: string, why: string, fix?: string): string {
   return `${what}: ${oneLine(why)}${fix === undefined ? '' : ` (${fix})`}`;
 }
 
-/** Collapses line breaks and runs of blanks, so a message taken from a library stays on one line. */
+/** Joins lines (and the blanks around line breaks), so a message taken from a library stays on one line. */
 export function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').replace(/[ \t]{2,}/g, ' ').trim();
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
 /** A known failure the user can fix; `exitCode` says which kind. */
