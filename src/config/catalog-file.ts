@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { RE2JS } from 're2js';
 import type { Attempt, Catalog, CatalogEntry, ImagePattern } from '../domain/catalog.ts';
 import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
@@ -260,11 +260,12 @@ export function loadCatalog(file: string): Catalog {
       `sidecar catalog ${file}: too large: ${bytes.length} bytes, the limit is ${MAX_CATALOG_BYTES} (256 KiB; the shipped catalog is under 6 KiB: list only the sidecars you run)`,
     );
   }
-  const doc = parseDocument(bytes.toString('utf8'), { prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0];
-    const at = first?.linePos?.[0] === undefined ? '' : ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}`;
-    throw new ConfigError(`sidecar catalog ${file}: not valid YAML${at}: ${oneLine(first?.message ?? 'parse error')} (fix the YAML syntax)`);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(bytes.toString('utf8'), { prettyErrors: false, lineCounter });
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const { line, col } = lineCounter.linePos(first.pos[0]);
+    throw new ConfigError(`sidecar catalog ${file}: not valid YAML at line ${line}, column ${col}: ${oneLine(first.message)} (fix the YAML syntax)`);
   }
   let value: unknown;
   try {
