@@ -4,6 +4,7 @@
  * Each rule is a small named predicate, testable alone; `decide` chains them in order.
  */
 import { type Attempt, type Catalog, findCatalogEntry } from './catalog.ts';
+import { type ResolveOptions, type SkippedAttempt, resolveAttempts } from './resolve.ts';
 import {
   APP_LABEL,
   type ContainerSpecView,
@@ -17,7 +18,10 @@ export interface ReapTarget {
   readonly image: string;
   /** Catalog entry id. */
   readonly entry: string;
+  /** The entry's attempts that apply to this sidecar as it is configured, ports resolved. */
   readonly attempts: readonly Attempt[];
+  /** The entry's attempts that do not apply, and why (a flag or annotation missing, a distroless image). */
+  readonly skipped: readonly SkippedAttempt[];
   readonly hint?: string;
 }
 
@@ -130,7 +134,7 @@ export function needsStopping(pod: PodView, mains: readonly string[], c: Contain
 
 // ---- decide -----------------------------------------------------------------------------------
 
-export function decide(pod: PodView, catalog: Catalog): Decision {
+export function decide(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}): Decision {
   if (isBeingDeleted(pod)) return ignore('being-deleted', 'pod is being deleted');
   if (hasFinished(pod)) return ignore('finished', `pod has already finished (phase ${pod.phase})`);
   if (pod.restartPolicy === 'Always') {
@@ -159,11 +163,13 @@ export function decide(pod: PodView, catalog: Catalog): Decision {
       unsupported.push(c.name);
       continue;
     }
+    const { attempts, skipped } = resolveAttempts(entry, { container: c, annotations: pod.annotations }, catalog, opts);
     targets.push({
       container: c.name,
       image: c.image,
       entry: entry.name,
-      attempts: entry.attempts,
+      attempts,
+      skipped,
       ...(entry.hint !== undefined && { hint: entry.hint }),
     });
   }

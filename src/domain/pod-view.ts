@@ -111,7 +111,7 @@ function time(v: unknown): number | undefined {
   return Number.isNaN(t) ? undefined : t;
 }
 
-function pick(v: unknown, keep: Set<string>): Record<string, string> {
+function pick(v: unknown, keep: { has(key: string): boolean }): Record<string, string> {
   const out: Record<string, string> = {};
   if (!isObject(v)) return out;
   for (const [k, val] of Object.entries(v)) {
@@ -243,7 +243,12 @@ function duplicateName(...lists: readonly (readonly ContainerSpecView[])[]): str
 }
 
 /** Parses a Pod as the API serves it (`kubectl get pod -o json`, a list item or a watch object). */
-export function parsePod(raw: unknown): PodView | MalformedPod {
+export interface ParseOptions {
+  /** Annotations to keep beyond hahaha's own (those the catalog's conditions read). */
+  readonly annotations?: ReadonlySet<string>;
+}
+
+export function parsePod(raw: unknown, opts: ParseOptions = {}): PodView | MalformedPod {
   const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : {};
   const namespace = str(meta.namespace) ?? '';
   const name = str(meta.name) ?? '';
@@ -279,7 +284,7 @@ export function parsePod(raw: unknown): PodView | MalformedPod {
     uid,
     resourceVersion: str(meta.resourceVersion) ?? '',
     labels: pick(meta.labels, KEPT_LABELS),
-    annotations: pick(meta.annotations, KEPT_ANNOTATIONS),
+    annotations: pick(meta.annotations, opts.annotations === undefined ? KEPT_ANNOTATIONS : { has: (k: string) => KEPT_ANNOTATIONS.has(k) || opts.annotations?.has(k) === true }),
     ...(deletionTimestamp !== undefined && { deletionTimestamp }),
     ...(owner !== undefined && { owner }),
     restartPolicy: str(raw.spec.restartPolicy) ?? 'Always',

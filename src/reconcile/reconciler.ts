@@ -306,7 +306,7 @@ export class Reconciler {
     const causes: (FailureCause | 'ignored')[] = [];
     const hints = new Set<string>();
     let previous: Attempt | undefined;
-    const failed = (extra: readonly string[] = []): TargetResult => ({
+    const failed = (extra: readonly string[] = []): Extract<TargetResult, { ok: false }> => ({
       ok: false,
       container: target.container,
       errors: [...errors, ...extra],
@@ -319,6 +319,12 @@ export class Reconciler {
       if (hint !== undefined) hints.add(hint);
     };
 
+    if (target.attempts.length === 0) {
+      // Nothing in the catalog applies to this sidecar as it is configured: say why, once.
+      for (const sk of target.skipped) errors.push(`${sk.attempt} does not apply: ${sk.why}`);
+      if (target.hint !== undefined) hints.add(target.hint);
+      return { ...failed(), permanent: true };
+    }
     for (const attempt of target.attempts) {
       const current = this.deps.store.get(key);
       if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);

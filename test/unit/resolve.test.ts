@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Attempt, Catalog, CatalogEntry } from '../../src/domain/catalog.ts';
+import { conditionUnmet, flagValue, portFrom, predictSidecar, resolveAttempts, worstOutcome } from '../../src/domain/resolve.ts';
+import { container, pod as podOf, withApp } from './pod-fixtures.ts';
+
+const http = (port: number, path: string, extra: Partial<Attempt> = {}): Attempt =>
+  ({ kind: 'http', method: 'POST', port, path, acceptStatus: [200], timeoutSeconds: 5, ...extra }) as Attempt;
+const exec = (command: string[], extra: Partial<Attempt> = {}): Attempt => ({ kind: 'exec', command, timeoutSeconds: 5, ...extra }) as Attempt;
+const entry = (name: string, containers: string[], attempts: Attempt[], extra: Partial<CatalogEntry> = {}): CatalogEntry => ({
+  name,
+  containers,
+  attempts,
+  native: false,
+  ...extra,
+});
+const literal = (prefix: string) => ({ source: prefix, test: (image: string) => image.startsWith(prefix) });
+
+/** The shipped catalog's rules for the sidecars measured with the real programs. */
+const catalog: Catalog = {
+  distrolessImages: [literal('gcr.io/distroless/'), literal('cr.l5d.io/linkerd/proxy'), literal('ghcr.io/jimmidyson/configmap-reload')],
+  entries: [
+    entry('linkerd', ['linkerd-proxy'], [
+      http(4191, '/shutdown', { when: { annotation: 'config.linkerd.io/proxy-admin-shutdown', value: 'enabled' }, exitCode: 0 }),
+    ], { hint: 'annotate config.linkerd.io/proxy-admin-shutdown: enabled' }),
+    entry('cloud-sql-proxy', ['cloud-sql-proxy'], [
+      http(9091, '/quitquitquit', { when: { flag: '--quitquitquit', env: 'CSQL_PROXY_QUITQUITQUIT' }, portFrom: { flag: '--admin-port', env: 'CSQL_PROXY_ADMIN_PORT' }, exitCode: 0 }),
+      exec(['/bin/kill', '-s', 'TERM', '1'], { when: { flag: '--exit-zero-on-sigterm' }, exitCode: 0 }),
+      exec(['/bin/kill', '-s', 'INT', '1'], { exitCode: 130 }),
+    ], { native: true, hint: 'start it with --quitquitquit' }),
+    entry('configmap-reload', ['secure-logs-configmap-reload'], [exec(['/bin/killall', 'configmap-reload'], { exitCode: 2 })], { native: true }),
+    entry('vks', ['vks-sidecar'], [exec(['/bin/kill', '-s', 'INT', '1'], { exitCode: 0 })]),
+    entry('fluentd', ['secure-logs-fluentd'], [http(24444, '/api/processes.killWorkers')]),
+  ],
+};
+
+const csql = (...argv: string[]) => ({ name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine', argv: ['/cloud-sql-proxy', ...argv] });
+
+describe('flagValue', () => {
+  const argv = ['/bin/x', '--quitquitquit', '--admin-port', '9092', '--port=5432', '-v', 'proj:region:inst'];
+  for (const [flag, want] of [
+    ['--quitquitquit', true],
+    ['--admin-port', '9092'],
+    ['--port', '5432'],
+    ['--v', 'proj:region:inst'],
+    ['--missing', undefined],
+  ] as const) {
+    it(`${flag} → ${String(want)}`, () => assert.equal(flagValue(argv, flag), want));
+  }
+  it('stops at --', () => assert.equal(flagValue(['x', '--', '--quitquitquit'], '--quitquitquit'), undefined));
+});
+
+describe('conditions and ports', () => {
+  it('a flag, or its environment variable', () => {
+    const when = { flag: '--quitquitquit', env: 'CSQL_PROXY_QUITQUITQUIT' };
+    assert.equal(conditionUnmet(when, { container: csql('--quitquitquit'), annotations: {} }), undefined);
+    assert.equal(conditionUnmet(when, { container: { ...csql(), env: { CSQL_PROXY_QUITQUITQUIT: 'true' } }, annotations: {} }), undefined);
+    assert.match(conditionUnmet(when, { container: csql(), annotations: {} }) ?? '', /not started with --quitquitquit \(nor CSQL_PROXY_QUITQUITQUIT=true\)/);
+    assert.match(conditionUnmet(when, { container: csql('--quitquitquit=false'), annotations: {} }) ?? '', /not started with/);
+  });
+  it('an annotation with a value', () => {
+    const when = { annotation: 'config.linkerd.io/proxy-admin-shutdown', value: 'enabled' };
+    const c = { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:edge' };
+    assert.equal(conditionUnmet(when, { container: c, annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' } }), undefined);
+    assert.match(conditionUnmet(when, { container: c, annotations: {} }) ?? '', /no annotation config.linkerd.io\/proxy-admin-shutdown: enabled/);
+  });
+  it('a port from a flag or env, else none', () => {
+    const source = { flag: '--admin-port', env: 'CSQL_PROXY_ADMIN_PORT' };
+    assert.equal(portFrom(source, { container: csql('--admin-port', '9092'), annotations: {} }), 9092);
+    assert.equal(portFrom(source, { container: csql('--admin-port=9093'), annotations: {} }), 9093);
+    assert.equal(portFrom(source, { container: { ...csql(), env: { CSQL_PROXY_ADMIN_PORT: '9094' } }, annotations: {} }), 9094);
+    assert.equal(portFrom(source, { container: csql('--admin-port', '99999'), annotations: {} }), undefined);
+    assert.equal(portFrom(source, { container: csql(), annotations: {} }), undefined);
+  });
+});
+
+describe('resolveAttempts', () => {
+  const csqlEntry = catalog.entries[1] as CatalogEntry;
+  it('cloud-sql-proxy with --quitquitquit on a custom admin port: that port first', () => {
+    const r = resolveAttempts(csqlEntry, { container: csql('--quitquitquit', '--admin-port', '9092'), annotations: {} }, catalog);
+    assert.deepEqual(r.attempts.map((a) => (a.kind === 'http' ? `http :${a.port}` : `exec ${a.command.join(' ')}`)), [
+      'http :9092',
+      'exec /bin/kill -s INT 1',
+    ]);
+    assert.deepEqual(r.skipped.map((s) => s.attempt), ['exec /bin/kill -s TERM 1']);
+  });
+  it('a distroless image skips exec attempts, unless ephemeral containers are enabled', () => {
+    const c = { ...csql(), image: 'gcr.io/distroless/static' };
+    assert.deepEqual(resolveAttempts(csqlEntry, { container: c, annotations: {} }, catalog).attempts, []);
+    assert.equal(resolveAttempts(csqlEntry, { container: c, annotations: {} }, catalog, { ephemeralSignal: true }).attempts.length, 1);
+  });
+});
+
+describe('predictSidecar (the cases measured with the real programs)', () => {
+  const pod = podOf('p', withApp('job'), container('job'));
+  const cases: [string, Record<string, unknown>, string, number | undefined][] = [
+    ['cloud-sql-proxy v2 with --quitquitquit', csql('--quitquitquit'), 'complete', 0],
+    ['cloud-sql-proxy v2 without --quitquitquit (SIGINT: 130)', csql(), 'fails-pod', 130],
+    ['cloud-sql-proxy v2 with --exit-zero-on-sigterm (SIGTERM chosen: 0)', csql('--exit-zero-on-sigterm'), 'complete', 0],
+    ['cloud-sql-proxy v2 default (distroless) image without the flag', { ...csql(), image: 'gcr.io/distroless/static' }, 'hangs', undefined],
+    ['configmap-reload (killall: 2)', { name: 'secure-logs-configmap-reload', image: 'example/cmr:1' }, 'fails-pod', 2],
+    ['configmap-reload in its distroless image', { name: 'secure-logs-configmap-reload', image: 'ghcr.io/jimmidyson/configmap-reload:v0.12.0' }, 'hangs', undefined],
+    ['linkerd without the shutdown annotation', { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:edge' }, 'hangs', undefined],
+    ['vks-sidecar with kill in its image', { name: 'vks-sidecar', image: 'example/vks:1' }, 'complete', 0],
+    ['vks-sidecar in a distroless image (exec only)', { name: 'vks-sidecar', image: 'gcr.io/distroless/base' }, 'hangs', undefined],
+    ['fluentd (exit code not measured)', { name: 'secure-logs-fluentd', image: 'fluentd' }, 'unknown', undefined],
+    ['an unknown sidecar', { name: 'datadog-agent', image: 'datadog/agent' }, 'hangs', undefined],
+    ['a native sidecar', { name: 'datadog-agent', image: 'datadog/agent', restartPolicy: 'Always' }, 'complete', undefined],
+  ];
+  for (const [name, container, outcome, exitCode] of cases) {
+    it(`${name} → ${outcome}${exitCode === undefined ? '' : ` (${exitCode})`}`, () => {
+      const p = predictSidecar(pod, container as never, catalog);
+      assert.equal(p.outcome, outcome, p.why);
+      assert.equal(p.exitCode, exitCode);
+      if (outcome !== 'complete') assert.ok(p.fix !== undefined || outcome === 'unknown', 'a fix is offered');
+    });
+  }
+  it('linkerd with the annotation completes', () => {
+    const annotated = { ...pod, annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' } };
+    assert.equal(predictSidecar(annotated, { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:edge' }, catalog).outcome, 'complete');
+  });
+  it('the Job is as bad as its worst sidecar', () => {
+    assert.equal(worstOutcome([{ outcome: 'complete', why: '' }, { outcome: 'fails-pod', why: '' }]), 'fails-pod');
+    assert.equal(worstOutcome([{ outcome: 'unknown', why: '' }, { outcome: 'hangs', why: '' }]), 'hangs');
+    assert.equal(worstOutcome([]), 'complete');
+  });
+});
