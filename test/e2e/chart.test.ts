@@ -153,6 +153,16 @@ describe('helm chart', { skip }, () => {
     }
   });
 
+  it('adds patch on pods/ephemeralcontainers, and the image, only with ephemeralSignal.enabled', async () => {
+    const objects = await render('hahaha', NS, { ephemeralSignal: { enabled: true } });
+    assert.deepEqual(flattenRules(find(objects, 'ClusterRole').rules), [...CLUSTER_RULES, 'core|pods/ephemeralcontainers|patch'].sort());
+    const env = Object.fromEntries((find(objects, 'Deployment').spec.template.spec.containers[0].env as any[]).map((e) => [e.name, e.value]));
+    assert.match(env.EPHEMERAL_SIGNAL_IMAGE, /^docker\.io\/library\/busybox:[\d.]+@sha256:[0-9a-f]{64}$/);
+    const off = find(await render('hahaha', NS), 'Deployment').spec.template.spec.containers[0].env as any[];
+    assert.ok(!off.some((e) => e.name === 'EPHEMERAL_SIGNAL_IMAGE'));
+    await assert.rejects(render('hahaha', NS, { ephemeralSignal: { enabled: true, image: 'busybox:latest' } }), /does not match pattern/);
+  });
+
   it('runs a pod that meets Pod Security restricted, with the downward API and the lease settings', async () => {
     const dep = find(await render('hahaha', NS), 'Deployment');
     assert.equal(dep.spec.replicas, 2);
@@ -202,6 +212,9 @@ describe('helm chart', { skip }, () => {
     assert.equal(env.RETRY_BASE_SECONDS, '2');
     assert.equal(env.RETRY_MAX_SECONDS, '60');
     assert.equal(env.LEASE_NAME, 'reaper');
+    assert.equal(env.DRY_RUN, 'false');
+    const dry = find(await render('hahaha', NS, { dryRun: true }), 'Deployment');
+    assert.ok((dry.spec.template.spec.containers[0].env as any[]).some((e) => e.name === 'DRY_RUN' && e.value === 'true'));
   });
 
   it('carries config/sidecars.yaml byte for byte in the catalog ConfigMap, and rolls pods when it changes', async () => {
