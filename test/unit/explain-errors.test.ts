@@ -1,0 +1,170 @@
+/**
+ * `hahaha explain` on input that is not one valid Pod exits 2 with one line saying why (no more
+ * `ignore` with exit 0), and the daemon's parsePod gives the same reason as a MalformedPod.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { main } from '../../src/cli.ts';
+import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
+import { parseAdmissionPod } from '../../src/domain/native-conversion.ts';
+import { isMalformed, parsePod } from '../../src/domain/pod-view.ts';
+
+// ---- running bin/hahaha.js as a user would (the same helper in each *-errors test file) ----
+const BIN = new URL('../../bin/hahaha.js', import.meta.url).pathname;
+const EMPTY_HOME = mkdtempSync(join(tmpdir(), 'hahaha-home-'));
+
+interface Outcome {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/** Runs `node bin/hahaha.js ARGS` with only PATH and an empty HOME plus `env`, feeding `input` to stdin. */
+function hahaha(args: readonly string[], env: Record<string, string> = {}, input = ''): Promise<Outcome> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: EMPTY_HOME, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+    child.stdin.end(input);
+  });
+}
+
+/** A known failure: the exit code, exactly one line `hahaha: ...` on stderr, no stack trace, and every pattern in it. */
+function assertKnownFailure(out: Outcome, code: number, patterns: readonly RegExp[]): void {
+  const context = `exit ${out.code}, stderr:\n${out.stderr}`;
+  assert.equal(out.code, code, context);
+  assert.doesNotMatch(out.stderr, /^\s+at /m, `a stack trace was printed: ${context}`);
+  const lines = out.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 1, `expected one line: ${context}`);
+  assert.match(lines[0] ?? '', /^hahaha: \S/, context);
+  for (const p of patterns) assert.match(lines[0] ?? '', p, context);
+}
+
+const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url).pathname;
+const done = () => JSON.parse(readFileSync(fixture('naisjob-linkerd-cloudsql-done.json'), 'utf8'));
+/** The finished Naisjob pod with one change. */
+const oddPod = (change: (p: any) => void) => {
+  const p = done();
+  change(p);
+  return JSON.stringify(p);
+};
+const status = (p: any, name: string) => p.status.containerStatuses.find((s: any) => s.name === name);
+const ONE_POD = /\(pass one pod, e\.g\. kubectl get pod NAME -o json/;
+
+/** [what, stdin, patterns]; every case exits 2 */
+const cases: [string, string, RegExp[]][] = [
+  ['an empty JSON array', '[]', [/is not a pod but a JSON array of 0 item\(s\)/]],
+  ['an empty object', '{}', [/is not a valid pod: metadata is missing/]],
+  ['a kubectl List', readFileSync(fixture('odd-kubectl-list.json'), 'utf8'), [/is not a pod but a List \(pass one pod, e\.g\. kubectl get pod NAME -o json\)/]],
+  ['a PodList', JSON.stringify({ kind: 'PodList', items: [] }), [/is not a pod but a PodList/]],
+  ['another kind', JSON.stringify({ kind: 'Service', metadata: { name: 'x' }, spec: {} }), [/is not a valid pod: kind is Service, not Pod/]],
+  ['a pod without spec', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' } }), [/is not a valid pod: spec is missing/]],
+  ['a pod without name', JSON.stringify({ kind: 'Pod', metadata: {}, spec: { containers: [{ name: 'a' }] }, status: {} }), [/metadata\.name is missing/]],
+  ['a pod without containers', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [] } }), [/spec\.containers is empty/]],
+  ['containers that are not a list', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: { name: 'a' } } }), [/spec\.containers must be a list, got an object/]],
+  ['a container without name', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [{ image: 'y' }] } }), [/spec\.containers\[0\] has no name/]],
+  ['duplicate container names (a target listed twice)', readFileSync(fixture('odd-duplicate-container-names.json'), 'utf8'), [/container name linkerd-proxy is used twice in spec\.containers and spec\.initContainers/]],
+  ['an init container named like a container', oddPod((p) => (p.spec.initContainers = [{ name: 'cloudsql-proxy', image: 'x' }])), [/container name cloudsql-proxy is used twice/]],
+  ['exitCode "0" as a string (was read as -1)', readFileSync(fixture('odd-exit-code-string.json'), 'utf8'), [/status\.containerStatuses\[\d\]\.state\.terminated\.exitCode must be an integer, got the string "0"/]],
+  ['a terminated state without exitCode', oddPod((p) => delete status(p, 'tiltak-okonomi-avstemming').state.terminated.exitCode), [/state\.terminated\.exitCode must be an integer, got nothing/]],
+  ['an exitCode with a fraction', oddPod((p) => (status(p, 'tiltak-okonomi-avstemming').state.terminated.exitCode = 0.5)), [/exitCode must be an integer, got 0\.5/]],
+  ['an unknown state kind', readFileSync(fixture('odd-unknown-state-kind.json'), 'utf8'), [/status\.containerStatuses\[1\]\.state has unknown kind hibernating \(known: waiting, running, terminated\)/]],
+  ['two state kinds at once', oddPod((p) => (status(p, 'linkerd-proxy').state = { running: {}, terminated: { exitCode: 0 } })), [/state has more than one kind \(running, terminated\)/]],
+  ['a state that is a string', oddPod((p) => (status(p, 'linkerd-proxy').state = 'running')), [/state must be an object, got the string "running"/]],
+  ['a restartCount as a string', oddPod((p) => (status(p, 'linkerd-proxy').restartCount = '1')), [/restartCount must be a non-negative integer, got the string "1"/]],
+  ['a container status listed twice', oddPod((p) => p.status.containerStatuses.push(status(p, 'linkerd-proxy'))), [/status\.containerStatuses has container linkerd-proxy twice/]],
+  ['a container status without name', oddPod((p) => delete status(p, 'linkerd-proxy').name), [/status\.containerStatuses\[1\] has no name/]],
+  ['an image that is not a string', oddPod((p) => (p.spec.containers[1].image = 42)), [/spec\.containers\[1\]\.image must be a string, got 42/]],
+  ['a phase that is not a string', oddPod((p) => (p.status.phase = 1)), [/status\.phase must be a string, got 1/]],
+  ['a status that is a list', oddPod((p) => (p.status = [])), [/status must be an object, got a list/]],
+  ['a number', '42', [/not a JSON object but 42/]],
+  ['null', 'null', [/not a JSON object but null/]],
+  ['empty input', '', [/standard input: is empty/]],
+  ['YAML instead of JSON', 'apiVersion: v1\nkind: Pod\n', [/standard input: is not JSON: .*; YAML is not read\)$/]],
+];
+
+/** Runs the CLI's main() in this process with `input` as standard input (a file descriptor 0 stand-in). */
+async function explainInProcess(input: string): Promise<Outcome> {
+  const file = join(mkdtempSync(join(tmpdir(), 'hahaha-explain-')), 'pod.json');
+  (await import('node:fs')).writeFileSync(file, input);
+  const write = { out: process.stdout.write, err: process.stderr.write };
+  let stdout = '';
+  let stderr = '';
+  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(['explain', file]);
+    return { code, stdout, stderr: stderr.replaceAll(file, 'standard input'), ms: 0 };
+  } finally {
+    process.stdout.write = write.out;
+    process.stderr.write = write.err;
+  }
+}
+
+describe('explain input errors', () => {
+  const asChild = new Set(['an empty JSON array', 'an empty object', 'a kubectl List', 'a pod without spec', 'duplicate container names (a target listed twice)', 'exitCode "0" as a string (was read as -1)', 'an unknown state kind']);
+  const children = new Map([...asChild].map((what) => [what, hahaha(['explain', '-'], {}, cases.find((c) => c[0] === what)?.[1] ?? '')]));
+  for (const [what, input, patterns] of cases) {
+    it(`refuses ${what}: exit 2, one line${asChild.has(what) ? ' (bin/hahaha.js)' : ''}`, async () => {
+      const expected = [/^hahaha: explain standard input: /, ...patterns, ...(what === 'YAML instead of JSON' ? [] : [ONE_POD])];
+      assertKnownFailure(await explainInProcess(input), 2, expected);
+      const child = children.get(what);
+      if (child !== undefined) {
+        const out = await child;
+        assertKnownFailure(out, 2, expected);
+        assert.equal(out.stdout, '');
+      }
+    });
+  }
+
+  it('a missing file: exit 2, one line', async () => {
+    assertKnownFailure(await hahaha(['explain', '/nonexistent/pod.json']), 2, [/^hahaha: explain \/nonexistent\/pod\.json: cannot read: no such file/]);
+  });
+
+  it('the daemon sees the same reasons: parsePod returns a MalformedPod', () => {
+    for (const [what, input] of cases) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(input);
+      } catch {
+        continue;
+      }
+      if (Array.isArray(raw) || (typeof raw === 'object' && raw !== null && String((raw as { kind?: unknown }).kind).endsWith('List'))) continue;
+      const p = parsePod(raw);
+      assert.ok(isMalformed(p), what);
+    }
+  });
+
+  it('still accepts what is valid: a pod being created (no status, no uid, generateName only) and real pods', async () => {
+    const manifest = JSON.parse(readFileSync(fixture('naisjob-manifest-configmap-reload-linkerd.json'), 'utf8'));
+    delete manifest.metadata.uid;
+    const fromTemplate = { ...manifest, metadata: { ...manifest.metadata, name: undefined, generateName: 'my-job-' } };
+    assert.ok(!('malformed' in parseAdmissionPod(fromTemplate, 'team')));
+    const out = await explainInProcess(JSON.stringify(fromTemplate));
+    assert.equal(out.code, 0, out.stderr);
+    assert.ok(!isMalformed(parsePod(done())));
+    // An absent state is waiting, as the API documents; client-node models carry unset kinds as undefined.
+    const p = done();
+    status(p, 'linkerd-proxy').state = { running: { startedAt: '2026-11-27T06:00:00Z' }, waiting: undefined, terminated: null };
+    status(p, 'cloudsql-proxy').state = {};
+    assert.ok(!isMalformed(parsePod(p)));
+    assert.ok(loadCatalog(DEFAULT_CATALOG_PATH));
+  });
+});
