@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { DEFAULT_CATALOG_PATH, loadCatalog } from '../src/config/catalog-file.ts';
+import { DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../src/config/catalog-file.ts';
+import { findCatalogEntry } from '../src/domain/catalog.ts';
 import { decide } from '../src/domain/decide.ts';
 import { type PodView, isMalformed, parsePod } from '../src/domain/pod-view.ts';
 import { PodCache } from '../src/pod-cache.ts';
@@ -69,6 +70,25 @@ const raws = Array.from({ length: 2000 }, (_, i) => rawPod(i));
 const views = raws.map((r) => parsePod(r) as PodView);
 bench('parsePod (kubectl JSON → PodView)', 200_000, (i) => parsePod(raws[i % raws.length]));
 bench('decide (reap, 2 targets)', 1_000_000, (i) => decide(views[i % views.length] as PodView, catalog));
+
+// 1b. image matching, worst case: every container name of the shipped catalog with a 64 KiB image
+// string (pod-controlled), and a catastrophic-backtracking pattern that a JS RegExp takes seconds
+// on, at the longest image that is still matched (512 characters) and beyond.
+function worstMs(c: typeof catalog, image: string, rounds = 200): number {
+  const names = c.entries.flatMap((e) => e.containers);
+  let worst = 0;
+  for (let r = 0; r < rounds; r++) {
+    for (const name of names) {
+      const t0 = performance.now();
+      findCatalogEntry(c, { name, image });
+      worst = Math.max(worst, performance.now() - t0);
+    }
+  }
+  return worst;
+}
+const evil = parseCatalog({ sidecars: [{ name: 'evil', containers: ['proxy'], image: '(a+)+$', attempts: [{ exec: { command: ['x'] } }] }] }, 'bench');
+console.log(`image match, shipped catalog, 64 KiB image: worst ${worstMs(catalog, 'a'.repeat(64 * 1024)).toFixed(3)} ms per container`);
+console.log(`image match, pattern (a+)+$, 512-character image: worst ${worstMs(evil, `${'a'.repeat(511)}!`, 50).toFixed(3)} ms; 64 KiB image: worst ${worstMs(evil, 'a'.repeat(64 * 1024)).toFixed(3)} ms (over 512 characters: no match)`);
 
 // 2. memory per watched pod: the slim PodView kept by hahaha vs the whole pod object an
 // informer cache would keep, both built from the pod's JSON text as a watch delivers it.
