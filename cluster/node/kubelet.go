@@ -144,7 +144,7 @@ func (k *kubelet) findPod(ns, name, uid string) *podWorker {
 	for _, w := range k.workers {
 		w.mu.Lock()
 		match := w.pod.Namespace == ns && w.pod.Name == name && (uid == "" || string(w.pod.UID) == uid)
-		final := w.final
+		final := w.life >= lifeFinished
 		w.mu.Unlock()
 		if match && (found == nil || !final) {
 			found = w

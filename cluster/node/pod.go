@@ -42,40 +42,75 @@ type event struct {
 	wait time.Duration
 }
 
+// lifecycle is where a pod worker is in its pod's life. It only moves
+// forward, one step at a time except that a deletion or the end of the
+// worker can cut steps short:
+//
+//	starting -> running -> stopping -> finished -> deleting
+//	    \__________________^ (deleted before the sandbox came up)
+//	any -> gone (pod object deleted from the API, or node shutdown)
+type lifecycle int
+
+const (
+	// lifeStarting: no sandbox yet; creating it is retried every 2 s.
+	lifeStarting lifecycle = iota
+	// lifeRunning: the sandbox is up; containers are started in order and
+	// restarted by policy.
+	lifeRunning
+	// lifeStopping: the stop plan w.stop is in force (SIGTERM in turn,
+	// SIGKILL at each container's deadline); nothing starts or restarts.
+	lifeStopping
+	// lifeFinished: every process has stopped and the sandbox is torn
+	// down; w.finalPhase is the pod's phase.
+	lifeFinished
+	// lifeDeleting: finished, and the pod object has a deletionTimestamp:
+	// the status writer writes the final status, then deletes the object.
+	lifeDeleting
+	// lifeGone: the worker has ended (the pod object was deleted from the
+	// API, or the node shuts down). Nothing happens any more.
+	lifeGone
+)
+
+func (l lifecycle) String() string {
+	return [...]string{"starting", "running", "stopping", "finished", "deleting", "gone"}[l]
+}
+
 // podWorker owns one pod: its sandbox (pause process and network
-// namespace), its container processes and the status reported for it. All
-// changes happen on the worker's goroutine; mu lets the HTTP handlers and
-// the status writer read a consistent state.
+// namespace), its container processes and the status reported for it.
+//
+// Locking: every field below mu is guarded by it. The worker's goroutine
+// (run) makes all changes, each event in one critical section (step): the
+// methods it calls there (handle, reconcile, publish and their helpers) run
+// with mu held and never release it. Waiting for processes to die (end)
+// happens outside the lock. The HTTP handlers and the status writer take mu
+// only to copy what they need. Processes (*proc) may be signalled and waited
+// for without mu.
 type podWorker struct {
 	k          *kubelet
 	uid        types.UID
 	events     chan event
 	quit       chan struct{}
 	statusKick chan struct{}
+	logBase    string
+	observe    func(v1.PodStatus) // for tests: called with every new status
 
-	mu           sync.Mutex
-	pod          *v1.Pod
-	ctrs         []*ctrState
-	specs        map[string]*v1.Container
-	procs        map[string]*proc
-	runs         map[string]int
-	envs         map[string][]string
-	pause        *proc
-	netns        *os.File
-	sandboxUp    bool
-	sandboxErr   string
-	startTime    time.Time
-	lastPhase    v1.PodPhase
-	stopping     bool
-	stop         stopPlan
-	deleting     bool
-	final        bool
-	finalPhase   v1.PodPhase
-	status       *v1.PodStatus
-	statusGen    int
-	deleteIssued bool
-	logBase      string
-	observe      func(v1.PodStatus) // for tests: called with every new status
+	mu         sync.Mutex
+	life       lifecycle
+	pod        *v1.Pod // latest version; deletion is pod.DeletionTimestamp != nil
+	ctrs       []*ctrState
+	specs      map[string]*v1.Container
+	procs      map[string]*proc // container name -> current process, until reaped
+	runs       map[string]int   // container name -> run number, to drop stale events
+	envs       map[string][]string
+	pause      *proc    // the pod's pause process (nil for hostNetwork pods)
+	netns      *os.File // the pod's network namespace while the sandbox is up
+	sandboxErr string   // last sandbox creation error, while starting
+	startTime  time.Time
+	stop       stopPlan    // the current stop round, from lifeStopping on
+	lastPhase  v1.PodPhase // phase last reported before lifeFinished
+	finalPhase v1.PodPhase // the pod's phase from lifeFinished on
+	status     *v1.PodStatus
+	statusGen  int
 }
 
 func podKey(ns, name string) string { return ns + "/" + name }
@@ -111,7 +146,7 @@ func newPodWorker(k *kubelet, pod *v1.Pod) *podWorker {
 	switch {
 	case pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed:
 		// Finished before this node process started: nothing to run.
-		w.final = true
+		w.life = lifeFinished
 		w.finalPhase = pod.Status.Phase
 	case pod.Status.StartTime != nil:
 		w.recoverFromStatus()
@@ -184,58 +219,56 @@ func (w *podWorker) ctr(name string) *ctrState {
 	return nil
 }
 
+// run is the worker's goroutine: one step per event until the pod object is
+// gone or the node shuts down.
 func (w *podWorker) run() {
 	go w.statusLoop()
-	w.mu.Lock()
-	if w.pod.DeletionTimestamp != nil {
-		w.handle(event{kind: evUpdate, pod: w.pod})
-	}
-	w.reconcile()
-	w.publish()
-	w.mu.Unlock()
-	for ev := range w.events {
-		w.mu.Lock()
-		done := w.handle(ev)
-		if !done {
-			w.reconcile()
-			w.publish()
+	w.step(func() {
+		if w.deleting() {
+			w.onDeletion()
 		}
-		w.mu.Unlock()
-		if done {
+	})
+	for ev := range w.events {
+		if ev.kind == evGone || ev.kind == evShutdown {
+			w.end(ev)
 			close(w.quit)
 			if ev.ack != nil {
 				close(ev.ack)
 			}
 			return
 		}
+		w.step(func() { w.handle(ev) })
 	}
 }
 
-func (w *podWorker) handle(ev event) bool {
+// step applies one change, then starts or stops what the new state calls
+// for and publishes the resulting status, all in one critical section.
+func (w *podWorker) step(change func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	change()
+	w.reconcile()
+	w.publish()
+}
+
+func (w *podWorker) deleting() bool { return w.pod.DeletionTimestamp != nil }
+
+// handle applies one event (not evGone or evShutdown, see end). mu held.
+func (w *podWorker) handle(ev event) {
 	switch ev.kind {
 	case evUpdate:
+		wasDeleting := w.deleting()
 		w.pod = ev.pod
-		if ev.pod.DeletionTimestamp != nil && !w.deleting {
-			w.deleting = true
-			// The pod worker's calculateEffectiveGracePeriod: the
-			// deletion grace period, at least 1 s.
-			grace := int64(30)
-			if ev.pod.DeletionGracePeriodSeconds != nil {
-				grace = *ev.pod.DeletionGracePeriodSeconds
-			}
-			if grace < 1 {
-				grace = 1
-			}
-			w.beginStop(grace)
+		if !wasDeleting && w.deleting() {
+			w.onDeletion()
 		}
 	case evExit:
-		if w.runs[ev.name] != ev.run {
-			return false
+		if w.runs[ev.name] == ev.run {
+			w.onExit(w.ctr(ev.name))
 		}
-		w.onExit(w.ctr(ev.name))
 	case evRestart:
 		c := w.ctr(ev.name)
-		if c != nil && c.restartPending && w.runs[c.name] == ev.run && !w.stopping {
+		if c != nil && c.restartPending && w.runs[c.name] == ev.run && w.life < lifeStopping {
 			w.startCtr(c)
 		}
 	case evKill:
@@ -244,32 +277,59 @@ func (w *podWorker) handle(ev event) bool {
 			p.signal(syscall.SIGKILL)
 		}
 	case evTurn, evRetry:
-	case evGone, evShutdown:
-		ps := w.running()
-		if ev.kind == evShutdown {
-			for _, p := range ps {
-				p.signal(syscall.SIGTERM)
-			}
-			w.mu.Unlock()
-			waitAll(ps, ev.wait)
-			w.mu.Lock()
-		}
-		for _, p := range ps {
-			p.signal(syscall.SIGKILL)
-		}
-		w.mu.Unlock()
-		waitAll(ps, 2*time.Second)
-		w.mu.Lock()
-		pause := w.pause
-		w.teardown()
-		if pause != nil {
-			w.mu.Unlock()
-			waitAll([]*proc{pause}, time.Second)
-			w.mu.Lock()
-		}
-		return true
+		// Only a reason to reconcile.
 	}
-	return false
+}
+
+// onDeletion starts stopping a pod whose deletionTimestamp was just seen,
+// with the pod worker's calculateEffectiveGracePeriod: the deletion grace
+// period, at least 1 s. mu held.
+func (w *podWorker) onDeletion() {
+	grace := int64(30)
+	if w.pod.DeletionGracePeriodSeconds != nil {
+		grace = *w.pod.DeletionGracePeriodSeconds
+	}
+	if grace < 1 {
+		grace = 1
+	}
+	w.beginStop(grace)
+}
+
+// end finishes the worker for evGone (kill everything now) or evShutdown
+// (SIGTERM, then SIGKILL after ev.wait). It waits for the processes with mu
+// released, taking it only to read and to tear down.
+func (w *podWorker) end(ev event) {
+	ps := w.runningProcs()
+	if ev.kind == evShutdown {
+		for _, p := range ps {
+			p.signal(syscall.SIGTERM)
+		}
+		waitAll(ps, ev.wait)
+	}
+	for _, p := range ps {
+		p.signal(syscall.SIGKILL)
+	}
+	waitAll(ps, 2*time.Second)
+	if pause := w.teardownForGood(); pause != nil {
+		waitAll([]*proc{pause}, time.Second)
+	}
+}
+
+func (w *podWorker) runningProcs() []*proc {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running()
+}
+
+// teardownForGood kills the pause process, closes the network namespace
+// and marks the worker gone; it returns the pause process to wait for.
+func (w *podWorker) teardownForGood() *proc {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pause := w.pause
+	w.teardown()
+	w.life = lifeGone
+	return pause
 }
 
 func (w *podWorker) running() []*proc {
@@ -295,7 +355,7 @@ func (w *podWorker) onExit(c *ctrState) {
 	c.term = &termInfo{exitCode: code, signal: sig, reason: reason, message: msg,
 		startedAt: c.startedAt, finishedAt: p.ended, containerID: c.id}
 	log.Printf("pod %s container %s exited with %d (%s)", podKey(w.pod.Namespace, w.pod.Name), c.name, code, reason)
-	if !w.stopping && shouldRestart(c.kind, w.pod.Spec.RestartPolicy, code) {
+	if w.life < lifeStopping && shouldRestart(c.kind, w.pod.Spec.RestartPolicy, code) {
 		c.restartPending = true
 		w.scheduleRestart(c)
 	}
@@ -306,15 +366,10 @@ func (w *podWorker) scheduleRestart(c *ctrState) {
 	w.after(d, event{kind: evRestart, name: c.name, run: w.runs[c.name]})
 }
 
-// reconcile starts what should run next and stops what should stop.
+// reconcile starts what should run next and stops what should stop, moving
+// the worker along its lifecycle. mu held.
 func (w *podWorker) reconcile() {
-	if w.final {
-		if w.deleting {
-			w.requestDelete()
-		}
-		return
-	}
-	if !w.stopping && !w.sandboxUp {
+	if w.life == lifeStarting {
 		if err := w.createSandbox(); err != nil {
 			w.sandboxErr = err.Error()
 			log.Printf("pod %s: sandbox: %v", podKey(w.pod.Namespace, w.pod.Name), err)
@@ -322,8 +377,9 @@ func (w *podWorker) reconcile() {
 			return
 		}
 		w.sandboxErr = ""
+		w.life = lifeRunning
 	}
-	if !w.stopping {
+	if w.life == lifeRunning {
 		w.startNext()
 		if initFailed(w.ctrs) || regularsDone(w.ctrs) {
 			// computePodActions' KillPod: nothing to keep and nothing to
@@ -338,11 +394,14 @@ func (w *podWorker) reconcile() {
 			w.beginStop(grace)
 		}
 	}
-	if w.stopping {
+	if w.life == lifeStopping {
 		w.advanceStop()
 		if len(w.procs) == 0 {
 			w.finish()
 		}
+	}
+	if w.life == lifeFinished && w.deleting() {
+		w.requestDelete()
 	}
 }
 
@@ -380,11 +439,13 @@ func (w *podWorker) startNext() {
 func (w *podWorker) beginStop(grace int64) {
 	now := time.Now()
 	plan := stopPlan{start: now, grace: grace}
-	if w.stopping && !plan.deadline().Before(w.stop.deadline()) {
+	switch {
+	case w.life > lifeStopping:
 		return
-	}
-	if !w.stopping {
-		w.stopping = true
+	case w.life == lifeStopping && !plan.deadline().Before(w.stop.deadline()):
+		return
+	case w.life < lifeStopping:
+		w.life = lifeStopping
 		for _, c := range w.ctrs {
 			c.restartPending = false
 		}
@@ -420,9 +481,10 @@ func (w *podWorker) advanceStop() {
 	}
 }
 
+// finish ends lifeStopping once no process is left. mu held.
 func (w *podWorker) finish() {
 	w.teardown()
-	w.final = true
+	w.life = lifeFinished
 	phase := desiredPhase(w.ctrs, w.pod.Spec.RestartPolicy, true)
 	if phase != v1.PodSucceeded && phase != v1.PodFailed {
 		phase = v1.PodFailed
@@ -432,9 +494,6 @@ func (w *podWorker) finish() {
 	}
 	w.finalPhase = phase
 	log.Printf("pod %s finished: %s", podKey(w.pod.Namespace, w.pod.Name), phase)
-	if w.deleting {
-		w.requestDelete()
-	}
 }
 
 func regularsAllSucceeded(ctrs []*ctrState) bool {
@@ -446,8 +505,8 @@ func regularsAllSucceeded(ctrs []*ctrState) bool {
 	return true
 }
 
+// teardown kills the pause process and lets go of the network namespace.
 func (w *podWorker) teardown() {
-	w.sandboxUp = false
 	if w.pause != nil {
 		w.pause.signal(syscall.SIGKILL)
 		w.pause = nil
@@ -474,7 +533,6 @@ func (w *podWorker) createSandbox() error {
 		}
 		w.pause, w.netns = p, ns
 	}
-	w.sandboxUp = true
 	if w.startTime.IsZero() {
 		w.startTime = time.Now()
 	}
@@ -525,7 +583,7 @@ func (w *podWorker) startCtr(c *ctrState) {
 		c.phase = phaseTerminated
 		c.term = &termInfo{exitCode: 128, reason: "StartError", message: err.Error(),
 			startedAt: started, finishedAt: started, containerID: c.id}
-		if !w.stopping && shouldRestart(c.kind, w.pod.Spec.RestartPolicy, 128) {
+		if w.life < lifeStopping && shouldRestart(c.kind, w.pod.Spec.RestartPolicy, 128) {
 			c.restartPending = true
 			w.scheduleRestart(c)
 		}
@@ -674,9 +732,10 @@ func expand(s string, vars map[string]string) string {
 
 // publish computes the status to report and hands it to the status writer.
 func (w *podWorker) publish() {
+	finished := w.life >= lifeFinished
 	phase := desiredPhase(w.ctrs, w.pod.Spec.RestartPolicy, false)
 	switch {
-	case w.final:
+	case finished:
 		phase = w.finalPhase
 	case phase == v1.PodSucceeded || phase == v1.PodFailed:
 		// Terminal only once every process stopped, like the kubelet's
@@ -686,25 +745,25 @@ func (w *podWorker) publish() {
 			phase = v1.PodPending
 		}
 	}
-	if !w.final {
+	if !finished {
 		w.lastPhase = phase
 	}
 	in := statusInput{
 		pod:          w.pod,
 		ctrs:         w.ctrs,
 		phase:        phase,
-		sandboxReady: w.sandboxUp,
+		sandboxReady: w.netns != nil,
 		hostIP:       "127.0.0.1",
 		startTime:    w.startTime,
 		now:          time.Now(),
 	}
-	if w.sandboxUp || w.final {
+	if w.netns != nil || finished {
 		in.podIP = "127.0.0.1"
 	}
 	if w.sandboxErr != "" {
 		in.message = "sandbox: " + w.sandboxErr
 	}
-	if w.final && w.startTime.IsZero() {
+	if finished && w.startTime.IsZero() {
 		// A pod that was already finished when the node started: leave
 		// its status as it is.
 		return
@@ -724,11 +783,10 @@ func (w *podWorker) publish() {
 	}
 }
 
+// requestDelete moves a finished, deleted pod to lifeDeleting and wakes the
+// status writer, which deletes the object after the final status. mu held.
 func (w *podWorker) requestDelete() {
-	if w.deleteIssued {
-		return
-	}
-	w.deleteIssued = true
+	w.life = lifeDeleting
 	select {
 	case w.statusKick <- struct{}{}:
 	default:
@@ -750,7 +808,7 @@ func (w *podWorker) statusLoop() {
 		w.mu.Lock()
 		st, gen := w.status, w.statusGen
 		ns, name, uid := w.pod.Namespace, w.pod.Name, w.pod.UID
-		wantDelete := w.deleteIssued
+		wantDelete := w.life == lifeDeleting
 		w.mu.Unlock()
 
 		if st != nil && gen != written {
