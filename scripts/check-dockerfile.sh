@@ -188,7 +188,8 @@ for ins in "${INSTRUCTIONS[@]}"; do
       t=$SECONDS
       (
         cd "$(in_stage "$WORKDIR")"
-        export PATH="$(dirname "$NODE"):$PATH" npm_config_prefer_offline=true npm_config_update_notifier=false
+        PATH="$(dirname "$NODE"):$PATH"
+        export PATH npm_config_prefer_offline=true npm_config_update_notifier=false
         for kv in "${STAGE_ENV[@]}"; do export "${kv?}"; done
         bash -Eeuo pipefail -c "$rest"
       ) >"$WORK/run.log" 2>&1 || { tail -n 40 "$WORK/run.log" >&2; die "RUN failed in stage $STAGE: $rest"; }
@@ -214,6 +215,7 @@ SCRIPT=$FINAL${ENTRY[1]}
 [[ -f $FINAL/app/dist/cli.js ]] || die "/app/dist/cli.js missing: the image would run the TypeScript sources"
 [[ ! -e $FINAL/app/src ]] || die "/app/src is in the image; only dist/ belongs there"
 # Nothing the lock file marks dev-only may reach the runtime image.
+# shellcheck disable=SC2016 # JavaScript in single quotes: nothing for the shell to expand
 dev_found=$("$NODE" -e '
   const { existsSync } = require("node:fs");
   const [lock, app] = process.argv.slice(1);

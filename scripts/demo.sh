@@ -17,6 +17,7 @@ trap cleanup EXIT
 step "starting the local cluster and hahaha (the first run builds Kubernetes from Go modules: about 10 minutes)"
 KUBECONFIG_PATH=$(bash scripts/cluster-up.sh | tail -n 1)
 echo "kubeconfig: $KUBECONFIG_PATH"
+# shellcheck source=/dev/null # written by scripts/hahaha-up.sh at run time
 source "$RUN/hahaha.env"
 
 step "a Naisjob-like CronJob with linkerd-proxy, secure-logs-fluentd and secure-logs-configmap-reload sidecars"

@@ -76,7 +76,7 @@ fi
 env "$MEMBER_ENV=$RUN" KUBECONFIG="$RUN/hahaha.kubeconfig" POD_NAMESPACE="$NAMESPACE" \
   INSTANCE_NAME="${INSTANCE_NAME:-hahaha-local}" METRICS_HOST=127.0.0.1 METRICS_PORT="$PORT" \
   LOG_LEVEL="${LOG_LEVEL:-debug}" \
-  WEBHOOK_ENABLED=$([[ $WEBHOOK == on ]] && echo true || echo false) WEBHOOK_HOST=127.0.0.1 \
+  WEBHOOK_ENABLED="$([[ $WEBHOOK == on ]] && echo true || echo false)" WEBHOOK_HOST=127.0.0.1 \
   WEBHOOK_PORT="$WEBHOOK_PORT" WEBHOOK_CERT_DIR="$CERTS" \
   setsid "$NODE" "$HAHAHA_ROOT/bin/hahaha.js" run >>"$RUN/logs/hahaha.log" 2>&1 </dev/null &
 PID=$!
