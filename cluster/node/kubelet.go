@@ -32,10 +32,11 @@ const (
 )
 
 type kubelet struct {
-	cfg    config
-	client kubernetes.Interface
-	rt     *nodeRuntime
-	port   int
+	cfg      config
+	client   kubernetes.Interface
+	rt       *nodeRuntime
+	profiles *imageProfiles // nil: every container on the host's file system
+	port     int
 
 	mu       sync.Mutex
 	workers  map[types.UID]*podWorker

@@ -30,6 +30,7 @@ type config struct {
 	stateDir    string
 	pathPrepend string
 	maxBackoff  time.Duration
+	profiles    string
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&cfg.stateDir, "state-dir", "", "directory for logs and process records (required)")
 	flag.StringVar(&cfg.pathPrepend, "path-prepend", "", "directory put in front of every container's PATH")
 	flag.DurationVar(&cfg.maxBackoff, "max-restart-backoff", 10*time.Second, "upper bound of the back-off between container restarts")
+	flag.StringVar(&cfg.profiles, "image-profiles", "", "YAML/JSON file of image patterns that run as distroless (default: the built-in image-profiles.yaml)")
 	flag.Parse()
 
 	var missing []string
@@ -86,6 +88,10 @@ func run(cfg config) error {
 		return err
 	}
 	rt.killStale()
+	profiles, err := loadProfiles(cfg.profiles)
+	if err != nil {
+		return fmt.Errorf("image profiles: %w", err)
+	}
 
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	if err != nil {
@@ -103,6 +109,7 @@ func run(cfg config) error {
 	defer cancel()
 
 	k := newKubelet(cfg, client, rt)
+	k.profiles = profiles
 	srv, err := k.startServer()
 	if err != nil {
 		return err

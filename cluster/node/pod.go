@@ -143,6 +143,7 @@ func newPodWorker(k *kubelet, pod *v1.Pod) *podWorker {
 		w.ctrs = append(w.ctrs, &ctrState{name: c.Name, kind: kindRegular, image: c.Image})
 		w.specs[c.Name] = c
 	}
+	w.addEphemeral()
 	switch {
 	case pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed:
 		// Finished before this node process started: nothing to run.
@@ -191,6 +192,22 @@ func (w *podWorker) recoverFromStatus() {
 			c.restartPending = true
 			w.scheduleRestart(c)
 		}
+	}
+}
+
+// addEphemeral takes in the entries of spec.ephemeralContainers it does not
+// know yet (they can only be added, never changed or removed). mu held, or
+// not yet shared.
+func (w *podWorker) addEphemeral() {
+	for i := range w.pod.Spec.EphemeralContainers {
+		ec := &w.pod.Spec.EphemeralContainers[i]
+		if _, ok := w.specs[ec.Name]; ok {
+			continue
+		}
+		c := v1.Container(ec.EphemeralContainerCommon)
+		w.ctrs = append(w.ctrs, &ctrState{name: ec.Name, kind: kindEphemeral, image: ec.Image, target: ec.TargetContainerName})
+		w.specs[ec.Name] = &c
+		log.Printf("pod %s: ephemeral container %s added (target %q)", podKey(w.pod.Namespace, w.pod.Name), ec.Name, ec.TargetContainerName)
 	}
 }
 
@@ -259,6 +276,7 @@ func (w *podWorker) handle(ev event) {
 	case evUpdate:
 		wasDeleting := w.deleting()
 		w.pod = ev.pod
+		w.addEphemeral()
 		if !wasDeleting && w.deleting() {
 			w.onDeletion()
 		}
@@ -312,6 +330,9 @@ func (w *podWorker) end(ev event) {
 	waitAll(ps, 2*time.Second)
 	if pause := w.teardownForGood(); pause != nil {
 		waitAll([]*proc{pause}, time.Second)
+	}
+	if ev.kind == evGone {
+		_ = os.RemoveAll(filepath.Join(w.k.rt.volDir, filepath.Base(w.logBase)))
 	}
 }
 
@@ -381,6 +402,7 @@ func (w *podWorker) reconcile() {
 	}
 	if w.life == lifeRunning {
 		w.startNext()
+		w.startEphemeral()
 		if initFailed(w.ctrs) || regularsDone(w.ctrs) {
 			// computePodActions' KillPod: nothing to keep and nothing to
 			// start, so native sidecars are stopped too and not restarted.
@@ -428,6 +450,40 @@ func (w *podWorker) startNext() {
 		if c.kind == kindRegular && c.phase == phaseWaiting && c.id == "" {
 			w.startCtr(c)
 		}
+	}
+}
+
+// startEphemeral starts each ephemeral container that never ran, like the
+// kubelet's computePodActions (EphemeralContainersToStart: those without a
+// runtime status, even before the pod is initialized). One with a target
+// joins the PID namespace of the target's running process. When the target
+// never ran, the kubelet's getTargetID fails (CreateContainerConfigError);
+// when it is not running, containerd refuses to create the container
+// (validateTargetContainer: CreateContainerError). Either way the
+// ephemeral container stays waiting with that reason and is tried again at
+// the next sync (here: every reconcile), so it still runs if the target
+// is restarted. mu held.
+func (w *podWorker) startEphemeral() {
+	for _, c := range w.ctrs {
+		if c.kind != kindEphemeral || c.id != "" {
+			continue
+		}
+		if c.target != "" {
+			tc := w.ctr(c.target)
+			if tc == nil || tc.id == "" {
+				c.waitingReason = "CreateContainerConfigError"
+				c.waitingMessage = fmt.Sprintf("unable to find target container %s", c.target)
+				continue
+			}
+			if p := w.procs[c.target]; p == nil || p.exited() {
+				c.waitingReason = "CreateContainerError"
+				c.waitingMessage = fmt.Sprintf("failed to generate container spec: invalid target container: container %q is not running - in state CONTAINER_EXITED",
+					strings.TrimPrefix(tc.id, "hahaha://"))
+				continue
+			}
+		}
+		c.waitingReason, c.waitingMessage = "", ""
+		w.startCtr(c)
 	}
 }
 
@@ -566,14 +622,23 @@ func (w *podWorker) startCtr(c *ctrState) {
 		if len(hostname) > 63 {
 			hostname = hostname[:63]
 		}
-		p, started, err = w.k.rt.startContainer(ctrSpec{
+		cs := ctrSpec{
 			argv:     argv,
 			env:      env,
 			workDir:  spec.WorkingDir,
 			hostname: hostname,
 			netns:    w.netns,
 			logPath:  w.logPath(c.name, c.restarts),
-		}, func(p *proc) {
+		}
+		if w.k.profiles.forContainer(w.pod, c.name, c.image) == profileDistroless {
+			cs.root = &rootSpec{Dir: w.k.rt.rootDir, Volumes: w.volumeMounts(spec)}
+		}
+		if c.kind == kindEphemeral && c.target != "" {
+			if tp := w.procs[c.target]; tp != nil {
+				cs.pidTarget = tp.pid
+			}
+		}
+		p, started, err = w.k.rt.startContainer(cs, func(p *proc) {
 			w.send(event{kind: evExit, name: c.name, run: run})
 		})
 	}
@@ -592,6 +657,40 @@ func (w *podWorker) startCtr(c *ctrState) {
 	w.procs[c.name] = p
 	c.phase = phaseRunning
 	log.Printf("pod %s container %s started (pid %d)", podKey(w.pod.Namespace, w.pod.Name), c.name, p.pid)
+}
+
+// volumeMounts are the bind mounts a distroless root gets for the
+// container's volumeMounts: hostPath volumes from their host path, emptyDir
+// volumes from a directory per pod in the state directory. Other volume
+// types are ignored, as everywhere on this node (a container on the host's
+// file system sees the host's paths instead). mu held.
+func (w *podWorker) volumeMounts(spec *v1.Container) []bindMount {
+	vols := map[string]*v1.Volume{}
+	for i := range w.pod.Spec.Volumes {
+		vols[w.pod.Spec.Volumes[i].Name] = &w.pod.Spec.Volumes[i]
+	}
+	var out []bindMount
+	for _, m := range spec.VolumeMounts {
+		v := vols[m.Name]
+		if v == nil {
+			continue
+		}
+		var src string
+		switch {
+		case v.HostPath != nil:
+			src = v.HostPath.Path
+		case v.EmptyDir != nil:
+			src = filepath.Join(w.k.rt.volDir, filepath.Base(w.logBase), v.Name)
+			if err := os.MkdirAll(src, 0o777); err != nil {
+				log.Printf("pod %s: emptyDir %s: %v", podKey(w.pod.Namespace, w.pod.Name), v.Name, err)
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, bindMount{Src: src, Dst: m.MountPath, ReadOnly: m.ReadOnly})
+	}
+	return out
 }
 
 // hostname is the pod's name (or spec.hostname), or the node's hostname for

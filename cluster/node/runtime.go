@@ -13,10 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // markerEnv is set in the environment of every process the node starts
@@ -37,6 +40,8 @@ type nodeRuntime struct {
 	nodeName string
 	procDir  string
 	logDir   string
+	rootDir  string // empty mount point on which distroless roots are built
+	volDir   string // emptyDir volumes of distroless containers
 }
 
 func newRuntime(stateDir, nodeName string) (*nodeRuntime, error) {
@@ -45,8 +50,10 @@ func newRuntime(stateDir, nodeName string) (*nodeRuntime, error) {
 		nodeName: nodeName,
 		procDir:  filepath.Join(stateDir, "procs"),
 		logDir:   filepath.Join(stateDir, "logs"),
+		rootDir:  filepath.Join(stateDir, "rootfs"),
+		volDir:   filepath.Join(stateDir, "volumes"),
 	}
-	for _, d := range []string{rt.procDir, rt.logDir} {
+	for _, d := range []string{rt.procDir, rt.logDir, rt.rootDir, rt.volDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -227,6 +234,22 @@ type ctrSpec struct {
 	hostname string
 	netns    *os.File
 	logPath  string
+	root     *rootSpec // nil: the host's file system
+	// pidTarget, when non-zero, is a process whose PID namespace the
+	// container joins instead of getting its own (ephemeral containers).
+	pidTarget int
+}
+
+// rootSpec asks the init for a distroless root (distrolessRoot in shim.go).
+type rootSpec struct {
+	Dir     string      `json:"dir"` // an empty directory on the host to build it on
+	Volumes []bindMount `json:"volumes,omitempty"`
+}
+
+type bindMount struct {
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
 }
 
 // startContainer starts argv as PID 1 of new PID, mount and UTS namespaces
@@ -248,7 +271,15 @@ func (rt *nodeRuntime) startContainer(spec ctrSpec, onExit func(*proc)) (*proc, 
 	defer errR.Close()
 
 	marker := newID()
-	args := append([]string{initArg, spec.hostname, spec.workDir, "--"}, spec.argv...)
+	rootArg := ""
+	if spec.root != nil {
+		b, err := json.Marshal(spec.root)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		rootArg = string(b)
+	}
+	args := append([]string{initArg, spec.hostname, spec.workDir, rootArg, "--"}, spec.argv...)
 	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Env = append(append([]string{}, spec.env...), markerEnv+"="+marker)
 	cmd.Stdout = logf
@@ -259,22 +290,77 @@ func (rt *nodeRuntime) startContainer(spec ctrSpec, onExit func(*proc)) (*proc, 
 		Pdeathsig:  syscall.SIGKILL,
 		Setpgid:    true,
 	}
-	if err := cmd.Start(); err != nil {
+	p := &proc{cmd: cmd, marker: marker, done: make(chan struct{})}
+	if spec.pidTarget != 0 {
+		cmd.SysProcAttr.Cloneflags &^= syscall.CLONE_NEWPID
+		// No Pdeathsig: Go's child compares getppid() with the parent's
+		// pid to catch a parent that already died, and in a PID namespace
+		// joined with setns getppid() is 0, so the child would kill
+		// itself. The process dies with the target's PID 1 anyway: the
+		// kernel kills a PID namespace's members when its init dies, and
+		// that init has Pdeathsig.
+		cmd.SysProcAttr.Pdeathsig = 0
+		err = startInPIDNamespace(cmd, spec.pidTarget)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		errW.Close()
 		return nil, time.Time{}, err
 	}
 	errW.Close()
-	p := &proc{cmd: cmd, pid: cmd.Process.Pid, marker: marker, done: make(chan struct{})}
+	p.pid = cmd.Process.Pid
 	rt.record(p.pid, marker, "container "+spec.hostname+"/"+filepath.Base(filepath.Dir(spec.logPath)))
 	msg, _ := io.ReadAll(errR)
 	started := time.Now()
 	if len(msg) > 0 {
 		_ = cmd.Wait()
+		close(p.done)
 		rt.forget(marker)
 		return nil, started, errors.New(string(msg))
 	}
 	go rt.reap(p, onExit)
 	return p, started, nil
+}
+
+// startInPIDNamespace starts cmd as a member of the PID namespace of the
+// process target: a locked OS thread joins that namespace for its children
+// (setns with CLONE_NEWPID changes only where children go), forks there and
+// returns to the node's own namespace before it is unlocked. The thread must
+// not end: a thread's end sends Pdeathsig to every child it ever forked
+// (other containers too), so if it cannot return it stays parked for good.
+func startInPIDNamespace(cmd *exec.Cmd, target int) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		own, err := os.Open("/proc/thread-self/ns/pid_for_children")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer own.Close()
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", target))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID)
+		ns.Close()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("join PID namespace of pid %d: %w", target, err)
+			return
+		}
+		errc <- cmd.Start()
+		if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWPID); err != nil {
+			log.Printf("return to the node's PID namespace: %v; parking the thread", err)
+			select {}
+		}
+		runtime.UnlockOSThread()
+	}()
+	return <-errc
 }
 
 // exitInfo reads exit code and signal from a reaped process.

@@ -13,6 +13,9 @@ import (
 // runtime re-executes /proc/self/exe.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
+		if code, ok := testHelper(os.Args[1:]); ok {
+			os.Exit(code)
+		}
 		switch os.Args[1] {
 		case pauseArg:
 			os.Exit(runPause())

@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -150,6 +153,9 @@ func (e *executor) ExecInContainer(ctx context.Context, podName, uid, container 
 	if err != nil {
 		return err
 	}
+	if err := checkExecutable(t, argv[0]); err != nil {
+		return err
+	}
 	args := []string{"--target", strconv.Itoa(t.pid), "--pid", "--mount", "--uts", "--net"}
 	if t.workDir != "" {
 		args = append(args, "--wd="+t.workDir)
@@ -239,6 +245,48 @@ func (e *executor) ExecInContainer(ctx context.Context, podName, uid, container 
 		return exitError{code: ws.ExitStatus()}
 	}
 	return nil
+}
+
+// checkExecutable looks for an exec's command in the container's root
+// (/proc/<pid>/root: the host's for most images, the distroless root for
+// distroless ones) the way runc does before it executes it, and returns the
+// error containerd gives the kubelet when it is missing. cri-streaming turns
+// an error that is not an exit status into a Failure status whose message
+// is "error executing command in container: " + this error.
+func checkExecutable(t execTarget, name string) error {
+	root := fmt.Sprintf("/proc/%d/root", t.pid)
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			wd := t.workDir
+			if wd == "" {
+				wd = "/"
+			}
+			p = filepath.Join(wd, p)
+		}
+		if _, err := os.Stat(filepath.Join(root, p)); errors.Is(err, fs.ErrNotExist) {
+			return execStartError(fmt.Sprintf("exec: %q: stat %s: no such file or directory", name, name))
+		}
+		return nil
+	}
+	for _, dir := range filepath.SplitList(envMap(t.env)["PATH"]) {
+		if dir == "" {
+			dir = "."
+		}
+		if st, err := os.Stat(filepath.Join(root, dir, name)); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return nil
+		}
+	}
+	return execStartError(fmt.Sprintf("exec: %q: executable file not found in $PATH", name))
+}
+
+// execStartError is containerd's error for an exec that runc could not
+// start (internal/cri/server: "failed to exec in container", "failed to
+// start exec"; runc: "OCI runtime exec failed: exec failed: unable to start
+// container process: ...: unknown").
+func execStartError(detail string) error {
+	return fmt.Errorf("failed to exec in container: failed to start exec %q: OCI runtime exec failed: exec failed: unable to start container process: %s: unknown",
+		newID()+newID(), detail)
 }
 
 // openPTY allocates a pseudo-terminal pair.

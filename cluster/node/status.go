@@ -14,9 +14,10 @@ import (
 type ctrKind int
 
 const (
-	kindInit    ctrKind = iota // init container that must complete
-	kindSidecar                // init container with restartPolicy Always (native sidecar)
-	kindRegular                // entry of spec.containers
+	kindInit      ctrKind = iota // init container that must complete
+	kindSidecar                  // init container with restartPolicy Always (native sidecar)
+	kindRegular                  // entry of spec.containers
+	kindEphemeral                // entry of spec.ephemeralContainers: run once, never restarted
 )
 
 type ctrPhase int
@@ -41,9 +42,10 @@ type termInfo struct {
 // ctrState is what the node knows about one container of a pod. The pure
 // functions in this file turn a set of these into the API's PodStatus.
 type ctrState struct {
-	name  string
-	kind  ctrKind
-	image string
+	name   string
+	kind   ctrKind
+	image  string
+	target string // ephemeral containers: targetContainerName
 
 	phase          ctrPhase
 	waitingReason  string
@@ -73,6 +75,9 @@ func exitReason(code int32) string {
 // exited with code gets started again. Native sidecars restart regardless of
 // the pod's policy while the pod is not stopping.
 func shouldRestart(kind ctrKind, policy v1.RestartPolicy, code int32) bool {
+	if kind == kindEphemeral {
+		return false
+	}
 	if kind == kindSidecar {
 		return true
 	}
@@ -258,9 +263,12 @@ func buildStatus(in statusInput) v1.PodStatus {
 	initialized := initDone(in.ctrs)
 	for _, c := range in.ctrs {
 		cs := containerStatus(c, initialized)
-		if c.kind == kindRegular {
+		switch c.kind {
+		case kindRegular:
 			s.ContainerStatuses = append(s.ContainerStatuses, cs)
-		} else {
+		case kindEphemeral:
+			s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, cs)
+		default:
 			s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
 		}
 	}
@@ -399,7 +407,13 @@ func containerStatus(c *ctrState, initialized bool) v1.ContainerStatus {
 		cs.State.Terminated = terminated(c.term)
 		cs.Ready = c.kind == kindInit && c.term.exitCode == 0
 	}
-	cs.Started = &started
+	if c.kind == kindEphemeral {
+		// Never ready; the kubelet's prober sets started only for init
+		// and regular containers.
+		cs.Ready = false
+	} else {
+		cs.Started = &started
+	}
 	if c.last != nil {
 		cs.LastTerminationState.Terminated = terminated(c.last)
 	}
