@@ -78,7 +78,7 @@ for m in "${MODULES[@]}"; do
     else
       mains=$(go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)
       if [[ -n $mains ]]; then
-        log "building cluster/$m: $(echo $mains | tr '\n' ' ')"
+        log "building cluster/$m: ${mains//$'\n'/ }"
         # shellcheck disable=SC2086
         go build -trimpath -ldflags "-s -w" -o "$tmp/bin/" $mains
       fi
@@ -93,6 +93,7 @@ rm -rf "$DIR"
 mv "$tmp" "$DIR"
 # keep the cache small: keep the 5 newest tool dirs (a running cluster may
 # still use a recent one)
+# shellcheck disable=SC2010 # tools-<hex> names only; ls -t gives their age order
 ls -1dt "$CACHE"/tools-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +6 | while read -r old; do
   rm -rf "$old"
 done

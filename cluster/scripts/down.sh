@@ -47,7 +47,7 @@ belongs() {
   [[ ${#cmd[@]} -gt 0 ]] || return 1   # kernel threads have no command line
   # running inside the run dir (e.g. a container's work dir), but only
   # without a terminal: a person's shell that cd'ed into it is left alone
-  local cwd stat
+  local cwd stat f
   cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
   if [[ $cwd == "$RUN" || $cwd == "$RUN"/* ]]; then
     read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
@@ -92,19 +92,19 @@ stopped_any=0
 # 1. the components in order, by pidfile (only if the pid is still ours)
 # hahaha first: it releases its lease while the API server is still there.
 for name in hahaha node kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  f=$RUN/pids/$name.pid
-  [[ -f $f ]] || continue
-  pid=$(cat "$f")
+  pidfile=$RUN/pids/$name.pid
+  [[ -f $pidfile ]] || continue
+  pid=$(cat "$pidfile")
   if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && belongs "$pid"; then
     say "stopping $name (pid $pid)"
     GRACE=$([[ $name == node ]] && echo 12 || echo 8) stop "$pid"
     stopped_any=1
   fi
-  rm -f "$f"
+  rm -f "$pidfile"
 done
 
 # 2. anything else of this cluster (a crashed node's containers, strays)
-for round in 1 2 3; do
+for _ in 1 2 3; do
   mapfile -t rest < <(sweep)
   [[ ${#rest[@]} -eq 0 ]] && break
   say "stopping leftover processes of $RUN: ${rest[*]}"

@@ -1,5 +1,6 @@
 # Shared by up.sh, down.sh and kubectl.sh; source it, don't run it.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables below are used by the scripts that source this file
 
 HAHAHA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SCRIPTS=$HAHAHA_ROOT/cluster/scripts
