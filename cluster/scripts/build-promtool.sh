@@ -3,9 +3,9 @@
 #
 #   $CACHE/promtool-$PROMTOOL_VERSION/bin/promtool
 #
-# where CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha and PROMTOOL_VERSION is a
-# version of the module github.com/prometheus/prometheus (v0.3XX.Y is Prometheus
-# v3.XX.Y). Cached the way build.sh caches its binaries: the directory is used
+# where CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha and PROMTOOL_VERSION, pinned in
+# cluster/versions.env, is a version of the module github.com/prometheus/prometheus
+# (v0.3XX.Y is Prometheus v3.XX.Y). Cached the way build.sh caches its binaries: the directory is used
 # only once it has a .stamp, written last into a complete temp dir that is then
 # renamed into place; a lock serialises concurrent builds. Nothing is written into
 # the repository. Built with -tags remove_all_sd: promtool's rule checks and rule
@@ -13,12 +13,15 @@
 #
 # Usage: build-promtool.sh            build if needed; prints the bin dir as the last line
 #        build-promtool.sh --print-env   PROMTOOL_BIN=... without building
-#   PROMTOOL_VERSION=vX  another version (default: the one pinned below)
+#   PROMTOOL_VERSION=vX  another version (default: the one in cluster/versions.env)
 #   BUILD_JOBS=N         go build -p (default 2)
 set -euo pipefail
 
-# Pinned here, next to the only script that uses it (cluster/versions.env pins the cluster's).
-PROMTOOL_VERSION=${PROMTOOL_VERSION:-v0.316.0}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+want=${PROMTOOL_VERSION:-}
+# shellcheck source=../versions.env
+source "$ROOT/cluster/versions.env"
+PROMTOOL_VERSION=${want:-${PROMTOOL_VERSION:?cluster/versions.env sets no PROMTOOL_VERSION}}
 MOD=github.com/prometheus/prometheus
 PKG=$MOD/cmd/promtool
 
