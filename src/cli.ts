@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
 import { loadConfig } from './config/env.ts';
 import { ConfigError, ExitCode, KnownError, oneLine } from './config/errors.ts';
-import { type Attempt, imageNotMatchedReason } from './domain/catalog.ts';
+import { type Attempt, annotationsRead, imageNotMatchedReason } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
@@ -92,7 +92,7 @@ function explain(file: string, catalogPath: string): number {
     isObject(raw) && meta !== undefined && raw.status === undefined && meta.name === undefined && typeof meta.generateName === 'string'
       ? { ...raw, metadata: { ...meta, name: `${meta.generateName}<generated>` } }
       : raw;
-  const pod = parsePod(named);
+  const pod = parsePod(named, { annotations: annotationsRead(catalog) });
   if (isMalformed(pod)) throw bad(`is not a valid pod: ${pod.reason}`);
   const d = decide(pod, catalog);
   let out: Record<string, unknown> =
@@ -100,7 +100,11 @@ function explain(file: string, catalogPath: string): number {
       ? {
           decision: 'reap',
           reason: d.reason,
-          targets: d.targets.map((t) => ({ container: t.container, attempts: t.attempts.map(attemptJson) })),
+          targets: d.targets.map((t) => ({
+            container: t.container,
+            attempts: t.attempts.map(attemptJson),
+            ...(t.skipped.length > 0 && { skipped: t.skipped }),
+          })),
           unsupported: [...d.unsupported],
         }
       : { decision: d.decision, reason: d.reason, targets: [], unsupported: [] };

@@ -10,6 +10,7 @@ import type http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, loadCatalog } from './config/catalog-file.ts';
+import { annotationsRead } from './domain/catalog.ts';
 import type { Config } from './config/env.ts';
 import { AccessCheck } from './controller/access-check.ts';
 import { ReaperController } from './controller/reaper-controller.ts';
@@ -71,17 +72,18 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
   );
 
   const metrics = new Metrics();
+  const annotations = annotationsRead(catalog);
   const reaper = new ReaperController({
     watch: (cache, events) =>
       new PodSource(
         kc,
-        { selector: config.watchSelector, fieldSelector: RUNNING_PODS, namespaces: config.watchNamespaces },
+        { selector: config.watchSelector, fieldSelector: RUNNING_PODS, namespaces: config.watchNamespaces, annotations },
         cache,
         events,
         metrics,
         log,
       ),
-    reader: new ApiPodReader(kc),
+    reader: new ApiPodReader(kc, { annotations }),
     catalog,
     strategies: createRegistry({ portForwarder: new ApiPortForwarder(kc), executor: new ApiExecutor(kc) }),
     events: new EventRecorder(new ApiEventSink(kc, config.instanceName), metrics, log),

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
 import { RE2JS } from 're2js';
-import type { Attempt, Catalog, CatalogEntry, ImagePattern } from '../domain/catalog.ts';
+import type { Attempt, AttemptCondition, AttemptRules, Catalog, CatalogEntry, ImagePattern, PortSource } from '../domain/catalog.ts';
 import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
 
 export { ConfigError } from './errors.ts';
@@ -106,8 +106,68 @@ function checkTimeout(c: Checker, a: Json, path: string): number | undefined {
   return t;
 }
 
+const FLAG = /^--?[A-Za-z0-9][-A-Za-z0-9_.]*$/;
+
+function checkFlag(c: Checker, v: unknown, path: string): string | undefined {
+  if (typeof v !== 'string' || !FLAG.test(v)) return c.fail(path, `must be a command-line flag like --quitquitquit, got ${describeValue(v)}`);
+  return v;
+}
+
+function checkEnvName(c: Checker, v: unknown, path: string): string | undefined {
+  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) return c.fail(path, `must be an environment variable name, got ${describeValue(v)}`);
+  return v;
+}
+
+function checkAnnotationKey(c: Checker, v: unknown, path: string): string | undefined {
+  if (typeof v !== 'string' || !/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(v) || v.length > 316) {
+    return c.fail(path, `must be an annotation key like config.linkerd.io/proxy-admin-shutdown, got ${describeValue(v)}`);
+  }
+  return v;
+}
+
+/** `when`: every field given must hold for the attempt to apply. */
+function checkCondition(c: Checker, v: unknown, path: string): AttemptCondition | undefined {
+  const w = c.mapping(v, path, ['flag', 'noFlag', 'env', 'annotation', 'value'], 'a condition: flag, noFlag, env, annotation, value');
+  if (w === undefined) return undefined;
+  if (Object.keys(w).length === 0) return c.fail(path, 'must name at least one of flag, noFlag, env, annotation');
+  if (w.value !== undefined && w.annotation === undefined) return c.fail(`${path}.value`, 'needs annotation (it is the annotation\'s value)');
+  const flag = w.flag === undefined ? undefined : checkFlag(c, w.flag, `${path}.flag`);
+  const noFlag = w.noFlag === undefined ? undefined : checkFlag(c, w.noFlag, `${path}.noFlag`);
+  const env = w.env === undefined ? undefined : checkEnvName(c, w.env, `${path}.env`);
+  const annotation = w.annotation === undefined ? undefined : checkAnnotationKey(c, w.annotation, `${path}.annotation`);
+  const value = w.value === undefined ? undefined : typeof w.value === 'string' ? w.value : c.fail(`${path}.value`, `must be a string, got ${describeValue(w.value)}`);
+  return {
+    ...(flag !== undefined && { flag }),
+    ...(noFlag !== undefined && { noFlag }),
+    ...(env !== undefined && { env }),
+    ...(annotation !== undefined && { annotation }),
+    ...(value !== undefined && { value }),
+  };
+}
+
+/** `portFrom`: where the sidecar's configuration may set the port. */
+function checkPortSource(c: Checker, v: unknown, path: string): PortSource | undefined {
+  const w = c.mapping(v, path, ['flag', 'env', 'annotation'], 'a port source: flag, env, annotation');
+  if (w === undefined) return undefined;
+  if (Object.keys(w).length === 0) return c.fail(path, 'must name at least one of flag, env, annotation');
+  const flag = w.flag === undefined ? undefined : checkFlag(c, w.flag, `${path}.flag`);
+  const env = w.env === undefined ? undefined : checkEnvName(c, w.env, `${path}.env`);
+  const annotation = w.annotation === undefined ? undefined : checkAnnotationKey(c, w.annotation, `${path}.annotation`);
+  return { ...(flag !== undefined && { flag }), ...(env !== undefined && { env }), ...(annotation !== undefined && { annotation }) };
+}
+
+function checkRules(c: Checker, a: Json, path: string, kind: 'http' | 'exec'): AttemptRules {
+  const when = a.when === undefined ? undefined : checkCondition(c, a.when, `${path}.when`);
+  let portFrom: PortSource | undefined;
+  if (a.portFrom !== undefined) {
+    portFrom = kind === 'http' ? checkPortSource(c, a.portFrom, `${path}.portFrom`) : c.fail(`${path}.portFrom`, 'applies to http attempts only');
+  }
+  const exitCode = a.exitCode === undefined ? undefined : c.integer(a.exitCode, `${path}.exitCode`, 0, 255);
+  return { ...(when !== undefined && { when }), ...(portFrom !== undefined && { portFrom }), ...(exitCode !== undefined && { exitCode }) };
+}
+
 function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined {
-  const needs = 'an attempt needs exactly one of http {method, port, path} or exec {command}, plus optional timeoutSeconds';
+  const needs = 'an attempt needs exactly one of http {method, port, path} or exec {command}, plus optional timeoutSeconds, when, portFrom, exitCode';
   if (!isMapping(v)) return c.fail(path, `${needs}, got ${describeValue(v)}`);
   const hasHttp = v.http !== undefined;
   const hasExec = v.exec !== undefined;
@@ -115,9 +175,10 @@ function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined
     const keys = Object.keys(v);
     return c.fail(path, `${needs}, got ${keys.length === 0 ? 'an empty mapping' : `field(s) ${keys.join(', ')}`}`);
   }
-  const a = c.mapping(v, path, ['http', 'exec', 'timeoutSeconds'], 'an attempt');
+  const a = c.mapping(v, path, ['http', 'exec', 'timeoutSeconds', 'when', 'portFrom', 'exitCode'], 'an attempt');
   if (a === undefined) return undefined;
   const timeoutSeconds = checkTimeout(c, a, path);
+  const rules = checkRules(c, a, path, hasHttp ? 'http' : 'exec');
   if (hasHttp) {
     const p = `${path}.http`;
     const h = c.mapping(a.http, p, ['method', 'port', 'path', 'acceptStatus'], 'method, port, path, acceptStatus');
@@ -144,7 +205,7 @@ function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined
     if (method === undefined || port === undefined || urlPath === undefined || acceptStatus === undefined || timeoutSeconds === undefined) {
       return undefined;
     }
-    return { kind: 'http', method, port, path: urlPath, acceptStatus, timeoutSeconds };
+    return { kind: 'http', method, port, path: urlPath, acceptStatus, timeoutSeconds, ...rules };
   }
   const p = `${path}.exec`;
   const e = c.mapping(a.exec, p, ['command'], 'command');
@@ -155,7 +216,7 @@ function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined
     typeof s === 'string' && s !== '' ? s : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${describeValue(s)}`),
   );
   if (command.some((s) => s === undefined) || timeoutSeconds === undefined) return undefined;
-  return { kind: 'exec', command: command as string[], timeoutSeconds };
+  return { kind: 'exec', command: command as string[], timeoutSeconds, ...rules };
 }
 
 function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefined {
@@ -231,9 +292,14 @@ const MAX_LISTED = 5;
 /** Validates an already-parsed catalog document. `file` only labels error messages. */
 export function parseCatalog(doc: unknown, file: string): Catalog {
   const c = new Checker();
-  const top = c.mapping(doc, '', ['sidecars'], 'with a sidecars list');
+  const top = c.mapping(doc, '', ['distrolessImages', 'sidecars'], 'with a sidecars list');
   const list = top === undefined ? undefined : Array.isArray(top.sidecars) ? top.sidecars : c.fail('sidecars', `must be a list of sidecar entries, got ${describeValue(top.sidecars)}`);
   const entries = (list ?? []).map((e, i) => checkEntry(c, e, `sidecars[${i}]`));
+  let distrolessImages: ImagePattern[] | undefined;
+  if (top?.distrolessImages !== undefined) {
+    const patterns = c.list(top.distrolessImages, 'distrolessImages', 'a list of image patterns (RE2 syntax)') ?? [];
+    distrolessImages = patterns.map((p, i) => compileImage(c, p, `distrolessImages[${i}]`)).filter((p) => p !== undefined);
+  }
   if (c.problems.length === 0) checkOverlaps(c, entries);
   if (c.problems.length > 0) {
     const listed = c.problems.slice(0, MAX_LISTED).map((p) => describeProblem(file, doc, p));
@@ -242,7 +308,7 @@ export function parseCatalog(doc: unknown, file: string): Catalog {
       `invalid sidecar catalog: ${listed.join('; ')}${more > 0 ? `; and ${more} more` : ''} (fix the file; the README's "The sidecar catalog" shows the format)`,
     );
   }
-  return { entries: entries as CatalogEntry[] };
+  return { entries: entries as CatalogEntry[], ...(distrolessImages !== undefined && { distrolessImages }) };
 }
 
 /** Reads, parses and validates a catalog file; throws ConfigError naming file, entry and field. */

@@ -125,6 +125,18 @@ export function imageNotMatchedReason(catalog: Catalog, container: { name: strin
   return `image of container ${container.name} is ${container.image.length} characters, longer than the ${MAX_IMAGE_LENGTH} that image patterns are matched against, so entry ${named.map((e) => e.name).join(', ')} does not apply`;
 }
 
+/** The pod annotations the catalog's conditions and port sources read (parsePod keeps these). */
+export function annotationsRead(catalog: Catalog): ReadonlySet<string> {
+  const keys = new Set<string>();
+  for (const e of catalog.entries) {
+    for (const a of e.attempts) {
+      if (a.when?.annotation !== undefined) keys.add(a.when.annotation);
+      if (a.portFrom?.annotation !== undefined) keys.add(a.portFrom.annotation);
+    }
+  }
+  return keys;
+}
+
 /** One-line human description of an attempt, as events and logs show it. */
 export function describeAttempt(a: Attempt): string {
   return a.kind === 'http' ? `http ${a.method} :${a.port}${a.path}` : `exec ${a.command.join(' ')}`;

@@ -24,6 +24,8 @@ export interface PodSourceOptions {
    * the cluster's history. A pod that leaves the selection arrives as DELETED with its new state.
    */
   readonly fieldSelector?: string;
+  /** Annotations to keep in each PodView beyond hahaha's own (what the catalog reads). */
+  readonly annotations?: ReadonlySet<string>;
   /** Empty: all namespaces. */
   readonly namespaces: readonly string[];
 }
@@ -189,7 +191,7 @@ export class PodSource implements PodWatch {
   }
 
   private accept(raw: unknown): PodView | undefined {
-    const parsed = parsePod(raw);
+    const parsed = parsePod(raw, this.opts.annotations === undefined ? {} : { annotations: this.opts.annotations });
     if (!isMalformed(parsed)) return parsed;
     const id = parsed.uid || `${parsed.namespace}/${parsed.name}`;
     if (!this.malformedSeen.has(id)) {

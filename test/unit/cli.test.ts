@@ -41,16 +41,23 @@ describe('hahaha explain', () => {
     assert.equal(out.admission, undefined);
   });
 
-  it('reaps a finished Naisjob pod: linkerd by HTTP, cloudsql by HTTP then exec', async () => {
+  it('reaps a finished Naisjob pod: linkerd by HTTP, cloudsql by HTTP; exec skipped in its distroless image', async () => {
     const out = await explain([fixture('naisjob-linkerd-cloudsql-done.json')]);
     assert.equal(out.decision, 'reap');
     assert.deepEqual(out.targets, [
       { container: 'linkerd-proxy', attempts: [{ kind: 'http', method: 'POST', port: 4191, path: '/shutdown' }] },
       {
         container: 'cloudsql-proxy',
-        attempts: [
-          { kind: 'http', method: 'POST', port: 9091, path: '/quitquitquit' },
-          { kind: 'exec', command: ['/bin/kill', '-s', 'INT', '1'] },
+        attempts: [{ kind: 'http', method: 'POST', port: 9091, path: '/quitquitquit' }],
+        skipped: [
+          {
+            attempt: 'exec /bin/kill -s TERM 1',
+            why: 'cloudsql-proxy is not started with --exit-zero-on-sigterm (nor CSQL_PROXY_EXIT_ZERO_ON_SIGTERM=true)',
+          },
+          {
+            attempt: 'exec /bin/kill -s INT 1',
+            why: 'image gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0 is distroless (no /bin/kill); an ephemeral container could run it if enabled',
+          },
         ],
       },
     ]);

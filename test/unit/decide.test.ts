@@ -14,6 +14,7 @@ import { parsePod } from '../../src/domain/pod-view.ts';
 import {
   T0,
   annotated,
+  args,
   container,
   deleting,
   nativeSidecar,
@@ -237,10 +238,27 @@ describe('decide', () => {
   });
 
   it('cloudsql-proxy tries quitquitquit before kill -s INT 1', () => {
-    const d = decide(pod('a', withApp('job'), terminated('job', 0), running('cloudsql-proxy')), catalog);
+    const d = decide(pod('a', withApp('job'), terminated('job', 0), running('cloudsql-proxy'), args('cloudsql-proxy', '--quitquitquit')), catalog);
     assert.equal(d.decision, 'reap');
     if (d.decision !== 'reap') return;
     assert.deepEqual(d.targets[0]?.attempts.map((a) => a.kind), ['http', 'exec']);
+  });
+
+  it('cloudsql-proxy without --quitquitquit: only the signal, and why the endpoint is skipped', () => {
+    const d = decide(pod('a', withApp('job'), terminated('job', 0), running('cloudsql-proxy')), catalog);
+    if (d.decision !== 'reap') return assert.fail(d.reason);
+    assert.deepEqual(d.targets[0]?.attempts.map((a) => (a.kind === 'exec' ? a.command.join(' ') : a.kind)), ['/bin/kill -s INT 1']);
+    assert.deepEqual(d.targets[0]?.skipped.map((s) => s.why), [
+      'cloudsql-proxy is not started with --quitquitquit (nor CSQL_PROXY_QUITQUITQUIT=true)',
+      'cloudsql-proxy is not started with --exit-zero-on-sigterm (nor CSQL_PROXY_EXIT_ZERO_ON_SIGTERM=true)',
+    ]);
+  });
+
+  it('linkerd without proxy-admin-shutdown: no attempt applies, and it says why', () => {
+    const d = decide(pod('a', withApp('job'), terminated('job', 0), running('linkerd-proxy')), catalog);
+    if (d.decision !== 'reap') return assert.fail(d.reason);
+    assert.deepEqual(d.targets[0]?.attempts, []);
+    assert.match(d.targets[0]?.skipped[0]?.why ?? '', /no annotation config.linkerd.io\/proxy-admin-shutdown: enabled/);
   });
 });
 

@@ -2,7 +2,12 @@
  * Pod fixtures built from named modifiers, as raw API JSON (so parsing is exercised too):
  *   pod('job', withApp('job'), container('job'), terminated('job', 0), running('linkerd-proxy'))
  */
+import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
+import { annotationsRead } from '../../src/domain/catalog.ts';
 import { type PodView, isMalformed, parsePod } from '../../src/domain/pod-view.ts';
+
+/** Parse options as the daemon uses them with the shipped catalog (its annotations kept). */
+export const PARSE = { annotations: annotationsRead(loadCatalog(DEFAULT_CATALOG_PATH)) };
 
 type Json = Record<string, any>;
 export type Mod = (p: Json) => void;
@@ -42,7 +47,7 @@ export function rawPod(name: string, ...mods: Mod[]): Json {
 }
 
 export function pod(name: string, ...mods: Mod[]): PodView {
-  const parsed = parsePod(rawPod(name, ...mods));
+  const parsed = parsePod(rawPod(name, ...mods), PARSE);
   if (isMalformed(parsed)) throw new Error(`fixture is malformed: ${parsed.reason}`);
   return parsed;
 }
@@ -84,4 +89,11 @@ export const version = (rv: string): Mod => (p) => {
 };
 export const ownedByJob = (name: string): Mod => (p) => {
   p.metadata.ownerReferences = [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true, blockOwnerDeletion: true }];
+};
+export const args = (name: string, ...values: string[]): Mod => (p) => {
+  specOf(p, name).args = values;
+};
+/** linkerd's shutdown endpoint switched on, as its catalog entry requires. */
+export const linkerdShutdown: Mod = (p) => {
+  p.metadata.annotations = { ...(p.metadata.annotations ?? {}), 'config.linkerd.io/proxy-admin-shutdown': 'enabled' };
 };

@@ -17,7 +17,7 @@ import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
 import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
 import { exitClass } from '../../src/reconcile/reconciler.ts';
-import { type Mod, T0, annotated, nativeSidecar, ownedByJob, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
+import { type Mod, PARSE, T0, annotated, linkerdShutdown, nativeSidecar, ownedByJob, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
 
 type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing' | 'killed-137';
 
@@ -37,7 +37,11 @@ class World {
   readonly ephemerals: string[] = [];
 
   constructor(...mods: Mod[]) {
-    this.raw = rawPod('job-1', withApp('job'), terminated('job', 0, T0), ...mods);
+    // As the shipped catalog expects them: linkerd's shutdown endpoint on, cloud-sql-proxy started
+    // with --quitquitquit (tests that want otherwise override it).
+    this.raw = rawPod('job-1', withApp('job'), linkerdShutdown, terminated('job', 0, T0), ...mods);
+    const csql = this.raw.spec.containers.find((c: { name: string }) => c.name === 'cloudsql-proxy');
+    if (csql !== undefined && csql.args === undefined) csql.args = ['--quitquitquit'];
     this.publish();
     const self = this;
     const portForwarder: PortForwarder = {
@@ -157,7 +161,7 @@ class World {
   private publish(): void {
     this.rv += 1;
     this.raw.metadata.resourceVersion = String(this.rv);
-    const p = parsePod(structuredClone(this.raw));
+    const p = parsePod(structuredClone(this.raw), PARSE);
     assert.ok(!isMalformed(p));
     if (!isMalformed(p)) this.cache.upsert(p);
     assert.equal(podKey(this.raw.metadata), this.key);
@@ -337,6 +341,18 @@ describe('reconcile', () => {
     ]);
     assert.equal(await w.metric('hahaha_dry_run_would_stop_total'), 2);
     assert.equal(await w.metric('hahaha_sidecar_shutdowns'), 0);
+  });
+
+  it('a sidecar no attempt applies to: one Warning naming what is missing, no call, no backoff retry', async () => {
+    const w = new World(running('linkerd-proxy'), (p) => {
+      p.metadata.annotations = {};
+    });
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'permanent');
+    assert.deepEqual(w.calls, []);
+    assert.match(
+      w.events[0]?.message ?? '',
+      /^Unsuccessfully shut down container linkerd-proxy: http POST :4191\/shutdown does not apply: the pod has no annotation config.linkerd.io\/proxy-admin-shutdown: enabled \(hint: linkerd's shutdown endpoint is off by default/,
+    );
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
