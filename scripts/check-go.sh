@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quality gate for the repository's Go modules (cluster/node, cluster/sidecars):
 # gofmt -l (no unformatted file), go vet ./... and go test ./..., with the environment
-# cluster/scripts/build-tools.sh builds them with (no cgo, -mod=mod, the local toolchain).
+# cluster/scripts/build-tools.sh builds them with (no cgo, -mod=mod, -trimpath, the local
+# toolchain), so that the compiled dependencies in Go's build cache serve both.
 # Part of `npm run check`; takes no arguments.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,7 +10,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "check-go: no go on PATH nor in /usr/local/go/bin" >&2; exit 1; }
 export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=mod -buildvcs=false"
+export GOFLAGS="${GOFLAGS:-} -mod=mod -buildvcs=false -trimpath"
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 log() { printf '[check-go %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
