@@ -18,6 +18,7 @@ import { type LabelSelector, SelectorError, parseLabelSelector } from './domain/
 import { requiredAccess } from './domain/required-access.ts';
 import { ApiAccessReviewer } from './kube/access-review.ts';
 import { ApiEventSink } from './kube/event-sink.ts';
+import { ApiEphemeralRunner } from './kube/ephemeral-runner.ts';
 import { ApiExecutor } from './kube/executor.ts';
 import { ApiLeaseLock } from './kube/lease-lock.ts';
 import { PodSource } from './kube/pod-source.ts';
@@ -67,6 +68,8 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       server: kc.getCurrentCluster()?.server,
       leaderElect: config.leaderElect,
       webhook: config.webhookEnabled,
+      dryRun: config.dryRun,
+      ephemeralSignalImage: config.ephemeralSignalImage,
     },
     'starting hahaha',
   );
@@ -85,13 +88,21 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       ),
     reader: new ApiPodReader(kc, { annotations }),
     catalog,
-    strategies: createRegistry({ portForwarder: new ApiPortForwarder(kc), executor: new ApiExecutor(kc) }),
+    strategies: createRegistry({
+      portForwarder: new ApiPortForwarder(kc),
+      executor: new ApiExecutor(kc),
+      ...(config.ephemeralSignalImage !== undefined && {
+        ephemeral: { runner: new ApiEphemeralRunner(kc), image: config.ephemeralSignalImage },
+      }),
+    }),
     events: new EventRecorder(new ApiEventSink(kc, config.instanceName), metrics, log),
     metrics,
     log,
     maxConcurrentPods: config.maxConcurrentPods,
     retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
     verifyTimeoutMs: config.verifyTimeoutSeconds * 1000,
+    dryRun: config.dryRun,
+    ephemeralSignal: config.ephemeralSignalImage !== undefined,
     ...(config.leaderElect && {
       leaderElection: {
         lock: new ApiLeaseLock(kc, config.leaseNamespace, config.leaseName),
@@ -113,6 +124,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
         version: new ApiServerVersion(kc),
         metrics,
         log,
+        dryRun: config.dryRun,
       })
     : undefined;
 

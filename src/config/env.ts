@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_CATALOG_PATH } from './catalog-file.ts';
+import { SelectorError, parseLabelSelector } from '../domain/label-selector.ts';
 import { ConfigError, quote } from './errors.ts';
 
 export interface Config {
@@ -54,6 +55,13 @@ export interface Config {
   readonly webhookHost: string;
   /** WEBHOOK_CERT_DIR: directory with tls.crt and tls.key, re-read when they change. @default "/tmp/k8s-webhook-server/serving-certs" (controller-runtime's) */
   readonly webhookCertDir: string;
+  /** DRY_RUN: decide and record only; never exec, port-forward or patch. @default false */
+  readonly dryRun: boolean;
+  /**
+   * EPHEMERAL_SIGNAL_IMAGE: when set, an exec whose command is missing from a distroless image
+   * runs in an ephemeral container of this image (pinned by digest). @default unset (off)
+   */
+  readonly ephemeralSignalImage?: string;
 }
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -136,12 +144,24 @@ const host = text(
   (s) => isIP(s) !== 0 || (s.length <= 253 && hostName.test(s)),
 );
 
+/** A label selector as the API server parses it (a typo stops start-up instead of every list failing). */
+const selector: Parser<string> = (raw) => {
+  if (raw.trim() === '') throw new Invalid('must be a label selector, got a blank value');
+  try {
+    parseLabelSelector(raw);
+  } catch (err) {
+    if (err instanceof SelectorError) throw new Invalid(`must be a label selector: ${err.message}, got ${quote(raw)}`);
+    throw err;
+  }
+  return raw.trim();
+};
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 const LEASE_WHY = 'below 1 s replicas would send many lease requests per second';
 
 /** Every variable: its parser and default (undefined: derived later). The README's table lists the same. */
 const VARIABLES = {
-  WATCH_SELECTOR: { parse: text('a label selector, not blank'), default: 'nais.io/naisjob=true' },
+  WATCH_SELECTOR: { parse: selector, default: 'nais.io/naisjob=true' },
   WATCH_NAMESPACES: { parse: namespaces, default: [] as string[] },
   SIDECAR_CATALOG: { parse: text('a file path, not blank'), default: DEFAULT_CATALOG_PATH },
   LOG_LEVEL: { parse: oneOf(LOG_LEVELS), default: 'info' as const },
@@ -163,6 +183,8 @@ const VARIABLES = {
   WEBHOOK_PORT: { parse: integer(1, 65535), default: 9443 },
   WEBHOOK_HOST: { parse: host, default: '0.0.0.0' },
   WEBHOOK_CERT_DIR: { parse: text('a directory path, not blank'), default: '/tmp/k8s-webhook-server/serving-certs' },
+  DRY_RUN: { parse: bool, default: false },
+  EPHEMERAL_SIGNAL_IMAGE: { parse: text('an image pinned by digest (name@sha256:<64 hex>)', (s) => /^[^\s@]+@sha256:[0-9a-f]{64}$/.test(s)), default: undefined },
 } satisfies Record<string, { parse: Parser<unknown>; default: unknown }>;
 
 type Variables = typeof VARIABLES;
@@ -239,5 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: { catalogPath?: st
     webhookPort: c.WEBHOOK_PORT,
     webhookHost: c.WEBHOOK_HOST,
     webhookCertDir: c.WEBHOOK_CERT_DIR,
+    dryRun: c.DRY_RUN,
+    ...(c.EPHEMERAL_SIGNAL_IMAGE !== undefined && { ephemeralSignalImage: c.EPHEMERAL_SIGNAL_IMAGE }),
   });
 }

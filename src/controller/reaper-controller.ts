@@ -41,6 +41,8 @@ export interface ReaperControllerOptions {
   readonly verifyTimeoutMs: number;
   /** Decide and record only (see ReconcilerDeps.dryRun). */
   readonly dryRun?: boolean;
+  /** Exec attempts in distroless images run in an ephemeral container. */
+  readonly ephemeralSignal?: boolean;
   /** Absent: act without leader election. */
   readonly leaderElection?: LeaderElectionOptions;
 }
@@ -68,6 +70,7 @@ export class ReaperController {
       log,
       verifyTimeoutMs: opts.verifyTimeoutMs,
       ...(opts.dryRun !== undefined && { dryRun: opts.dryRun }),
+      ...(opts.ephemeralSignal !== undefined && { ephemeralSignal: opts.ephemeralSignal }),
     });
     this.queue = new WorkQueue({
       concurrency: opts.maxConcurrentPods,

@@ -94,6 +94,8 @@ export interface ReconcilerDeps {
    * and hahaha_dry_run_would_stop_total; no exec, no port-forward. @default false
    */
   readonly dryRun?: boolean;
+  /** Exec attempts in distroless images run in an ephemeral container (the exec strategy's fallback is set). */
+  readonly ephemeralSignal?: boolean;
   readonly now?: () => number;
 }
 
@@ -178,7 +180,7 @@ export class Reconciler {
     if (pod === undefined) return { kind: 'done' };
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
     this.observe(pod, log);
-    const decision = decide(pod, this.deps.catalog);
+    const decision = decide(pod, this.deps.catalog, { ephemeralSignal: this.deps.ephemeralSignal === true });
 
     switch (decision.decision) {
       case 'ignore':

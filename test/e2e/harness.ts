@@ -149,6 +149,8 @@ export interface ContainerSpec {
   name: string;
   command: string[];
   restartPolicy?: string;
+  env?: Record<string, string>;
+  image?: string;
 }
 
 /** A sidecar: the fake-sidecar binary that the node puts on PATH. */
@@ -174,6 +176,13 @@ export interface PodTemplateOptions {
    * exercise the stop paths; the native sidecar tests turn it on.
    */
   nativeConversion?: boolean;
+  /**
+   * Annotate the pod for the sidecars' own shutdown endpoints, as pods that use them are written:
+   * linkerd's `config.linkerd.io/proxy-admin-shutdown: enabled` when a linkerd-proxy container is
+   * there, Vault's `vault.hashicorp.com/agent-enable-quit: "true"` with a vault-agent. The
+   * catalog skips those endpoints without them. Default true.
+   */
+  shutdownAnnotations?: boolean;
 }
 
 /** The annotation that opts a pod out of the native sidecar conversion. */
@@ -182,11 +191,17 @@ export const NATIVE_OPT_OUT = ['hahaha.nais.io/native-sidecars', 'false'] as con
 export function podTemplate(o: PodTemplateOptions) {
   const toContainer = (c: ContainerSpec) => ({
     name: c.name,
-    image: `example.invalid/${c.name}:e2e`,
+    image: c.image ?? `example.invalid/${c.name}:e2e`,
     command: c.command,
     ...(c.restartPolicy !== undefined && { restartPolicy: c.restartPolicy }),
+    ...(c.env !== undefined && { env: Object.entries(c.env).map(([name, value]) => ({ name, value })) }),
   });
-  const annotations = { ...(o.nativeConversion !== true && { [NATIVE_OPT_OUT[0]]: NATIVE_OPT_OUT[1] }), ...o.annotations };
+  const has = (name: string) => o.containers.some((c) => c.name === name);
+  const endpoints = o.shutdownAnnotations === false ? {} : {
+    ...(has('linkerd-proxy') && { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' }),
+    ...(has('vault-agent') && { 'vault.hashicorp.com/agent-enable-quit': 'true' }),
+  };
+  const annotations = { ...(o.nativeConversion !== true && { [NATIVE_OPT_OUT[0]]: NATIVE_OPT_OUT[1] }), ...endpoints, ...o.annotations };
   return {
     metadata: {
       labels: { app: o.app, 'nais.io/naisjob': 'true', ...o.labels },

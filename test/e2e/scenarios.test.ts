@@ -158,7 +158,13 @@ describe('reaping scenarios', { concurrency: true }, () => {
 
   it('an endpoint that refuses: the exec fallback stops the sidecar', async () => {
     const job = 'refuse';
-    await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 2'), sidecar('cloudsql-proxy', 'refuse', '--port', '9091')] }));
+    // CSQL_PROXY_QUITQUITQUIT=true is how cloud-sql-proxy's --quitquitquit is set by env: the
+    // catalog then tries the endpoint first, which this look-alike refuses with 500.
+    await apply(
+      naisjob(ns.name, job, {
+        containers: [main(job, 'sleep 2'), { ...sidecar('cloudsql-proxy', 'refuse', '--port', '9091'), env: { CSQL_PROXY_QUITQUITQUIT: 'true' } }],
+      }),
+    );
     const pod = await jobPod(ns.name, job);
     await waitJobComplete(ns.name, job);
     const events = await hahahaEvents(ns.name, pod.metadata.name);

@@ -76,7 +76,7 @@ describe('start-up checks', { concurrency: true }, () => {
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     assert.ok(Date.now() - started < 10_000);
     assert.equal(code, 2);
-    assert.match(stderr, /WATCH_SELECTOR: "nais.io\/naisjob in \(true" is not a label selector: unbalanced "\("/);
+    assert.match(stderr, /WATCH_SELECTOR must be a label selector: unbalanced "\(", got "nais.io\/naisjob in \(true"/);
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   });
 });

@@ -85,7 +85,10 @@ const cases: [string, Record<string, string>, RegExp[]][] = [
   ['a lease namespace with a dot', { LEASE_NAMESPACE: 'a.b' }, [/LEASE_NAMESPACE must be one of the namespace names .*got "a\.b"/]],
   ['a metrics host with blanks', { METRICS_HOST: 'my host' }, [/METRICS_HOST must be an IP address or a host name, got "my host"/]],
   ['the webhook on the metrics port', { WEBHOOK_ENABLED: 'true', WEBHOOK_PORT: '8999' }, [/WEBHOOK_PORT must differ from METRICS_PORT \(both servers listen\), got 8999 for both/]],
-  ['a blank selector', { WATCH_SELECTOR: '   ' }, [/WATCH_SELECTOR must be a label selector, not blank, got "   "/]],
+  ['a blank selector', { WATCH_SELECTOR: '   ' }, [/WATCH_SELECTOR must be a label selector, got a blank value/]],
+  ['a selector the API server would refuse', { WATCH_SELECTOR: 'nais.io/naisjob in (true' }, [/WATCH_SELECTOR must be a label selector: unbalanced "\(", got "nais.io\/naisjob in \(true"/]],
+  ['an ephemeral signal image not pinned by digest', { EPHEMERAL_SIGNAL_IMAGE: 'busybox:latest' }, [/EPHEMERAL_SIGNAL_IMAGE must be an image pinned by digest/]],
+  ['a dry run that is not a boolean', { DRY_RUN: 'maybe' }, [/DRY_RUN must be true or false, got "maybe"/]],
   ['a blank instance name', { INSTANCE_NAME: ' ' }, [/INSTANCE_NAME must be a name, not blank/]],
   ['several problems at once, all on one line', { METRICS_PORT: 'x', LOG_LEVEL: 'loud', MAX_CONCURRENT_PODS: '-1' }, [/LOG_LEVEL must be one of/, /METRICS_PORT must be an integer/, /MAX_CONCURRENT_PODS must be an integer from 1 to 10000, got "-1"/]],
 ];
