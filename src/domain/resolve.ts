@@ -11,6 +11,7 @@
  */
 import type { Attempt, AttemptCondition, Catalog, CatalogEntry, PortSource } from './catalog.ts';
 import { describeAttempt, findCatalogEntry } from './catalog.ts';
+import { findMainContainers } from './decide.ts';
 import type { ContainerSpecView, PodView } from './pod-view.ts';
 
 /** What resolution reads about one sidecar. */
@@ -202,4 +203,26 @@ export function predictSidecar(
       entry.native ? 'or let hahaha make it a native sidecar (remove the opt-out)' : 'or make it a native sidecar (catalog native: true)',
     ].join('; '),
   };
+}
+
+export interface PodPrediction {
+  /** The Job's predicted result if its main containers succeed: the worst of its sidecars. */
+  readonly job: Outcome;
+  readonly why?: string;
+  readonly sidecars: readonly { readonly container: string; readonly predicted: Prediction }[];
+}
+
+/**
+ * What will happen to a pod's Job once its main containers succeed, from the spec alone: each
+ * sidecar (regular containers other than the main ones, and native sidecars) predicted.
+ */
+export function predictPod(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}): PodPrediction {
+  if (pod.restartPolicy === 'Always') return { job: 'unknown', why: 'restartPolicy Always: not a batch pod', sidecars: [] };
+  const mains = findMainContainers(pod);
+  if (typeof mains === 'string') return { job: 'unknown', why: mains, sidecars: [] };
+  const sidecars = [
+    ...pod.initContainers.filter((c) => c.restartPolicy === 'Always'),
+    ...pod.containers.filter((c) => !mains.includes(c.name)),
+  ].map((c) => ({ container: c.name, predicted: predictSidecar(pod, c, catalog, opts) }));
+  return { job: worstOutcome(sidecars.map((s) => s.predicted)), sidecars };
 }

@@ -13,12 +13,15 @@ import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { type StrategyRegistry, runAttempt } from '../strategies/registry.ts';
 import { type FailureCause, cannotHaveStopped, isPermanent } from '../strategies/strategy.ts';
+import { predictPod } from '../domain/resolve.ts';
 import type { WorkResult } from './work-queue.ts';
 
 /** Event reason and action, as HAHAHA wrote them. */
 export const EVENT_REASON = 'Killing';
 /** Event reason for a pod whose sidecars the admission webhook made native. */
 export const NATIVE_EVENT_REASON = 'NativeSidecars';
+/** Event reason for the warning, at pod start, that a sidecar will hang or fail the Job. */
+export const PREFLIGHT_REASON = 'SidecarPreflight';
 /** Event reasons on the pod's Job: the outcome of one pod's reap, in one event. */
 export const JOB_STOPPED_REASON = 'SidecarsShutDown';
 export const JOB_FAILED_REASON = 'SidecarShutdownFailed';
@@ -202,6 +205,7 @@ export class Reconciler {
   private observe(pod: PodView, log: Logger): void {
     if (!hasFinished(pod)) {
       this.seenActive.add(pod.uid);
+      if (pod.deletionTimestamp === undefined && this.firstTime(pod.uid, 'preflight')) this.preflight(pod, log);
       const native = convertedSidecars(pod);
       if (native.length > 0 && this.firstTime(pod.uid, 'native-sidecars')) {
         log.info({ native }, 'sidecars were made native at admission; the kubelet stops them');
@@ -220,6 +224,29 @@ export class Reconciler {
       this.deps.metrics.podsFailedBySidecars.inc({ namespace: pod.namespace, job_name: pod.labels[APP_LABEL] ?? '' });
       log.warn('the pod failed although its main containers exited 0: a sidecar\'s exit code failed it');
     }
+  }
+
+  /**
+   * At pod start, once per pod: if a sidecar will hang the Job or fail it when it is stopped,
+   * say so now, with why and the fix, instead of when the main container has finished.
+   */
+  private preflight(pod: PodView, log: Logger): void {
+    const prediction = predictPod(pod, this.deps.catalog, { ephemeralSignal: this.deps.ephemeralSignal === true });
+    const bad = prediction.sidecars.filter((s) => s.predicted.outcome === 'hangs' || s.predicted.outcome === 'fails-pod');
+    if (bad.length === 0) return;
+    const verdict = (o: string) => (o === 'hangs' ? 'will hang the Job' : 'will fail the Job');
+    for (const b of bad) this.deps.metrics.preflightWarnings.inc({ outcome: b.predicted.outcome });
+    log.warn({ sidecars: bad.map((b) => ({ container: b.container, ...b.predicted })) }, 'preflight: sidecars that will hang or fail the Job');
+    const message = bad
+      .map((b) => `Sidecar ${b.container} ${verdict(b.predicted.outcome)}: ${b.predicted.why}${b.predicted.fix === undefined ? '' : ` (fix: ${b.predicted.fix})`}`)
+      .join(' | ');
+    void this.deps.events.record({
+      pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
+      type: 'Warning',
+      reason: PREFLIGHT_REASON,
+      action: 'Predicted',
+      message,
+    });
   }
 
   private async reap(

@@ -43,6 +43,8 @@ export class Metrics {
   readonly webhookDuration: Histogram;
   /** Sidecars converted to native sidecars at admission, by container name. */
   readonly nativeConversions: Counter<'container'>;
+  /** Sidecars predicted at pod start to hang or fail the Job, by outcome (hangs, fails-pod). */
+  readonly preflightWarnings: Counter<'outcome'>;
   /** Dry run: sidecars hahaha would have shut down, once per pod. */
   readonly dryRunWouldStop: Counter<SidecarLabels>;
   /** Dry run: sidecars the webhook would have converted. */
@@ -136,6 +138,12 @@ export class Metrics {
       name: 'hahaha_native_sidecar_conversions_total',
       help: 'Sidecars converted to native sidecars at admission',
       labelNames: ['container'],
+      registers: [registry],
+    });
+    this.preflightWarnings = new Counter({
+      name: 'hahaha_preflight_warnings_total',
+      help: 'Sidecars predicted at pod start to hang or fail the Job, by outcome',
+      labelNames: ['outcome'],
       registers: [registry],
     });
     this.dryRunWouldStop = new Counter({

@@ -350,9 +350,26 @@ describe('reconcile', () => {
     assert.equal((await w.reconciler.reconcile(w.key)).kind, 'permanent');
     assert.deepEqual(w.calls, []);
     assert.match(
-      w.events[0]?.message ?? '',
+      w.events.find((e) => e.reason === 'Killing')?.message ?? '',
       /^Unsuccessfully shut down container linkerd-proxy: http POST :4191\/shutdown does not apply: the pod has no annotation config.linkerd.io\/proxy-admin-shutdown: enabled \(hint: linkerd's shutdown endpoint is off by default/,
     );
+  });
+
+  it('preflight: one Warning at pod start for sidecars that will hang or fail the Job, none for fine pods', async () => {
+    const w = new World(running('job'), running('secure-logs-configmap-reload'), running('my-agent'), running('vks-sidecar'));
+    await w.reconciler.reconcile(w.key);
+    await w.reconciler.reconcile(w.key);
+    const pre = w.events.filter((e) => e.reason === 'SidecarPreflight');
+    assert.equal(pre.length, 1);
+    assert.equal(pre[0]?.type, 'Warning');
+    assert.match(pre[0]?.message ?? '', /^Sidecar secure-logs-configmap-reload will fail the Job: exec \/bin\/killall configmap-reload stops it with exit code 2, which fails the pod \(fix: .*native sidecar.*\) \| Sidecar my-agent will hang the Job: no catalog entry matches my-agent/);
+    assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'fails-pod' }), 1);
+    assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'hangs' }), 1);
+    assert.deepEqual(w.calls, [], 'nothing is stopped while the main container runs');
+
+    const fine = new World(running('job'), running('linkerd-proxy'), running('cloudsql-proxy'));
+    await fine.reconciler.reconcile(fine.key);
+    assert.deepEqual(fine.events.filter((e) => e.reason === 'SidecarPreflight'), []);
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
@@ -414,7 +431,7 @@ describe('reconcile', () => {
     const r2 = await w.reconciler.reconcile(w.key);
     assert.deepEqual(r1, { kind: 'done' });
     assert.deepEqual(r2, { kind: 'done' });
-    const warnings = w.events.filter((e) => e.type === 'Warning');
+    const warnings = w.events.filter((e) => e.type === 'Warning' && e.reason === 'Killing');
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]?.message ?? '', /^Unsuccessfully shut down container my-agent: unsupported sidecar/);
     assert.equal(await w.metric('hahaha_unsupported_sidecars', { container: 'my-agent', job_name: 'job' }), 1);
