@@ -4,13 +4,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
 import { loadConfig } from './config/env.ts';
-import { ConfigError, ExitCode, KnownError, oneLine } from './config/errors.ts';
-import { type Attempt, annotationsRead, imageNotMatchedReason } from './domain/catalog.ts';
+import { ConfigError, ExitCode, KnownError, describeValue, oneLine, quote } from './config/errors.ts';
+import { type Attempt, type Catalog, annotationsRead, imageNotMatchedReason } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
+import { predictPod, worstOutcome } from './domain/resolve.ts';
 import { createLogger } from './log.ts';
 
 const EXIT_CODES = `Exit codes: 0 done, 1 a bug in hahaha (with a stack trace; please report it), 2 bad usage,
@@ -45,19 +47,27 @@ Serves /metrics, /healthz and /readyz on METRICS_PORT (default 8999). Stops on S
 Kubernetes credentials: in-cluster service account, else KUBECONFIG or ~/.kube/config.
 `;
 
-const EXPLAIN_HELP = `Usage: hahaha explain <FILE|-> [--config FILE]
+const EXPLAIN_HELP = `Usage: hahaha explain <FILE|-> [--config FILE] [-o json|ndjson]
 
-Reads one Pod as JSON (e.g. kubectl get pod NAME -o json) from FILE or standard input and prints
-what hahaha would do with it, as JSON:
-  {"decision":"reap"|"wait"|"ignore","reason":...,"targets":[{"container":...,"attempts":[...]}],"unsupported":[...]}
-A pod without status (a manifest not yet created) also gets what the admission webhook would do
+Reads what kubectl prints, JSON or YAML, from FILE or standard input, and prints what hahaha
+would do, as JSON:
+  - one Pod (kubectl get pod NAME -o json|yaml):
+      {"decision":"reap"|"wait"|"ignore","reason":...,
+       "targets":[{"container":...,"attempts":[...],"skipped"?:[...],"predicted":{...}}],
+       "unsupported":[...],"predicted":{"job":"complete"|"fails-pod"|"hangs"|"unknown","sidecars":[...]}}
+    each sidecar's predicted outcome once the main container succeeds: complete, fails-pod (with
+    the exit code), hangs or unknown, why, and the fix;
+  - a List (kubectl get pods -o json): one decision per item, as a JSON array, or one JSON
+    object per line with -o ndjson;
+  - a Job or CronJob manifest: its pod template, decided as a pod about to be created.
+A pod without status (a manifest, a template) also gets what the admission webhook would do
 (assuming Kubernetes 1.29 or newer):
   "convert":[<sidecars made native>],"admission":{"code"?:...,"reason":...,"patch":[<JSONPatch>]}
-Needs no cluster. Exit code 0 when a decision was printed, 2 on bad input (not JSON, not one
-Pod, a malformed pod) or a bad catalog, with one line on standard error saying why.
+Needs no cluster. Exit code 0 when decisions were printed, 2 on bad input (not JSON or YAML, not
+a Pod, List, Job or CronJob, a malformed pod) or a bad catalog, with one line on standard error.
 `;
 
-const ONE_POD = 'pass one pod, e.g. kubectl get pod NAME -o json';
+const ONE_POD = 'pass a pod, a List of pods, a Job or a CronJob, e.g. kubectl get pod NAME -o json';
 
 function attemptJson(a: Attempt) {
   return a.kind === 'http'
@@ -65,27 +75,64 @@ function attemptJson(a: Attempt) {
     : { kind: 'exec', command: [...a.command] };
 }
 
-function explain(file: string, catalogPath: string): number {
-  const catalog = loadCatalog(catalogPath);
-  const input = file === '-' ? 'standard input' : file;
-  const bad = (why: string, fix = ONE_POD) => new ConfigError(`explain ${input}: ${why} (${fix})`);
-  let text: string;
-  try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : oneLine((err as Error).message);
-    throw bad(`cannot read: ${why}`, `${ONE_POD}, as a file or - for standard input`);
+/** Reads JSON, or YAML (one document or several, which count as a list). */
+function readDocuments(text: string, bad: (why: string, fix?: string) => Error): unknown[] {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
+    try {
+      return [JSON.parse(text)];
+    } catch (err) {
+      throw bad(`is not JSON: ${oneLine((err as Error).message)}`);
+    }
   }
-  if (text.trim() === '') throw bad('is empty');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw bad(`is not JSON: ${oneLine((err as Error).message)}`, `${ONE_POD}; YAML is not read`);
+  const docs = parseAllDocuments(text, { prettyErrors: false });
+  const docList = Array.isArray(docs) ? docs : [docs];
+  for (const d of docList) {
+    const first = d.errors[0];
+    if (first !== undefined) throw bad(`is neither JSON nor YAML: ${oneLine(first.message)}`);
   }
-  if (Array.isArray(raw)) throw bad(`is not a pod but a JSON array of ${raw.length} item(s)`);
-  if (isObject(raw) && typeof raw.kind === 'string' && raw.kind.endsWith('List')) throw bad(`is not a pod but a ${raw.kind}`);
+  const values = docList.filter((d) => d.contents !== null).map((d) => d.toJS({ maxAliasCount: 100 }) as unknown);
+  if (values.length === 0) throw bad('is empty');
+  return values;
+}
+
+interface Subject {
+  /** How the subject is named in errors: `item 3`, `Job x`. */
+  readonly label: string;
+  readonly raw: unknown;
+}
+
+/** The pods a document stands for: itself, a List's items, or a Job's / CronJob's pod template. */
+function subjectsOf(doc: unknown, label: string, bad: (why: string, fix?: string) => Error): Subject[] {
+  const at = label === 'input' ? '' : `${label}: `;
+  if (Array.isArray(doc)) throw bad(`${at}is not a pod but a JSON array of ${doc.length} item(s)`);
+  if (!isObject(doc)) throw bad(`${at}is not a JSON object but ${describeValue(doc)}`);
+  const kind = typeof doc.kind === 'string' ? doc.kind : undefined;
+  if (kind !== undefined && kind.endsWith('List')) {
+    if (!Array.isArray(doc.items)) throw bad(`${at}is a ${kind} without items`);
+    if (doc.items.length === 0) throw bad(`${at}is a ${kind} with no items`);
+    return doc.items.flatMap((item, i) => subjectsOf(item, `item ${i + 1}`, bad));
+  }
+  if (kind === 'Job' || kind === 'CronJob') {
+    const meta = isObject(doc.metadata) ? doc.metadata : {};
+    const spec = isObject(doc.spec) ? doc.spec : {};
+    const jobSpec = kind === 'CronJob' ? (isObject(spec.jobTemplate) && isObject(spec.jobTemplate.spec) ? spec.jobTemplate.spec : {}) : spec;
+    const template = isObject(jobSpec.template) ? jobSpec.template : undefined;
+    if (template === undefined) throw bad(`${kind} ${String(meta.name ?? '')} has no pod template (spec${kind === 'CronJob' ? '.jobTemplate.spec' : ''}.template)`);
+    const tmeta = isObject(template.metadata) ? template.metadata : {};
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { ...tmeta, namespace: meta.namespace ?? tmeta.namespace, generateName: `${String(meta.name ?? 'job')}-` },
+      spec: template.spec,
+    };
+    return [{ label: `${kind} ${String(meta.name ?? '')}`, raw: pod }];
+  }
+  return [{ label, raw: doc }];
+}
+
+function explainOne(subject: Subject, catalog: Catalog, bad: (why: string, fix?: string) => Error): Record<string, unknown> {
+  const raw = subject.raw;
   // A manifest made from a template has only generateName; the webhook fills the name the same way.
   const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : undefined;
   const named =
@@ -93,21 +140,30 @@ function explain(file: string, catalogPath: string): number {
       ? { ...raw, metadata: { ...meta, name: `${meta.generateName}<generated>` } }
       : raw;
   const pod = parsePod(named, { annotations: annotationsRead(catalog) });
-  if (isMalformed(pod)) throw bad(`is not a valid pod: ${pod.reason}`);
+  if (isMalformed(pod)) throw bad(`${subject.label === 'input' ? '' : `${subject.label}: `}is not a valid pod: ${pod.reason}`);
   const d = decide(pod, catalog);
-  let out: Record<string, unknown> =
+  const prediction = predictPod(pod, catalog);
+  const predictedOf = (container: string) => prediction.sidecars.find((s) => s.container === container)?.predicted;
+  let out: Record<string, unknown> = {
+    ...(subject.label !== 'input' && { subject: subject.label }),
+    pod: `${pod.namespace === '' ? '' : `${pod.namespace}/`}${pod.name}`,
+  };
+  out =
     d.decision === 'reap'
       ? {
+          ...out,
           decision: 'reap',
           reason: d.reason,
           targets: d.targets.map((t) => ({
             container: t.container,
             attempts: t.attempts.map(attemptJson),
             ...(t.skipped.length > 0 && { skipped: t.skipped }),
+            ...(predictedOf(t.container) !== undefined && { predicted: predictedOf(t.container) }),
           })),
           unsupported: [...d.unsupported],
         }
-      : { decision: d.decision, reason: d.reason, targets: [], unsupported: [] };
+      : { ...out, decision: d.decision, reason: d.reason, targets: [], unsupported: [] };
+  out = { ...out, predicted: prediction };
   const notes = pod.containers.map((c) => imageNotMatchedReason(catalog, c)).filter((n) => n !== undefined);
   if (notes.length > 0) out = { ...out, notes };
   if (isObject(raw) && raw.status === undefined) {
@@ -124,8 +180,43 @@ function explain(file: string, catalogPath: string): number {
         patch: conversionPatch(raw, plan),
       },
     };
+    if (plan.convert) {
+      // As created, the converted sidecars are native: the Job's prediction is as they will be.
+      const converted = new Set(plan.containers);
+      const sidecars = prediction.sidecars.map((s) =>
+        converted.has(s.container)
+          ? { container: s.container, predicted: { outcome: 'complete' as const, why: 'made a native sidecar at admission: the kubelet stops it and its exit code does not count' } }
+          : s,
+      );
+      out = { ...out, predicted: { job: worstOutcome(sidecars.map((s) => s.predicted)), sidecars } };
+    }
   }
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  return out;
+}
+
+function explain(file: string, catalogPath: string, format: string | undefined): number {
+  if (format !== undefined && format !== 'json' && format !== 'ndjson') {
+    throw new UsageError(`explain -o must be json or ndjson, got ${quote(format)}`);
+  }
+  const catalog = loadCatalog(catalogPath);
+  const input = file === '-' ? 'standard input' : file;
+  const bad = (why: string, fix = ONE_POD) => new ConfigError(`explain ${input}: ${why} (${fix})`);
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : oneLine((err as Error).message);
+    throw bad(`cannot read: ${why}`, `${ONE_POD}, as a file or - for standard input`);
+  }
+  if (text.trim() === '') throw bad('is empty');
+  const docs = readDocuments(text, bad);
+  const several = docs.length > 1 || docs.some((d) => isObject(d) && typeof d.kind === 'string' && d.kind.endsWith('List'));
+  const subjects = docs.flatMap((d, i) => subjectsOf(d, docs.length > 1 ? `document ${i + 1}` : 'input', bad));
+  const results = subjects.map((s) => explainOne(s, catalog, bad));
+  if (!several) process.stdout.write(`${JSON.stringify(results[0], null, 2)}\n`);
+  else if (format === 'ndjson') process.stdout.write(results.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  else process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   return 0;
 }
 
@@ -182,6 +273,7 @@ async function command(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         config: { type: 'string' },
+        output: { type: 'string', short: 'o' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -216,7 +308,7 @@ async function command(argv: string[]): Promise<number> {
           return 0;
         }
         if (rest.length !== 1 || rest[0] === undefined) throw new UsageError('explain needs exactly one FILE, or - for standard input');
-        return explain(rest[0], values.config ?? process.env.SIDECAR_CATALOG ?? DEFAULT_CATALOG_PATH);
+        return explain(rest[0], values.config ?? process.env.SIDECAR_CATALOG ?? DEFAULT_CATALOG_PATH, values.output);
       }
       default:
         throw new UsageError(`unknown command ${command}`);

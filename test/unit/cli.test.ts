@@ -24,6 +24,63 @@ async function explain(args: string[], input?: string) {
   };
 }
 
+/** Runs explain on `input` (standard input) and returns stdout. */
+async function explainText(input: string, ...args: string[]): Promise<string> {
+  const child = run(process.execPath, [BIN, 'explain', '-', ...args]);
+  child.child.stdin?.end(input);
+  return (await child).stdout;
+}
+
+const manifestPod = JSON.parse(readFileSync(new URL('../fixtures/naisjob-manifest-configmap-reload-linkerd.json', import.meta.url), 'utf8'));
+
+describe('hahaha explain: predictions and the inputs users paste', () => {
+  it('predicts each sidecar and the Job; a manifest is predicted as the webhook will create it', async () => {
+    const out = JSON.parse(await explainText(JSON.stringify(manifestPod)));
+    // linkerd without proxy-admin-shutdown hangs; configmap-reload would fail the Job but is converted.
+    assert.equal(out.predicted.job, 'hangs');
+    const by = Object.fromEntries(out.predicted.sidecars.map((s: any) => [s.container, s.predicted]));
+    assert.equal(by['linkerd-proxy'].outcome, 'hangs');
+    assert.match(by['linkerd-proxy'].why, /no annotation config.linkerd.io\/proxy-admin-shutdown: enabled/);
+    assert.equal(by['secure-logs-configmap-reload'].outcome, 'complete');
+    assert.match(by['secure-logs-configmap-reload'].why, /native sidecar at admission/);
+  });
+
+  it('reads YAML, as kubectl get pod -o yaml prints it', async () => {
+    const yaml = ['apiVersion: v1', 'kind: Pod', 'metadata:', '  name: p', '  namespace: team', '  labels: {app: job}', 'spec:', '  restartPolicy: Never', '  containers:', '  - {name: job, image: a}', '  - {name: vks-sidecar, image: b}', 'status: {phase: Running}', ''].join('\n');
+    const out = JSON.parse(await explainText(yaml));
+    assert.equal(out.decision, 'wait');
+    assert.equal(out.pod, 'team/p');
+  });
+
+  it('a List gives one decision per item, as a JSON array or as NDJSON', async () => {
+    const done = JSON.parse(readFileSync(fixture('naisjob-linkerd-cloudsql-done.json'), 'utf8'));
+    const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [done, manifestPod] });
+    const array = JSON.parse(await explainText(list));
+    assert.deepEqual(array.map((r: any) => [r.subject, r.decision]), [['item 1', 'reap'], ['item 2', 'wait']]);
+    const lines = (await explainText(list, '-o', 'ndjson')).trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.equal(JSON.parse(lines[0] as string).decision, 'reap');
+  });
+
+  it('a Job or CronJob manifest is decided as the pod its template makes', async () => {
+    const template = { metadata: { labels: { app: 'nightly', 'nais.io/naisjob': 'true' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'nightly', image: 'a' }, { name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0', args: ['--quitquitquit'] }] } };
+    const job = JSON.parse(await explainText(JSON.stringify({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'nightly', namespace: 'team' }, spec: { template } })));
+    assert.equal(job.subject, 'Job nightly');
+    assert.equal(job.pod, 'team/nightly-<generated>');
+    assert.deepEqual(job.convert, ['cloud-sql-proxy']);
+    const cron = JSON.parse(await explainText(JSON.stringify({ apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'nightly', namespace: 'team' }, spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template } } } })));
+    assert.equal(cron.subject, 'CronJob nightly');
+    assert.equal(cron.predicted.job, 'complete');
+  });
+
+  it('without the webhook, cloud-sql-proxy without --quitquitquit is predicted to fail the Job with 130', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 't', labels: { app: 'job' }, annotations: { 'hahaha.nais.io/native-sidecars': 'false' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'job', image: 'a' }, { name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine' }] }, status: { phase: 'Running' } };
+    const out = JSON.parse(await explainText(JSON.stringify(pod)));
+    assert.equal(out.predicted.job, 'fails-pod');
+    assert.equal(out.predicted.sidecars[0].predicted.exitCode, 130);
+  });
+});
+
 describe('hahaha explain', () => {
   it('shows what the admission webhook would do with a pod manifest (no status yet)', async () => {
     const out = await explain([fixture('naisjob-manifest-configmap-reload-linkerd.json')]);
@@ -44,7 +101,7 @@ describe('hahaha explain', () => {
   it('reaps a finished Naisjob pod: linkerd by HTTP, cloudsql by HTTP; exec skipped in its distroless image', async () => {
     const out = await explain([fixture('naisjob-linkerd-cloudsql-done.json')]);
     assert.equal(out.decision, 'reap');
-    assert.deepEqual(out.targets, [
+    assert.deepEqual(out.targets.map(({ predicted: _, ...t }: any) => t), [
       { container: 'linkerd-proxy', attempts: [{ kind: 'http', method: 'POST', port: 4191, path: '/shutdown' }] },
       {
         container: 'cloudsql-proxy',
@@ -99,10 +156,10 @@ describe('hahaha explain', () => {
     });
   });
 
-  it('fails clearly on input that is not JSON', async () => {
+  it('fails clearly on input that is neither JSON nor YAML', async () => {
     await assert.rejects(run(process.execPath, [BIN, 'explain', BIN]), (err: { code: number; stderr: string }) => {
       assert.equal(err.code, 2);
-      assert.match(err.stderr, /is not JSON/);
+      assert.match(err.stderr, /is neither JSON nor YAML/);
       return true;
     });
   });

@@ -66,14 +66,16 @@ const oddPod = (change: (p: any) => void) => {
   return JSON.stringify(p);
 };
 const status = (p: any, name: string) => p.status.containerStatuses.find((s: any) => s.name === name);
-const ONE_POD = /\(pass one pod, e\.g\. kubectl get pod NAME -o json/;
+const ONE_POD = /\(pass a pod, a List of pods, a Job or a CronJob, e\.g\. kubectl get pod NAME -o json/;
 
 /** [what, stdin, patterns]; every case exits 2 */
 const cases: [string, string, RegExp[]][] = [
   ['an empty JSON array', '[]', [/is not a pod but a JSON array of 0 item\(s\)/]],
   ['an empty object', '{}', [/is not a valid pod: metadata is missing/]],
-  ['a kubectl List', readFileSync(fixture('odd-kubectl-list.json'), 'utf8'), [/is not a pod but a List \(pass one pod, e\.g\. kubectl get pod NAME -o json\)/]],
-  ['a PodList', JSON.stringify({ kind: 'PodList', items: [] }), [/is not a pod but a PodList/]],
+  ['an empty List', JSON.stringify({ kind: 'List', items: [] }), [/is a List with no items \(pass a pod, a List of pods, a Job or a CronJob/]],
+  ['a PodList without items', JSON.stringify({ kind: 'PodList' }), [/is a PodList without items/]],
+  ['a List with a malformed item', JSON.stringify({ kind: 'List', items: [JSON.parse(readFileSync(fixture('odd-exit-code-string.json'), 'utf8'))] }), [/item 1: is not a valid pod: .*exitCode must be an integer/]],
+  ['a Job without a pod template', JSON.stringify({ kind: 'Job', metadata: { name: 'j' }, spec: {} }), [/Job j has no pod template \(spec\.template\)/]],
   ['another kind', JSON.stringify({ kind: 'Service', metadata: { name: 'x' }, spec: {} }), [/is not a valid pod: kind is Service, not Pod/]],
   ['a pod without spec', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' } }), [/is not a valid pod: spec is missing/]],
   ['a pod without name', JSON.stringify({ kind: 'Pod', metadata: {}, spec: { containers: [{ name: 'a' }] }, status: {} }), [/metadata\.name is missing/]],
@@ -97,7 +99,8 @@ const cases: [string, string, RegExp[]][] = [
   ['a number', '42', [/not a JSON object but 42/]],
   ['null', 'null', [/not a JSON object but null/]],
   ['empty input', '', [/standard input: is empty/]],
-  ['YAML instead of JSON', 'apiVersion: v1\nkind: Pod\n', [/standard input: is not JSON: .*; YAML is not read\)$/]],
+  ['YAML of a pod without metadata', 'apiVersion: v1\nkind: Pod\n', [/standard input: is not a valid pod: metadata is missing/]],
+  ['text that is neither JSON nor YAML', 'a: [b\n', [/standard input: is neither JSON nor YAML/]],
 ];
 
 /** Runs the CLI's main() in this process with `input` as standard input (a file descriptor 0 stand-in). */
