@@ -9,6 +9,7 @@ import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
 import { loadConfig } from './config/env.ts';
 import { ConfigError, ExitCode, KnownError, describeValue, oneLine, quote } from './config/errors.ts';
 import { type Attempt, type Catalog, annotationsRead, imageNotMatchedReason } from './domain/catalog.ts';
+import { kindJson } from './domain/attempt-kinds/index.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
@@ -70,9 +71,7 @@ a Pod, List, Job or CronJob, a malformed pod) or a bad catalog, with one line on
 const ONE_POD = 'pass a pod, a List of pods, a Job or a CronJob, e.g. kubectl get pod NAME -o json';
 
 function attemptJson(a: Attempt) {
-  return a.kind === 'http'
-    ? { kind: 'http', method: a.method, port: a.port, path: a.path }
-    : { kind: 'exec', command: [...a.command] };
+  return kindJson(a);
 }
 
 /** Reads JSON, or YAML (one document or several, which count as a list). */

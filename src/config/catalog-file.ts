@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
 import { RE2JS } from 're2js';
+import { ATTEMPT_KINDS, ATTEMPT_KIND_NAMES } from '../domain/attempt-kinds/index.ts';
 import type { Attempt, AttemptCondition, AttemptRules, Catalog, CatalogEntry, ImagePattern, PortSource } from '../domain/catalog.ts';
 import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
 
@@ -25,8 +26,6 @@ export const MAX_YAML_ALIASES = 100;
 /** Longest `image` pattern accepted. */
 export const MAX_IMAGE_PATTERN_LENGTH = 1000;
 
-const METHODS = ['GET', 'POST', 'PUT'] as const;
-const DEFAULT_ACCEPT_STATUS = [200, 202, 204];
 const DEFAULT_TIMEOUT_SECONDS = 5;
 const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -156,7 +155,7 @@ function checkPortSource(c: Checker, v: unknown, path: string): PortSource | und
   return { ...(flag !== undefined && { flag }), ...(env !== undefined && { env }), ...(annotation !== undefined && { annotation }) };
 }
 
-function checkRules(c: Checker, a: Json, path: string, kind: 'http' | 'exec'): AttemptRules {
+function checkRules(c: Checker, a: Json, path: string, kind: Attempt['kind']): AttemptRules {
   const when = a.when === undefined ? undefined : checkCondition(c, a.when, `${path}.when`);
   let portFrom: PortSource | undefined;
   if (a.portFrom !== undefined) {
@@ -167,56 +166,22 @@ function checkRules(c: Checker, a: Json, path: string, kind: 'http' | 'exec'): A
 }
 
 function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined {
-  const needs = 'an attempt needs exactly one of http {method, port, path} or exec {command}, plus optional timeoutSeconds, when, portFrom, exitCode';
+  const synopses = ATTEMPT_KIND_NAMES.map((k) => ATTEMPT_KINDS[k].synopsis).join(' or ');
+  const needs = `an attempt needs exactly one of ${synopses}, plus optional timeoutSeconds, when, portFrom, exitCode`;
   if (!isMapping(v)) return c.fail(path, `${needs}, got ${describeValue(v)}`);
-  const hasHttp = v.http !== undefined;
-  const hasExec = v.exec !== undefined;
-  if (hasHttp === hasExec) {
+  const present = ATTEMPT_KIND_NAMES.filter((k) => v[k] !== undefined);
+  const kind = present[0];
+  if (present.length !== 1 || kind === undefined) {
     const keys = Object.keys(v);
     return c.fail(path, `${needs}, got ${keys.length === 0 ? 'an empty mapping' : `field(s) ${keys.join(', ')}`}`);
   }
-  const a = c.mapping(v, path, ['http', 'exec', 'timeoutSeconds', 'when', 'portFrom', 'exitCode'], 'an attempt');
+  const a = c.mapping(v, path, [...ATTEMPT_KIND_NAMES, 'timeoutSeconds', 'when', 'portFrom', 'exitCode'], 'an attempt');
   if (a === undefined) return undefined;
   const timeoutSeconds = checkTimeout(c, a, path);
-  const rules = checkRules(c, a, path, hasHttp ? 'http' : 'exec');
-  if (hasHttp) {
-    const p = `${path}.http`;
-    const h = c.mapping(a.http, p, ['method', 'port', 'path', 'acceptStatus'], 'method, port, path, acceptStatus');
-    if (h === undefined) return undefined;
-    let method: string | undefined = 'POST';
-    if (h.method !== undefined) {
-      method = typeof h.method === 'string' && (METHODS as readonly string[]).includes(h.method)
-        ? h.method
-        : c.fail(`${p}.method`, `must be one of ${METHODS.join(', ')}, got ${typeof h.method === 'string' ? quote(h.method) : describeValue(h.method)}`);
-    }
-    const port = c.integer(h.port, `${p}.port`, 1, 65535);
-    let urlPath: string | undefined;
-    if (typeof h.path !== 'string' || !h.path.startsWith('/') || /\s/.test(h.path)) {
-      c.fail(`${p}.path`, `must be a URL path starting with / and without blanks, got ${describeValue(h.path)}`);
-    } else {
-      urlPath = h.path;
-    }
-    let acceptStatus: number[] | undefined = DEFAULT_ACCEPT_STATUS;
-    if (h.acceptStatus !== undefined) {
-      const list = c.list(h.acceptStatus, `${p}.acceptStatus`, 'a list of HTTP status codes');
-      acceptStatus = list?.map((s, i) => c.integer(s, `${p}.acceptStatus[${i}]`, 100, 599)).filter((s) => s !== undefined);
-      if (acceptStatus?.length !== list?.length) acceptStatus = undefined;
-    }
-    if (method === undefined || port === undefined || urlPath === undefined || acceptStatus === undefined || timeoutSeconds === undefined) {
-      return undefined;
-    }
-    return { kind: 'http', method, port, path: urlPath, acceptStatus, timeoutSeconds, ...rules };
-  }
-  const p = `${path}.exec`;
-  const e = c.mapping(a.exec, p, ['command'], 'command');
-  if (e === undefined) return undefined;
-  const list = c.list(e.command, `${p}.command`, 'a list of strings (argv, no shell), like [/bin/kill, -s, INT, "1"]');
-  if (list === undefined) return undefined;
-  const command = list.map((s, i) =>
-    typeof s === 'string' && s !== '' ? s : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${describeValue(s)}`),
-  );
-  if (command.some((s) => s === undefined) || timeoutSeconds === undefined) return undefined;
-  return { kind: 'exec', command: command as string[], timeoutSeconds, ...rules };
+  const rules = checkRules(c, a, path, kind);
+  const own = ATTEMPT_KINDS[kind].parse(a[kind], `${path}.${kind}`, c);
+  if (own === undefined || timeoutSeconds === undefined) return undefined;
+  return { ...own, timeoutSeconds, ...rules } as Attempt;
 }
 
 function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefined {

@@ -3,22 +3,9 @@
  * Loaded and validated by `config/catalog-file.ts`; matching is pure.
  */
 
-export interface HttpAttempt {
-  readonly kind: 'http';
-  readonly method: string;
-  readonly port: number;
-  readonly path: string;
-  /** Status codes that mean "the sidecar accepted the request". */
-  readonly acceptStatus: readonly number[];
-  readonly timeoutSeconds: number;
-}
+import { type KindAttempt, describeKind } from './attempt-kinds/index.ts';
 
-export interface ExecAttempt {
-  readonly kind: 'exec';
-  /** argv run inside the sidecar container; no shell is involved. */
-  readonly command: readonly string[];
-  readonly timeoutSeconds: number;
-}
+export type { ExecAttempt, HttpAttempt } from './attempt-kinds/index.ts';
 
 /**
  * When an attempt applies, read from the sidecar's own configuration: a command-line flag
@@ -52,7 +39,7 @@ export interface AttemptRules {
   readonly exitCode?: number;
 }
 
-export type Attempt = (HttpAttempt | ExecAttempt) & AttemptRules;
+export type Attempt = KindAttempt & AttemptRules;
 
 export interface CatalogEntry {
   /** Entry id, used in logs and errors. */
@@ -139,5 +126,5 @@ export function annotationsRead(catalog: Catalog): ReadonlySet<string> {
 
 /** One-line human description of an attempt, as events and logs show it. */
 export function describeAttempt(a: Attempt): string {
-  return a.kind === 'http' ? `http ${a.method} :${a.port}${a.path}` : `exec ${a.command.join(' ')}`;
+  return describeKind(a);
 }

@@ -6,7 +6,7 @@ import type { AttemptOutcome, AttemptTarget, Strategy } from './strategy.ts';
 
 export type StrategyRegistry = { readonly [K in Attempt['kind']]: Strategy<Extract<Attempt, { kind: K }>> };
 
-/** Every strategy kind, keyed by the catalog's attempt kind. */
+/** Every strategy, keyed by the catalog's attempt kind (domain/attempt-kinds): one line per kind. */
 export function createRegistry(deps: { portForwarder: PortForwarder; executor: Executor; ephemeral?: EphemeralFallback }): StrategyRegistry {
   return {
     http: httpStrategy(deps.portForwarder),
@@ -14,16 +14,12 @@ export function createRegistry(deps: { portForwarder: PortForwarder; executor: E
   };
 }
 
+/** Runs the attempt with its kind's strategy. */
 export function runAttempt(
   registry: StrategyRegistry,
   target: AttemptTarget,
   attempt: Attempt,
   signal?: AbortSignal,
 ): Promise<AttemptOutcome> {
-  switch (attempt.kind) {
-    case 'http':
-      return registry.http.run(target, attempt, signal);
-    case 'exec':
-      return registry.exec.run(target, attempt, signal);
-  }
+  return (registry[attempt.kind] as Strategy<Attempt>).run(target, attempt, signal);
 }

@@ -74,10 +74,19 @@ export interface Strategy<A extends Attempt> {
   run(target: AttemptTarget, attempt: A, signal?: AbortSignal): Promise<AttemptOutcome>;
 }
 
+/** An error as one line for events: its message and cause, without the API server's noise. */
 export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    return `${err.message}${cause}`;
+    return withoutApiNoise(`${err.message}${cause}`);
   }
-  return String(err);
+  return withoutApiNoise(String(err));
+}
+
+/**
+ * Drops what the kubelet's streaming code adds that tells a job owner nothing: the pod's uid in
+ * "error forwarding port 9091 to pod <id>, uid : …" (often empty), and the pod sandbox id.
+ */
+export function withoutApiNoise(text: string): string {
+  return text.replace(/ to pod [0-9a-f]{64}, uid [^:]*:/g, ':').replace(/, uid [^:]*:/g, ':').replace(/\s+/g, ' ').trim();
 }

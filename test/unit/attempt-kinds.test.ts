@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseCatalog } from '../../src/config/catalog-file.ts';
+import { ATTEMPT_KINDS, ATTEMPT_KIND_NAMES, describeKind, kindJson } from '../../src/domain/attempt-kinds/index.ts';
+import { createRegistry } from '../../src/strategies/registry.ts';
+
+const examples: Record<string, unknown> = {
+  http: { method: 'GET', port: 24444, path: '/api/processes.killWorkers' },
+  exec: { command: ['/bin/killall', 'configmap-reload'] },
+};
+
+describe('attempt kinds: one table', () => {
+  const registry = createRegistry({ portForwarder: { request: async () => ({ status: 200, body: '' }) }, executor: { exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }) } });
+
+  for (const kind of ATTEMPT_KIND_NAMES) {
+    it(`${kind}: the catalog parses it, it describes itself, explain prints it, and a strategy runs it`, () => {
+      assert.ok(kind in examples, `add an example for the new kind ${kind}`);
+      const catalog = parseCatalog({ sidecars: [{ name: 'x', containers: ['x'], attempts: [{ [kind]: examples[kind] }] }] }, 'test.yaml');
+      const a = catalog.entries[0]?.attempts[0];
+      assert.equal(a?.kind, kind);
+      if (a === undefined) return;
+      assert.match(describeKind(a), new RegExp(`^${kind} `));
+      assert.equal(kindJson(a).kind, kind);
+      assert.equal(typeof registry[a.kind].run, 'function');
+      assert.ok(ATTEMPT_KINDS[kind].synopsis.startsWith(kind));
+    });
+  }
+
+  it('the catalog\'s message lists every kind', () => {
+    assert.throws(() => parseCatalog({ sidecars: [{ name: 'x', containers: ['x'], attempts: [{}] }] }, 't.yaml'), /exactly one of http \{method, port, path\} or exec \{command\}/);
+  });
+});
+
+describe('event texts without API noise', () => {
+  it('drops the empty uid and the sandbox id of port-forward errors', async () => {
+    const { withoutApiNoise } = await import('../../src/strategies/strategy.ts');
+    assert.equal(
+      withoutApiNoise(`error forwarding port 9091 to pod ${'a'.repeat(64)}, uid : dial tcp 127.0.0.1:9091: connect: connection refused`),
+      'error forwarding port 9091: dial tcp 127.0.0.1:9091: connect: connection refused',
+    );
+    assert.equal(withoutApiNoise('error forwarding port 9091 to pod job-1, uid : failed'), 'error forwarding port 9091 to pod job-1: failed');
+  });
+});
