@@ -16,15 +16,21 @@ import { isMalformed, parsePod } from './domain/pod-view.ts';
 import { predictPod, worstOutcome } from './domain/resolve.ts';
 import { createLogger } from './log.ts';
 
-const EXIT_CODES = `Exit codes: 0 done, 1 a bug in hahaha (with a stack trace; please report it), 2 bad usage,
-input or configuration, 3 no Kubernetes credentials or the cluster cannot be reached.
+const EXIT_CODES = `Exit codes: 0 done, 1 a bug in hahaha (with a stack trace; please report it) or, for doctor,
+something needs action, 2 bad usage, input or configuration, 3 no Kubernetes credentials or the
+cluster cannot be reached.
 `;
 
 const HELP = `hahaha: shuts down the sidecars of Kubernetes Job pods once their main container has exited
 
 Usage:
   hahaha [run] [--config FILE]          start the daemon (watches pods, needs a cluster)
-  hahaha explain <FILE|-> [--config FILE]  print the decision for one pod (kubectl get pod -o json)
+  hahaha explain <FILE|-> [--config FILE] [-o json|ndjson]
+                                        what hahaha would do and what will happen to the Job, for a
+                                        pod, a List, a Job or a CronJob (JSON or YAML; no cluster)
+  hahaha doctor [-l SELECTOR] [-n NAMESPACE] [-o table|json]
+                                        report stuck and at-risk job pods, sidecars without a catalog
+                                        entry, native sidecar advice and hahaha's RBAC (needs a cluster)
   hahaha --help | --version
 
 Options:
@@ -264,19 +270,22 @@ export function reportFailure(err: unknown): number {
   return ExitCode.bug;
 }
 
+const OPTIONS = {
+  config: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
 async function command(argv: string[]): Promise<number> {
-  let parsed;
+  // doctor has flags of its own: it parses them itself. Loaded here so that explain does not pay for the client.
+  if (argv[0] === 'doctor') {
+    const { doctorCommand } = await import('./doctor/command.ts');
+    return await doctorCommand(argv.slice(1), process.env);
+  }
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean' },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
   } catch (err) {
     process.stderr.write(`hahaha: ${oneLine((err as Error).message)} (see hahaha --help)\n`);
     return ExitCode.config;

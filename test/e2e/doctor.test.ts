@@ -20,20 +20,10 @@ import { apply, containerState, eventually, getPod, jobPod, KUBECONFIG, main, na
 const ID = `${process.pid}`;
 const SELECTOR = `e2e-doctor=${ID}`;
 
-/** Runs doctorCommand in a child process as the CLI would: one line and the exit code for a known failure. */
-const RUNNER = `
-const { doctorCommand } = await import(${JSON.stringify(`${ROOT}src/doctor/command.ts`)});
-try {
-  process.exitCode = await doctorCommand(process.argv.slice(1), process.env);
-} catch (err) {
-  if (typeof err?.exitCode !== 'number') throw err;
-  process.stderr.write('hahaha: ' + err.message + '\\n');
-  process.exitCode = err.exitCode;
-}`;
-
+/** Runs `hahaha doctor` as a user would: the CLI's one line and exit code for a known failure. */
 function doctor(args: string[], kubeconfig = KUBECONFIG): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', RUNNER, '--', ...args], {
+    const child = spawn(process.execPath, [`${ROOT}bin/hahaha.js`, 'doctor', ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), KUBECONFIG: kubeconfig },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
