@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../src/config/catalog-file.ts';
 import { annotationsRead, findCatalogEntry } from '../src/domain/catalog.ts';
 import { decide } from '../src/domain/decide.ts';
-import { type PodView, isMalformed, parsePod } from '../src/domain/pod-view.ts';
+import { isMalformed, type PodView, parsePod } from '../src/domain/pod-view.ts';
 import { PodCache } from '../src/pod-cache.ts';
 import type { EventSink, Executor, PortForwarder } from '../src/ports.ts';
 import { Reconciler } from '../src/reconcile/reconciler.ts';
@@ -24,16 +24,40 @@ const template = JSON.parse(readFileSync(new URL('../test/fixtures/naisjob-linke
 /** The fixture plus what the API adds to every real pod: managedFields and the token volume. */
 function realistic(p: any): any {
   p.metadata.managedFields = [
-    { manager: 'kube-controller-manager', operation: 'Update', apiVersion: 'v1', time: '2026-11-27T06:00:00Z', fieldsType: 'FieldsV1',
-      fieldsV1: { 'f:metadata': { 'f:generateName': {}, 'f:labels': { '.': {}, 'f:app': {}, 'f:nais.io/naisjob': {} }, 'f:ownerReferences': {} },
-        'f:spec': { 'f:containers': { 'k:{"name":"linkerd-proxy"}': { '.': {}, 'f:image': {}, 'f:name': {}, 'f:ports': {} } } } } },
-    { manager: 'kubelet', operation: 'Update', apiVersion: 'v1', time: '2026-11-27T06:04:41Z', fieldsType: 'FieldsV1', subresource: 'status',
-      fieldsV1: { 'f:status': { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:phase': {}, 'f:podIP': {}, 'f:startTime': {} } } },
+    {
+      manager: 'kube-controller-manager',
+      operation: 'Update',
+      apiVersion: 'v1',
+      time: '2026-11-27T06:00:00Z',
+      fieldsType: 'FieldsV1',
+      fieldsV1: {
+        'f:metadata': { 'f:generateName': {}, 'f:labels': { '.': {}, 'f:app': {}, 'f:nais.io/naisjob': {} }, 'f:ownerReferences': {} },
+        'f:spec': { 'f:containers': { 'k:{"name":"linkerd-proxy"}': { '.': {}, 'f:image': {}, 'f:name': {}, 'f:ports': {} } } },
+      },
+    },
+    {
+      manager: 'kubelet',
+      operation: 'Update',
+      apiVersion: 'v1',
+      time: '2026-11-27T06:04:41Z',
+      fieldsType: 'FieldsV1',
+      subresource: 'status',
+      fieldsV1: { 'f:status': { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:phase': {}, 'f:podIP': {}, 'f:startTime': {} } },
+    },
   ];
-  p.spec.volumes = [{ name: 'kube-api-access-x', projected: { defaultMode: 420, sources: [
-    { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
-    { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-    { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } } ] } }];
+  p.spec.volumes = [
+    {
+      name: 'kube-api-access-x',
+      projected: {
+        defaultMode: 420,
+        sources: [
+          { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    },
+  ];
   for (const c of p.spec.containers) {
     c.volumeMounts = [{ name: 'kube-api-access-x', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }];
     c.terminationMessagePath = '/dev/termination-log';
@@ -88,7 +112,9 @@ function worstMs(c: typeof catalog, image: string, rounds = 200): number {
 }
 const evil = parseCatalog({ sidecars: [{ name: 'evil', containers: ['proxy'], image: '(a+)+$', attempts: [{ exec: { command: ['x'] } }] }] }, 'bench');
 console.log(`image match, shipped catalog, 64 KiB image: worst ${worstMs(catalog, 'a'.repeat(64 * 1024)).toFixed(3)} ms per container`);
-console.log(`image match, pattern (a+)+$, 512-character image: worst ${worstMs(evil, `${'a'.repeat(511)}!`, 50).toFixed(3)} ms; 64 KiB image: worst ${worstMs(evil, 'a'.repeat(64 * 1024)).toFixed(3)} ms (over 512 characters: no match)`);
+console.log(
+  `image match, pattern (a+)+$, 512-character image: worst ${worstMs(evil, `${'a'.repeat(511)}!`, 50).toFixed(3)} ms; 64 KiB image: worst ${worstMs(evil, 'a'.repeat(64 * 1024)).toFixed(3)} ms (over 512 characters: no match)`,
+);
 
 // 2. memory per watched pod: the slim PodView kept by hahaha vs the whole pod object an
 // informer cache would keep, both built from the pod's JSON text as a watch delivers it.
@@ -110,7 +136,9 @@ for (let i = 0; i < N; i++) {
   if (!isMalformed(v)) cache.upsert(v);
 }
 const slim = (heapUsed() - before) / N;
-console.log(`memory per watched pod (${text.length} B of JSON): ${slim.toFixed(0)} B as PodView vs ${fat.toFixed(0)} B as the whole object (${cache.size} pods)`);
+console.log(
+  `memory per watched pod (${text.length} B of JSON): ${slim.toFixed(0)} B as PodView vs ${fat.toFixed(0)} B as the whole object (${cache.size} pods)`,
+);
 
 // 3. reconcile throughput: 2,000 finished pods, 2 sidecars each, fakes that stop at once
 const store = new PodCache();
@@ -132,8 +160,17 @@ const portForwarder: PortForwarder = {
     return { status: 200, body: '' };
   },
 };
-const executor: Executor = { async exec() { return { exitCode: 0, stdout: '', stderr: '' }; } };
-const sink: EventSink = { async create() { return { name: 'e' }; }, async repeat() {} };
+const executor: Executor = {
+  async exec() {
+    return { exitCode: 0, stdout: '', stderr: '' };
+  },
+};
+const sink: EventSink = {
+  async create() {
+    return { name: 'e' };
+  },
+  async repeat() {},
+};
 const reconciler = new Reconciler({
   store,
   catalog,
@@ -192,7 +229,10 @@ await queue.shutdown(1000);
           setImmediate(() => {
             const p = refStore.get(key);
             if (p !== undefined) {
-              refStore.upsert({ ...p, containerStatuses: p.containerStatuses.map((c) => (c.name === 'cloudsql-proxy' ? { ...c, state: { kind: 'terminated', exitCode: 130 } } : c)) });
+              refStore.upsert({
+                ...p,
+                containerStatuses: p.containerStatuses.map((c) => (c.name === 'cloudsql-proxy' ? { ...c, state: { kind: 'terminated', exitCode: 130 } } : c)),
+              });
             }
           });
           return { exitCode: 0, stdout: '', stderr: '' };

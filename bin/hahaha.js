@@ -9,8 +9,13 @@ const REQUIRED_MAJOR = 24;
 const major = Number(process.versions.node.split('.')[0]);
 if (!(major >= REQUIRED_MAJOR)) {
   process.stderr.write(
-    'hahaha: cannot start: this is Node ' + process.versions.node + ' (' + process.execPath + '), hahaha needs Node ' +
-      REQUIRED_MAJOR + ' or newer (npm ci installs it as node_modules/.bin/node: run node_modules/.bin/node bin/hahaha.js, or npx hahaha)\n',
+    'hahaha: cannot start: this is Node ' +
+      process.versions.node +
+      ' (' +
+      process.execPath +
+      '), hahaha needs Node ' +
+      REQUIRED_MAJOR +
+      ' or newer (npm ci installs it as node_modules/.bin/node: run node_modules/.bin/node bin/hahaha.js, or npx hahaha)\n',
   );
   process.exit(2);
 }

@@ -7,9 +7,9 @@ import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
 import { loadConfig } from './config/env.ts';
-import { ConfigError, ExitCode, KnownError, describeValue, oneLine, quote } from './config/errors.ts';
-import { type Attempt, type Catalog, annotationsRead, imageNotMatchedReason } from './domain/catalog.ts';
+import { ConfigError, describeValue, ExitCode, KnownError, oneLine, quote } from './config/errors.ts';
 import { kindJson } from './domain/attempt-kinds/index.ts';
+import { type Attempt, annotationsRead, type Catalog, imageNotMatchedReason } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
@@ -123,7 +123,8 @@ function subjectsOf(doc: unknown, label: string, bad: (why: string, fix?: string
     const spec = isObject(doc.spec) ? doc.spec : {};
     const jobSpec = kind === 'CronJob' ? (isObject(spec.jobTemplate) && isObject(spec.jobTemplate.spec) ? spec.jobTemplate.spec : {}) : spec;
     const template = isObject(jobSpec.template) ? jobSpec.template : undefined;
-    if (template === undefined) throw bad(`${kind} ${String(meta.name ?? '')} has no pod template (spec${kind === 'CronJob' ? '.jobTemplate.spec' : ''}.template)`);
+    if (template === undefined)
+      throw bad(`${kind} ${String(meta.name ?? '')} has no pod template (spec${kind === 'CronJob' ? '.jobTemplate.spec' : ''}.template)`);
     const tmeta = isObject(template.metadata) ? template.metadata : {};
     const pod = {
       apiVersion: 'v1',
@@ -190,7 +191,10 @@ function explainOne(subject: Subject, catalog: Catalog, bad: (why: string, fix?:
       const converted = new Set(plan.containers);
       const sidecars = prediction.sidecars.map((s) =>
         converted.has(s.container)
-          ? { container: s.container, predicted: { outcome: 'complete' as const, why: 'made a native sidecar at admission: the kubelet stops it and its exit code does not count' } }
+          ? {
+              container: s.container,
+              predicted: { outcome: 'complete' as const, why: 'made a native sidecar at admission: the kubelet stops it and its exit code does not count' },
+            }
           : s,
       );
       out = { ...out, predicted: { job: worstOutcome(sidecars.map((s) => s.predicted)), sidecars } };

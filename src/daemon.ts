@@ -10,26 +10,26 @@ import type http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, loadCatalog } from './config/catalog-file.ts';
-import { annotationsRead } from './domain/catalog.ts';
 import type { Config } from './config/env.ts';
 import { AccessCheck } from './controller/access-check.ts';
 import { ReaperController } from './controller/reaper-controller.ts';
-import { type LabelSelector, SelectorError, parseLabelSelector } from './domain/label-selector.ts';
+import { annotationsRead } from './domain/catalog.ts';
+import { type LabelSelector, parseLabelSelector, SelectorError } from './domain/label-selector.ts';
 import { requiredAccess } from './domain/required-access.ts';
 import { ApiAccessReviewer } from './kube/access-review.ts';
-import { ApiEventSink } from './kube/event-sink.ts';
 import { ApiEphemeralRunner } from './kube/ephemeral-runner.ts';
+import { ApiEventSink } from './kube/event-sink.ts';
 import { ApiExecutor } from './kube/executor.ts';
 import { ApiLeaseLock } from './kube/lease-lock.ts';
-import { PodSource } from './kube/pod-source.ts';
 import { ApiPodReader } from './kube/pod-reader.ts';
+import { PodSource } from './kube/pod-source.ts';
 import { ApiPortForwarder } from './kube/port-forwarder.ts';
 import { ApiServerVersion } from './kube/server-version.ts';
 import { EventRecorder } from './record/event-recorder.ts';
 import { Metrics } from './record/metrics.ts';
 import { startHttpServer } from './server/http-server.ts';
 import { createRegistry } from './strategies/registry.ts';
-import { type WebhookServer, startWebhookServer } from './webhook/webhook-server.ts';
+import { startWebhookServer, type WebhookServer } from './webhook/webhook-server.ts';
 
 /**
  * Only running pods can need anything: a Pending pod has a container that never started (the
@@ -142,10 +142,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
     host: config.metricsHost,
     port: config.metricsPort,
     registry: metrics.registry,
-    notReadyReasons: () => [
-      ...(reaper.synced ? [] : ['pod list not synced yet']),
-      ...(access.missing ?? []).map((m) => `missing permission: ${m}`),
-    ],
+    notReadyReasons: () => [...(reaper.synced ? [] : ['pod list not synced yet']), ...(access.missing ?? []).map((m) => `missing permission: ${m}`)],
   });
   log.info({ address: server.address() }, 'serving /metrics, /healthz and /readyz');
 

@@ -41,12 +41,7 @@ export class PodCache implements PodStore {
     return previous;
   }
 
-  waitFor(
-    key: string,
-    predicate: (pod: PodView) => boolean,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<PodView | undefined> {
+  waitFor(key: string, predicate: (pod: PodView) => boolean, timeoutMs: number, signal?: AbortSignal): Promise<PodView | undefined> {
     const current = this.pods.get(key);
     if (current === undefined) return Promise.resolve(undefined);
     if (predicate(current)) return Promise.resolve(current);

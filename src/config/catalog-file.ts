@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument } from 'yaml';
 import { RE2JS } from 're2js';
-import { ATTEMPT_KINDS, ATTEMPT_KIND_NAMES } from '../domain/attempt-kinds/index.ts';
+import { LineCounter, parseDocument } from 'yaml';
+import { ATTEMPT_KIND_NAMES, ATTEMPT_KINDS } from '../domain/attempt-kinds/index.ts';
 import type { Attempt, AttemptCondition, AttemptRules, Catalog, CatalogEntry, ImagePattern, PortSource } from '../domain/catalog.ts';
 import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
 
@@ -100,7 +100,10 @@ function checkTimeout(c: Checker, a: Json, path: string): number | undefined {
   if (a.timeoutSeconds === undefined) return DEFAULT_TIMEOUT_SECONDS;
   const t = a.timeoutSeconds;
   if (typeof t !== 'number' || !Number.isFinite(t) || t < 1 || t > 300) {
-    return c.fail(`${path}.timeoutSeconds`, `must be a number of seconds from 1 to 300 (an attempt crosses the API server, which needs about a second), got ${describeValue(t)}`);
+    return c.fail(
+      `${path}.timeoutSeconds`,
+      `must be a number of seconds from 1 to 300 (an attempt crosses the API server, which needs about a second), got ${describeValue(t)}`,
+    );
   }
   return t;
 }
@@ -129,12 +132,13 @@ function checkCondition(c: Checker, v: unknown, path: string): AttemptCondition 
   const w = c.mapping(v, path, ['flag', 'noFlag', 'env', 'annotation', 'value'], 'a condition: flag, noFlag, env, annotation, value');
   if (w === undefined) return undefined;
   if (Object.keys(w).length === 0) return c.fail(path, 'must name at least one of flag, noFlag, env, annotation');
-  if (w.value !== undefined && w.annotation === undefined) return c.fail(`${path}.value`, 'needs annotation (it is the annotation\'s value)');
+  if (w.value !== undefined && w.annotation === undefined) return c.fail(`${path}.value`, "needs annotation (it is the annotation's value)");
   const flag = w.flag === undefined ? undefined : checkFlag(c, w.flag, `${path}.flag`);
   const noFlag = w.noFlag === undefined ? undefined : checkFlag(c, w.noFlag, `${path}.noFlag`);
   const env = w.env === undefined ? undefined : checkEnvName(c, w.env, `${path}.env`);
   const annotation = w.annotation === undefined ? undefined : checkAnnotationKey(c, w.annotation, `${path}.annotation`);
-  const value = w.value === undefined ? undefined : typeof w.value === 'string' ? w.value : c.fail(`${path}.value`, `must be a string, got ${describeValue(w.value)}`);
+  const value =
+    w.value === undefined ? undefined : typeof w.value === 'string' ? w.value : c.fail(`${path}.value`, `must be a string, got ${describeValue(w.value)}`);
   return {
     ...(flag !== undefined && { flag }),
     ...(noFlag !== undefined && { noFlag }),
@@ -200,7 +204,9 @@ function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefi
   if (e.native !== undefined && typeof e.native !== 'boolean') {
     c.fail(`${path}.native`, `must be true or false, got ${describeValue(e.native)}`);
   }
-  const attempts = (c.list(e.attempts, `${path}.attempts`, 'a list of attempts, cleanest first') ?? []).map((a, i) => checkAttempt(c, a, `${path}.attempts[${i}]`));
+  const attempts = (c.list(e.attempts, `${path}.attempts`, 'a list of attempts, cleanest first') ?? []).map((a, i) =>
+    checkAttempt(c, a, `${path}.attempts[${i}]`),
+  );
   if (c.problems.length > before || name === undefined) return undefined;
   return {
     name,
@@ -258,7 +264,12 @@ const MAX_LISTED = 5;
 export function parseCatalog(doc: unknown, file: string): Catalog {
   const c = new Checker();
   const top = c.mapping(doc, '', ['distrolessImages', 'sidecars'], 'with a sidecars list');
-  const list = top === undefined ? undefined : Array.isArray(top.sidecars) ? top.sidecars : c.fail('sidecars', `must be a list of sidecar entries, got ${describeValue(top.sidecars)}`);
+  const list =
+    top === undefined
+      ? undefined
+      : Array.isArray(top.sidecars)
+        ? top.sidecars
+        : c.fail('sidecars', `must be a list of sidecar entries, got ${describeValue(top.sidecars)}`);
   const entries = (list ?? []).map((e, i) => checkEntry(c, e, `sidecars[${i}]`));
   let distrolessImages: ImagePattern[] | undefined;
   if (top?.distrolessImages !== undefined) {
@@ -283,7 +294,8 @@ export function loadCatalog(file: string): Catalog {
     bytes = readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : oneLine((err as Error).message);
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : oneLine((err as Error).message);
     throw new ConfigError(`cannot read sidecar catalog ${file}: ${why} (set SIDECAR_CATALOG or --config to a readable catalog file)`);
   }
   if (bytes.length > MAX_CATALOG_BYTES) {

@@ -3,11 +3,12 @@
  * Each option lists its environment variable, default and meaning; every bound is checked here,
  * and an invalid value stops start-up with one line naming the variable, the constraint and the value.
  */
+
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { parseLabelSelector, SelectorError } from '../domain/label-selector.ts';
 import { DEFAULT_CATALOG_PATH } from './catalog-file.ts';
-import { SelectorError, parseLabelSelector } from '../domain/label-selector.ts';
 import { ConfigError, quote } from './errors.ts';
 
 export interface Config {
@@ -128,7 +129,10 @@ function text(rule: string, test: (s: string) => boolean = (s) => s.trim() !== '
 const namespaceName = (s: string) => s.length <= 63 && dns1123Label.test(s);
 
 const namespaces: Parser<string[]> = (raw) => {
-  const names = raw.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const names = raw
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
   if (names.length === 0) throw new Invalid(`must name at least one namespace (unset it to watch all), got ${quote(raw)}`);
   const seen = new Set<string>();
   for (const n of names) {
@@ -139,10 +143,7 @@ const namespaces: Parser<string[]> = (raw) => {
   return names;
 };
 
-const host = text(
-  'an IP address or a host name',
-  (s) => isIP(s) !== 0 || (s.length <= 253 && hostName.test(s)),
-);
+const host = text('an IP address or a host name', (s) => isIP(s) !== 0 || (s.length <= 253 && hostName.test(s)));
 
 /** A label selector as the API server parses it (a typo stops start-up instead of every list failing). */
 const selector: Parser<string> = (raw) => {
@@ -174,7 +175,10 @@ const VARIABLES = {
   SHUTDOWN_GRACE_SECONDS: { parse: seconds(1, 600, "the pod's terminationGracePeriodSeconds must cover it"), default: 20 },
   INSTANCE_NAME: { parse: text('a name, not blank, at most 253 characters', (s) => s.trim() !== '' && s.length <= 253), default: undefined },
   LEADER_ELECT: { parse: bool, default: true },
-  LEASE_NAME: { parse: text("a DNS-1123 name (lowercase letters, digits, '-' and '.', at most 253 characters)", (s) => s.length <= 253 && dns1123Subdomain.test(s)), default: 'hahaha' },
+  LEASE_NAME: {
+    parse: text("a DNS-1123 name (lowercase letters, digits, '-' and '.', at most 253 characters)", (s) => s.length <= 253 && dns1123Subdomain.test(s)),
+    default: 'hahaha',
+  },
   LEASE_NAMESPACE: { parse: text(`one of the ${NAMESPACE_RULE}`, namespaceName), default: undefined },
   LEASE_DURATION_SECONDS: { parse: seconds(1, 3600, `${LEASE_WHY}; above an hour a standby waits too long`), default: 15 },
   RENEW_DEADLINE_SECONDS: { parse: seconds(1, 3600, LEASE_WHY), default: 10 },
@@ -184,7 +188,10 @@ const VARIABLES = {
   WEBHOOK_HOST: { parse: host, default: '0.0.0.0' },
   WEBHOOK_CERT_DIR: { parse: text('a directory path, not blank'), default: '/tmp/k8s-webhook-server/serving-certs' },
   DRY_RUN: { parse: bool, default: false },
-  EPHEMERAL_SIGNAL_IMAGE: { parse: text('an image pinned by digest (name@sha256:<64 hex>)', (s) => /^[^\s@]+@sha256:[0-9a-f]{64}$/.test(s)), default: undefined },
+  EPHEMERAL_SIGNAL_IMAGE: {
+    parse: text('an image pinned by digest (name@sha256:<64 hex>)', (s) => /^[^\s@]+@sha256:[0-9a-f]{64}$/.test(s)),
+    default: undefined,
+  },
 } satisfies Record<string, { parse: Parser<unknown>; default: unknown }>;
 
 type Variables = typeof VARIABLES;

@@ -71,7 +71,8 @@ function fromFiles(files: readonly string[], source: string, fix: string): Crede
       readFileSync(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : oneLine((err as Error).message);
+      const why =
+        code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : oneLine((err as Error).message);
       throw new ConfigError(`kubeconfig ${file}: cannot read: ${why} (${fix})`);
     }
     try {

@@ -55,7 +55,10 @@ export class AccessCheck {
     this.missingNow = missing;
     if (missing.join('\n') !== before) {
       if (missing.length > 0) {
-        this.log.error({ missing }, `hahaha's credentials lack ${missing.length} permission(s) it needs; grant them (the chart's ClusterRole and Role have them)`);
+        this.log.error(
+          { missing },
+          `hahaha's credentials lack ${missing.length} permission(s) it needs; grant them (the chart's ClusterRole and Role have them)`,
+        );
       } else if (before !== undefined) {
         this.log.info('every permission hahaha needs is granted now');
       }

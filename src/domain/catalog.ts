@@ -3,7 +3,7 @@
  * Loaded and validated by `config/catalog-file.ts`; matching is pure.
  */
 
-import { type KindAttempt, describeKind } from './attempt-kinds/index.ts';
+import { describeKind, type KindAttempt } from './attempt-kinds/index.ts';
 
 export type { ExecAttempt, HttpAttempt } from './attempt-kinds/index.ts';
 
@@ -89,10 +89,7 @@ export interface Catalog {
  * First entry that matches the container's name (and image, when the entry has a pattern). An
  * image longer than {@link MAX_IMAGE_LENGTH} matches no pattern; {@link imageNotMatchedReason} says so.
  */
-export function findCatalogEntry(
-  catalog: Catalog,
-  container: { name: string; image: string },
-): CatalogEntry | undefined {
+export function findCatalogEntry(catalog: Catalog, container: { name: string; image: string }): CatalogEntry | undefined {
   return catalog.entries.find((e) => e.containers.includes(container.name) && imageMatches(e, container.image));
 }
 

@@ -4,14 +4,8 @@
  * Each rule is a small named predicate, testable alone; `decide` chains them in order.
  */
 import { type Attempt, type Catalog, findCatalogEntry } from './catalog.ts';
-import { type ResolveOptions, type SkippedAttempt, resolveAttempts } from './resolve.ts';
-import {
-  APP_LABEL,
-  type ContainerSpecView,
-  type ContainerStatusView,
-  MAIN_CONTAINERS_ANNOTATION,
-  type PodView,
-} from './pod-view.ts';
+import { APP_LABEL, type ContainerSpecView, type ContainerStatusView, MAIN_CONTAINERS_ANNOTATION, type PodView } from './pod-view.ts';
+import { type ResolveOptions, resolveAttempts, type SkippedAttempt } from './resolve.ts';
 
 export interface ReapTarget {
   readonly container: string;
@@ -26,13 +20,7 @@ export interface ReapTarget {
 }
 
 /** Machine-readable reasons for Ignore, used as a metric label; stable. */
-export type IgnoreCode =
-  | 'malformed'
-  | 'being-deleted'
-  | 'finished'
-  | 'no-main-container'
-  | 'restart-always'
-  | 'nothing-to-reap';
+export type IgnoreCode = 'malformed' | 'being-deleted' | 'finished' | 'no-main-container' | 'restart-always' | 'nothing-to-reap';
 
 export type WaitCode = 'main-running' | 'main-will-restart';
 
@@ -81,7 +69,14 @@ export function usesNativeSidecars(pod: PodView): boolean {
 export function findMainContainers(pod: PodView): readonly string[] | string {
   const annotation = pod.annotations[MAIN_CONTAINERS_ANNOTATION];
   if (annotation !== undefined) {
-    const names = [...new Set(annotation.split(',').map((s) => s.trim()).filter((s) => s !== ''))];
+    const names = [
+      ...new Set(
+        annotation
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== ''),
+      ),
+    ];
     if (names.length === 0) return `annotation ${MAIN_CONTAINERS_ANNOTATION} names no container`;
     const missing = names.filter((n) => !pod.containers.some((c) => c.name === n));
     if (missing.length > 0) {

@@ -7,7 +7,7 @@
  */
 import { type Catalog, findCatalogEntry } from './catalog.ts';
 import { findMainContainers, isNativeSidecar } from './decide.ts';
-import { NATIVE_SIDECARS_ANNOTATION, type PodView, isMalformed, parsePod } from './pod-view.ts';
+import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod } from './pod-view.ts';
 
 /** Machine-readable reasons a pod is left as it is; stable, used in logs and explain. */
 export type ConversionSkipCode =
@@ -152,7 +152,10 @@ export function planConversion(raw: unknown, namespace: string, catalog: Catalog
     return skip('main-is-sidecar', `${mainSidecars.join(', ')} is named as a main container; converting it would stop the Job from waiting for it`);
   }
   if (sharesProcessNamespace(raw as Json)) {
-    return skip('shared-process-namespace', 'shareProcessNamespace is on: the main container may signal or wait for the sidecar, which a native sidecar would change');
+    return skip(
+      'shared-process-namespace',
+      'shareProcessNamespace is on: the main container may signal or wait for the sidecar, which a native sidecar would change',
+    );
   }
 
   const kept: KeptContainer[] = [];
@@ -188,9 +191,7 @@ function pointer(segment: string): string {
 export function conversionPatch(raw: unknown, plan: ConversionPlan): JsonPatchOp[] {
   if (!plan.convert) return [];
   const pod = raw as { metadata: Json; spec: { containers: Json[]; initContainers?: Json[] } };
-  const moved = pod.spec.containers
-    .map((c, index) => ({ c, index }))
-    .filter(({ c }) => plan.containers.includes(c.name as string));
+  const moved = pod.spec.containers.map((c, index) => ({ c, index })).filter(({ c }) => plan.containers.includes(c.name as string));
 
   const ops: JsonPatchOp[] = [];
   for (const { c, index } of [...moved].reverse()) {

@@ -284,7 +284,10 @@ export function parsePod(raw: unknown, opts: ParseOptions = {}): PodView | Malfo
     uid,
     resourceVersion: str(meta.resourceVersion) ?? '',
     labels: pick(meta.labels, KEPT_LABELS),
-    annotations: pick(meta.annotations, opts.annotations === undefined ? KEPT_ANNOTATIONS : { has: (k: string) => KEPT_ANNOTATIONS.has(k) || opts.annotations?.has(k) === true }),
+    annotations: pick(
+      meta.annotations,
+      opts.annotations === undefined ? KEPT_ANNOTATIONS : { has: (k: string) => KEPT_ANNOTATIONS.has(k) || opts.annotations?.has(k) === true },
+    ),
     ...(deletionTimestamp !== undefined && { deletionTimestamp }),
     ...(owner !== undefined && { owner }),
     restartPolicy: str(raw.spec.restartPolicy) ?? 'Always',

@@ -162,12 +162,7 @@ export function worstOutcome(predictions: readonly Prediction[]): Outcome {
  * What stopping this sidecar will do to a pod whose main containers succeed. Native sidecars
  * always complete (the kubelet stops them and their exit code does not count).
  */
-export function predictSidecar(
-  pod: PodView,
-  container: ContainerSpecView,
-  catalog: Catalog,
-  opts: ResolveOptions & { native?: boolean } = {},
-): Prediction {
+export function predictSidecar(pod: PodView, container: ContainerSpecView, catalog: Catalog, opts: ResolveOptions & { native?: boolean } = {}): Prediction {
   if (opts.native === true || container.restartPolicy === 'Always') {
     return { outcome: 'complete', why: 'a native sidecar: the kubelet stops it and its exit code does not decide the phase' };
   }
@@ -220,9 +215,9 @@ export function predictPod(pod: PodView, catalog: Catalog, opts: ResolveOptions 
   if (pod.restartPolicy === 'Always') return { job: 'unknown', why: 'restartPolicy Always: not a batch pod', sidecars: [] };
   const mains = findMainContainers(pod);
   if (typeof mains === 'string') return { job: 'unknown', why: mains, sidecars: [] };
-  const sidecars = [
-    ...pod.initContainers.filter((c) => c.restartPolicy === 'Always'),
-    ...pod.containers.filter((c) => !mains.includes(c.name)),
-  ].map((c) => ({ container: c.name, predicted: predictSidecar(pod, c, catalog, opts) }));
+  const sidecars = [...pod.initContainers.filter((c) => c.restartPolicy === 'Always'), ...pod.containers.filter((c) => !mains.includes(c.name))].map((c) => ({
+    container: c.name,
+    predicted: predictSidecar(pod, c, catalog, opts),
+  }));
   return { job: worstOutcome(sidecars.map((s) => s.predicted)), sidecars };
 }

@@ -4,7 +4,7 @@
  * learns the state it finished in.
  */
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { isMalformed, type ParseOptions, parsePod, type PodView } from '../domain/pod-view.ts';
+import { isMalformed, type ParseOptions, type PodView, parsePod } from '../domain/pod-view.ts';
 import type { PodReader, PodRef } from '../ports.ts';
 
 export class ApiPodReader implements PodReader {

@@ -10,11 +10,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type KubeConfig, type V1PodList, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { type PodView, isMalformed, parsePod, podKey } from '../domain/pod-view.ts';
+import { isMalformed, type PodView, parsePod, podKey } from '../domain/pod-view.ts';
 import type { PodCache } from '../pod-cache.ts';
 import type { PodWatch, PodWatchEvents } from '../ports.ts';
-import type { Metrics } from '../record/metrics.ts';
 import { retryDelayMs } from '../reconcile/retry-policy.ts';
+import type { Metrics } from '../record/metrics.ts';
 
 export interface PodSourceOptions {
   readonly selector: string;
@@ -124,7 +124,12 @@ export class PodSource implements PodWatch {
       const page: V1PodList =
         scope.namespace === undefined
           ? await this.api.listPodForAllNamespaces({ ...this.selectors(), limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) })
-          : await this.api.listNamespacedPod({ namespace: scope.namespace, ...this.selectors(), limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) });
+          : await this.api.listNamespacedPod({
+              namespace: scope.namespace,
+              ...this.selectors(),
+              limit: PAGE_SIZE,
+              ...(cont !== undefined && { _continue: cont }),
+            });
       for (const item of page.items) {
         const pod = this.accept(item);
         if (pod !== undefined) pods.push(pod);

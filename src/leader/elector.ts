@@ -168,10 +168,7 @@ export class LeaderElector {
       const current = await this.lock.get();
       if (current === undefined || current.record.holderIdentity !== this.opts.identity) return;
       const now = this.now();
-      await this.lock.update(
-        { ...current.record, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now },
-        current.version,
-      );
+      await this.lock.update({ ...current.record, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now }, current.version);
       this.log.info('released the lease');
     } catch (err) {
       this.log.warn({ err }, 'could not release the lease');

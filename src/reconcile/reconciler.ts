@@ -6,14 +6,14 @@
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
-import { type Decision, type ReapTarget, decide, findMainContainers, hasFinished, isNativeSidecar } from '../domain/decide.ts';
+import { type Decision, decide, findMainContainers, hasFinished, isNativeSidecar, type ReapTarget } from '../domain/decide.ts';
 import { APP_LABEL, NATIVE_SIDECARS_ANNOTATION, type PodView, podKey } from '../domain/pod-view.ts';
+import { predictPod } from '../domain/resolve.ts';
 import type { PodReader, PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
-import { type StrategyRegistry, runAttempt } from '../strategies/registry.ts';
-import { type FailureCause, cannotHaveStopped, isPermanent } from '../strategies/strategy.ts';
-import { predictPod } from '../domain/resolve.ts';
+import { runAttempt, type StrategyRegistry } from '../strategies/registry.ts';
+import { cannotHaveStopped, type FailureCause, isPermanent } from '../strategies/strategy.ts';
 import type { WorkResult } from './work-queue.ts';
 
 /** Event reason and action, as HAHAHA wrote them. */
@@ -222,7 +222,7 @@ export class Reconciler {
     }
     if (this.seenActive.delete(pod.uid) && failedBySidecar(pod)) {
       this.deps.metrics.podsFailedBySidecars.inc({ namespace: pod.namespace, job_name: pod.labels[APP_LABEL] ?? '' });
-      log.warn('the pod failed although its main containers exited 0: a sidecar\'s exit code failed it');
+      log.warn("the pod failed although its main containers exited 0: a sidecar's exit code failed it");
     }
   }
 
@@ -238,7 +238,9 @@ export class Reconciler {
     for (const b of bad) this.deps.metrics.preflightWarnings.inc({ outcome: b.predicted.outcome });
     log.warn({ sidecars: bad.map((b) => ({ container: b.container, ...b.predicted })) }, 'preflight: sidecars that will hang or fail the Job');
     const message = bad
-      .map((b) => `Sidecar ${b.container} ${verdict(b.predicted.outcome)}: ${b.predicted.why}${b.predicted.fix === undefined ? '' : ` (fix: ${b.predicted.fix})`}`)
+      .map(
+        (b) => `Sidecar ${b.container} ${verdict(b.predicted.outcome)}: ${b.predicted.why}${b.predicted.fix === undefined ? '' : ` (fix: ${b.predicted.fix})`}`,
+      )
       .join(' | ');
     void this.deps.events.record({
       pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
@@ -249,12 +251,7 @@ export class Reconciler {
     });
   }
 
-  private async reap(
-    pod: PodView,
-    decision: Extract<Decision, { decision: 'reap' }>,
-    log: Logger,
-    signal?: AbortSignal,
-  ): Promise<WorkResult> {
+  private async reap(pod: PodView, decision: Extract<Decision, { decision: 'reap' }>, log: Logger, signal?: AbortSignal): Promise<WorkResult> {
     if (!this.mainSeenAt.has(pod.uid)) this.mainSeenAt.set(pod.uid, this.now());
     const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
     const labels = (container: string) => ({ container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace });

@@ -54,10 +54,7 @@ export class EventRecorder {
       }
     } catch (err) {
       this.metrics.unsuccessfulEventPosts.inc();
-      this.log.warn(
-        { err, namespace: event.pod.namespace, pod: event.pod.name, type: event.type, message: event.message },
-        'could not post event',
-      );
+      this.log.warn({ err, namespace: event.pod.namespace, pod: event.pod.name, type: event.type, message: event.message }, 'could not post event');
     }
   }
 

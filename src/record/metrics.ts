@@ -3,7 +3,7 @@
  * tests and several daemons in one process do not share counters).
  * HAHAHA's four names and labels are kept unchanged for existing dashboards and alerts.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export type SidecarLabels = 'container' | 'job_name' | 'namespace';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ExecAttempt } from '../domain/catalog.ts';
 import type { EphemeralRunner, Executor } from '../ports.ts';
-import { type AttemptOutcome, type AttemptTarget, type Strategy, causeOf, errorText } from './strategy.ts';
+import { type AttemptOutcome, type AttemptTarget, causeOf, errorText, type Strategy } from './strategy.ts';
 
 /**
  * When set, an exec that fails because the command is not in the sidecar's image (distroless)

@@ -1,6 +1,6 @@
 import type { HttpAttempt } from '../domain/catalog.ts';
 import type { PortForwarder } from '../ports.ts';
-import { type AttemptOutcome, type AttemptTarget, type Strategy, causeOf, errorText } from './strategy.ts';
+import { type AttemptOutcome, type AttemptTarget, causeOf, errorText, type Strategy } from './strategy.ts';
 
 /** Calls the sidecar's admin endpoint on the pod's loopback, through pods/portforward. */
 export function httpStrategy(forwarder: PortForwarder): Strategy<HttpAttempt> {

@@ -15,11 +15,6 @@ export function createRegistry(deps: { portForwarder: PortForwarder; executor: E
 }
 
 /** Runs the attempt with its kind's strategy. */
-export function runAttempt(
-  registry: StrategyRegistry,
-  target: AttemptTarget,
-  attempt: Attempt,
-  signal?: AbortSignal,
-): Promise<AttemptOutcome> {
+export function runAttempt(registry: StrategyRegistry, target: AttemptTarget, attempt: Attempt, signal?: AbortSignal): Promise<AttemptOutcome> {
   return (registry[attempt.kind] as Strategy<Attempt>).run(target, attempt, signal);
 }

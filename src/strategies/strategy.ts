@@ -19,15 +19,7 @@ import type { PodRef } from '../ports.ts';
  *   whose stream closed without a status. The ask most likely landed;
  * - error: anything else.
  */
-export type FailureCause =
-  | 'forbidden'
-  | 'missing-binary'
-  | 'endpoint-missing'
-  | 'refused'
-  | 'timeout'
-  | 'rejected'
-  | 'cut-off'
-  | 'error';
+export type FailureCause = 'forbidden' | 'missing-binary' | 'endpoint-missing' | 'refused' | 'timeout' | 'rejected' | 'cut-off' | 'error';
 
 export type AttemptOutcome =
   | {
@@ -88,5 +80,9 @@ export function errorText(err: unknown): string {
  * "error forwarding port 9091 to pod <id>, uid : …" (often empty), and the pod sandbox id.
  */
 export function withoutApiNoise(text: string): string {
-  return text.replace(/ to pod [0-9a-f]{64}, uid [^:]*:/g, ':').replace(/, uid [^:]*:/g, ':').replace(/\s+/g, ' ').trim();
+  return text
+    .replace(/ to pod [0-9a-f]{64}, uid [^:]*:/g, ':')
+    .replace(/, uid [^:]*:/g, ':')
+    .replace(/\s+/g, ' ')
+    .trim();
 }

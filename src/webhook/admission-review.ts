@@ -5,7 +5,7 @@
  */
 import type { Catalog } from '../domain/catalog.ts';
 import type { LabelSelector } from '../domain/label-selector.ts';
-import { type ConversionPlan, type JsonPatchOp, conversionPatch, planConversion } from '../domain/native-conversion.ts';
+import { type ConversionPlan, conversionPatch, type JsonPatchOp, planConversion } from '../domain/native-conversion.ts';
 
 export interface AdmissionRequestInfo {
   readonly uid: string;

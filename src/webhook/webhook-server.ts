@@ -169,7 +169,9 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       if (now !== supported) {
         log[now ? 'info' : 'warn'](
           { version: v.gitVersion, nativeSidecars: now },
-          now ? 'the API server runs native sidecars: converting catalog sidecars marked native' : 'the API server is older than 1.29: no native sidecar conversion',
+          now
+            ? 'the API server runs native sidecars: converting catalog sidecars marked native'
+            : 'the API server is older than 1.29: no native sidecar conversion',
         );
       }
       supported = now;

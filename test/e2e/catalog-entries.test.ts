@@ -9,20 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  apply,
   BUILT,
   type ContainerSpec,
-  apply,
   eventually,
   getPod,
   hahahaEvents,
   jobPod,
   kubectl,
   main,
-  metricValue,
   metricsText,
+  metricValue,
   naisjob,
-  testNamespace,
   sidecar,
+  testNamespace,
   waitJobComplete,
 } from './harness.ts';
 
@@ -41,7 +41,12 @@ const entries: { entry: string; container: ContainerSpec; via: RegExp; fails?: b
     entry: 'secure-logs-configmap-reload (the real configmap-reload, stopped with killall)',
     container: {
       name: 'secure-logs-configmap-reload',
-      command: [`${BUILT.CONFIGMAP_RELOAD_BIN}/configmap-reload`, `--volume-dir=${configmapDir}`, '--webhook-url=http://127.0.0.1:9999/-/reload', '--web.listen-address=127.0.0.1:9533'],
+      command: [
+        `${BUILT.CONFIGMAP_RELOAD_BIN}/configmap-reload`,
+        `--volume-dir=${configmapDir}`,
+        '--webhook-url=http://127.0.0.1:9999/-/reload',
+        '--web.listen-address=127.0.0.1:9533',
+      ],
     },
     via: /exec \/bin\/killall configmap-reload, exit code 2; a non-zero exit code fails the pod/,
     // configmap-reload handles no signal: as PID 1 it exits 2 after SIGTERM (Go's runtime), so
@@ -63,14 +68,19 @@ describe('every default catalog entry stops its sidecar', () => {
       await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 2; echo done'), container] }));
       const pod = await jobPod(ns.name, job);
       if (fails) {
-        const phase = await eventually('the pod to finish', async () => {
-          const p = await getPod(ns.name, pod.metadata.name);
-          return ['Succeeded', 'Failed'].includes(p.status?.phase) ? p.status.phase : undefined;
-        }, 90_000);
+        const phase = await eventually(
+          'the pod to finish',
+          async () => {
+            const p = await getPod(ns.name, pod.metadata.name);
+            return ['Succeeded', 'Failed'].includes(p.status?.phase) ? p.status.phase : undefined;
+          },
+          90_000,
+        );
         assert.equal(phase, 'Failed');
         // Counted as what it is: a Job failed by its sidecar's exit code.
-        await eventually('hahaha_pods_failed_by_sidecars_total for the job', async () =>
-          metricValue(await metricsText(), 'hahaha_pods_failed_by_sidecars_total', { namespace: ns.name, job_name: job }) === 1,
+        await eventually(
+          'hahaha_pods_failed_by_sidecars_total for the job',
+          async () => metricValue(await metricsText(), 'hahaha_pods_failed_by_sidecars_total', { namespace: ns.name, job_name: job }) === 1,
         );
       } else {
         await waitJobComplete(ns.name, job);

@@ -73,7 +73,8 @@ export async function render(release: string, namespace: string, values: Record<
 /** The first object of `kind` (and, when given, whose name ends with `suffix`). */
 export function find(objects: K8sObject[], kind: string, suffix = ''): K8sObject {
   const o = objects.find((x) => x.kind === kind && x.metadata.name.endsWith(suffix));
-  if (o === undefined) throw new Error(`no ${kind}${suffix ? ` named *${suffix}` : ''} in the rendered chart (${objects.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')})`);
+  if (o === undefined)
+    throw new Error(`no ${kind}${suffix ? ` named *${suffix}` : ''} in the rendered chart (${objects.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')})`);
   return o;
 }
 

@@ -38,8 +38,7 @@ export function flattenRules(rules: any[]): string[] {
   for (const r of rules) {
     for (const g of r.apiGroups ?? [''])
       for (const res of r.resources ?? [])
-        for (const v of r.verbs ?? [])
-          for (const n of r.resourceNames ?? ['']) out.push([g === '' ? 'core' : g, res, v, n].join('|').replace(/\|$/, ''));
+        for (const v of r.verbs ?? []) for (const n of r.resourceNames ?? ['']) out.push([g === '' ? 'core' : g, res, v, n].join('|').replace(/\|$/, ''));
   }
   return out.sort();
 }
@@ -269,7 +268,7 @@ describe('helm chart: the admission webhook', { skip }, () => {
     assert.equal(find(await render('hahaha', NS), 'MutatingWebhookConfiguration').webhooks[0].timeoutSeconds, 3, 'default timeout');
   });
 
-  it('serves it through a Service on 443 to the pods\' webhook port, with the certificate mounted read-only', async () => {
+  it("serves it through a Service on 443 to the pods' webhook port, with the certificate mounted read-only", async () => {
     const objects = await render('hahaha', NS, { webhook: { port: 10443 } });
     const svc = find(objects, 'Service', '-webhook');
     assert.equal(svc.metadata.name, 'hahaha-webhook');
@@ -277,14 +276,23 @@ describe('helm chart: the admission webhook', { skip }, () => {
     const dep = find(objects, 'Deployment');
     assert.deepEqual(svc.spec.selector, dep.spec.selector.matchLabels, 'selects the hahaha pods');
     const c = dep.spec.template.spec.containers[0];
-    assert.deepEqual(c.ports.find((p: any) => p.name === 'webhook'), { name: 'webhook', containerPort: 10443, protocol: 'TCP' });
+    assert.deepEqual(
+      c.ports.find((p: any) => p.name === 'webhook'),
+      { name: 'webhook', containerPort: 10443, protocol: 'TCP' },
+    );
     const env = envOf(objects);
     assert.equal(env.WEBHOOK_ENABLED, 'true');
     assert.equal(env.WEBHOOK_PORT, '10443');
     const certDir = '/tmp/k8s-webhook-server/serving-certs';
     assert.equal(env.WEBHOOK_CERT_DIR, certDir);
-    assert.deepEqual(c.volumeMounts.find((m: any) => m.mountPath === certDir), { name: 'webhook-tls', mountPath: certDir, readOnly: true });
-    assert.deepEqual(dep.spec.template.spec.volumes.find((v: any) => v.name === 'webhook-tls'), { name: 'webhook-tls', secret: { secretName: 'hahaha-webhook-tls' } });
+    assert.deepEqual(
+      c.volumeMounts.find((m: any) => m.mountPath === certDir),
+      { name: 'webhook-tls', mountPath: certDir, readOnly: true },
+    );
+    assert.deepEqual(
+      dep.spec.template.spec.volumes.find((v: any) => v.name === 'webhook-tls'),
+      { name: 'webhook-tls', secret: { secretName: 'hahaha-webhook-tls' } },
+    );
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   });
 
@@ -323,12 +331,17 @@ describe('helm chart: the admission webhook', { skip }, () => {
     assert.equal(certificate.apiVersion, 'cert-manager.io/v1');
     assert.deepEqual([certificate.metadata.name, certificate.metadata.namespace], ['hahaha-webhook', NS]);
     assert.equal(certificate.spec.secretName, 'hahaha-webhook-tls', 'the Secret the pods mount');
-    assert.deepEqual(certificate.spec.dnsNames, ['hahaha-webhook', `hahaha-webhook.${NS}`, `hahaha-webhook.${NS}.svc`, `hahaha-webhook.${NS}.svc.cluster.local`]);
+    assert.deepEqual(certificate.spec.dnsNames, [
+      'hahaha-webhook',
+      `hahaha-webhook.${NS}`,
+      `hahaha-webhook.${NS}.svc`,
+      `hahaha-webhook.${NS}.svc.cluster.local`,
+    ]);
     assert.deepEqual(certificate.spec.issuerRef, { name: issuer.metadata.name, kind: 'Issuer', group: 'cert-manager.io' });
     assert.equal(envOf(objects).WEBHOOK_ENABLED, 'true');
 
     const given = await render('hahaha', NS, { webhook: { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } } });
-    assert.ok(!given.some((o) => o.kind === 'Issuer'), 'no Issuer of the chart\'s own');
+    assert.ok(!given.some((o) => o.kind === 'Issuer'), "no Issuer of the chart's own");
     assert.deepEqual(find(given, 'Certificate').spec.issuerRef, { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
     await assert.rejects(
       helm(['template', 'hahaha', CHART, '--set-json', 'webhook.certManager.issuerRef={"kind":"ClusterIssuer"}']),
@@ -340,12 +353,18 @@ describe('helm chart: the admission webhook', { skip }, () => {
   it('with webhook.enabled=false, renders no webhook object and tells hahaha so', async () => {
     const objects = await render('hahaha', NS, { webhook: { enabled: false, certManager: { enabled: true } } });
     for (const kind of ['MutatingWebhookConfiguration', 'Secret', 'Certificate', 'Issuer']) assert.ok(!objects.some((o) => o.kind === kind), kind);
-    assert.deepEqual(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name), ['hahaha-metrics']);
+    assert.deepEqual(
+      objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name),
+      ['hahaha-metrics'],
+    );
     const env = envOf(objects);
     assert.equal(env.WEBHOOK_ENABLED, 'false');
     assert.equal(env.WEBHOOK_PORT, undefined);
     const pod = find(objects, 'Deployment').spec.template.spec;
-    assert.deepEqual(pod.containers[0].ports.map((p: any) => p.name), ['metrics']);
+    assert.deepEqual(
+      pod.containers[0].ports.map((p: any) => p.name),
+      ['metrics'],
+    );
     assert.ok(!pod.volumes.some((v: any) => v.name === 'webhook-tls'));
   });
 
@@ -415,7 +434,7 @@ const KUBECTL = `${BUILT.K8S_BIN}/kubectl`;
 const clusterSkip =
   skip ??
   missing(KUBECTL, 'kubectl', 'run cluster/scripts/build.sh k8s') ??
-  missing(KUBECONFIG, 'the local cluster\'s kubeconfig', 'start it with cluster/scripts/up.sh (or set HAHAHA_KUBECONFIG)');
+  missing(KUBECONFIG, "the local cluster's kubeconfig", 'start it with cluster/scripts/up.sh (or set HAHAHA_KUBECONFIG)');
 
 /**
  * A release in a throwaway namespace whose webhook can affect no other test: its objectSelector
@@ -441,7 +460,11 @@ describe('helm chart: the webhook on the local cluster', { skip: clusterSkip }, 
   after(async () => {
     if (installed) await helmOnCluster(['uninstall', release, '--namespace', ns, '--wait=false']).catch((err: unknown) => console.error(String(err)));
     // In case the install got half-way: the cluster-scoped objects must never outlive the test.
-    for (const [kind, name] of [['mutatingwebhookconfiguration', fullname], ['clusterrolebinding', fullname], ['clusterrole', fullname]] as const) {
+    for (const [kind, name] of [
+      ['mutatingwebhookconfiguration', fullname],
+      ['clusterrolebinding', fullname],
+      ['clusterrole', fullname],
+    ] as const) {
       await kubectl(['delete', kind, name, '--ignore-not-found', '--wait=false']).catch((err: unknown) => console.error(String(err)));
     }
     await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=false']).catch((err: unknown) => console.error(String(err)));
@@ -462,7 +485,10 @@ describe('helm chart: the webhook on the local cluster', { skip: clusterSkip }, 
       );
       const lines = out.stdout.trim().split('\n');
       assert.equal(lines.length, wanted.length, out.stdout);
-      assert.ok(lines.every((l) => l.endsWith('(server dry run)')), out.stdout);
+      assert.ok(
+        lines.every((l) => l.endsWith('(server dry run)')),
+        out.stdout,
+      );
       assert.doesNotMatch(out.stderr, /warning/i, out.stderr);
     }
   });
@@ -474,10 +500,16 @@ describe('helm chart: the webhook on the local cluster', { skip: clusterSkip }, 
     const read = async () => {
       const secret = JSON.parse((await kubectl(['get', 'secret', `${fullname}-webhook-tls`, '-n', ns, '-o', 'json'])).stdout);
       const mwc = JSON.parse((await kubectl(['get', 'mutatingwebhookconfiguration', fullname, '-o', 'json'])).stdout);
-      return { secret, mwc, crt: secret.data['tls.crt'] as string, ca: secret.data['ca.crt'] as string, caBundle: mwc.webhooks[0].clientConfig.caBundle as string };
+      return {
+        secret,
+        mwc,
+        crt: secret.data['tls.crt'] as string,
+        ca: secret.data['ca.crt'] as string,
+        caBundle: mwc.webhooks[0].clientConfig.caBundle as string,
+      };
     };
     const first = await read();
-    assert.equal(first.caBundle, first.ca, 'the MWC trusts the Secret\'s CA');
+    assert.equal(first.caBundle, first.ca, "the MWC trusts the Secret's CA");
     assert.deepEqual(first.mwc.webhooks[0].objectSelector, { matchLabels: { [`hahaha-chart-test/${id}`]: 'x' } });
     assert.equal(first.mwc.webhooks[0].failurePolicy, 'Ignore');
 
@@ -488,7 +520,10 @@ describe('helm chart: the webhook on the local cluster', { skip: clusterSkip }, 
     assert.equal(second.secret.data['tls.key'], first.secret.data['tls.key'], 'tls.key unchanged by the upgrade');
     assert.equal(second.caBundle, first.caBundle, 'caBundle unchanged by the upgrade');
     const dep = JSON.parse((await kubectl(['get', 'deployment', fullname, '-n', ns, '-o', 'json'])).stdout);
-    assert.ok((dep.spec.template.spec.containers[0].env as any[]).some((e) => e.name === 'LOG_LEVEL' && e.value === 'debug'), 'the upgrade was applied');
+    assert.ok(
+      (dep.spec.template.spec.containers[0].env as any[]).some((e) => e.name === 'LOG_LEVEL' && e.value === 'debug'),
+      'the upgrade was applied',
+    );
 
     // A certificate inside its renewal window (here: 1 day left) is replaced by the next upgrade.
     const soon = new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');

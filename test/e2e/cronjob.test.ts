@@ -1,7 +1,7 @@
 /** A Naisjob with a schedule becomes a CronJob: its Jobs must complete too. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { apply, eventually, hahahaEvents, kubectlJson, main, testNamespace, podTemplate, sidecar } from './harness.ts';
+import { apply, eventually, hahahaEvents, kubectlJson, main, podTemplate, sidecar, testNamespace } from './harness.ts';
 
 describe('CronJob', () => {
   const ns = testNamespace('e2e-cronjob');
@@ -18,7 +18,10 @@ describe('CronJob', () => {
         jobTemplate: {
           spec: {
             backoffLimit: 0,
-            template: podTemplate({ app: name, containers: [main(name, 'sleep 1'), sidecar('linkerd-proxy', 'linkerd'), sidecar('secure-logs-fluentd', 'fluentd')] }),
+            template: podTemplate({
+              app: name,
+              containers: [main(name, 'sleep 1'), sidecar('linkerd-proxy', 'linkerd'), sidecar('secure-logs-fluentd', 'fluentd')],
+            }),
           },
         },
       },

@@ -8,32 +8,20 @@
  * FAILOVER_ROUNDS (default 1) repeats the whole scenario.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { type RunningHahaha, get, startHahaha } from '../unit/chart-assets.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { get, type RunningHahaha, startHahaha } from '../unit/chart-assets.ts';
 import { render } from './chart-helm.ts';
-import {
-  RUN,
-  apply,
-  eventually,
-  kubectl,
-  main,
-  metricValue,
-  namespace,
-  naisjob,
-  tokenKubeconfig,
-  waitJobComplete,
-} from './harness.ts';
+import { apply, eventually, kubectl, main, metricValue, naisjob, namespace, RUN, tokenKubeconfig, waitJobComplete } from './harness.ts';
 
 const RELEASE = 'hahaha-failover';
 const RELEASE_NS = 'hahaha-failover';
 const SELECTOR_LABEL = 'hahaha-e2e/failover';
 const ROUNDS = Number(process.env.FAILOVER_ROUNDS ?? 1);
 const LEASE_SECONDS = 15;
-
 
 interface Instance extends RunningHahaha {
   readonly name: string;
@@ -55,8 +43,9 @@ describe('leader election failover', () => {
   const logDir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-failover-'));
 
   before(async () => {
-    await eventually(`namespace ${RELEASE_NS} not terminating`, async () =>
-      !(await kubectl(['get', 'namespace', RELEASE_NS, '--ignore-not-found', '-o', 'jsonpath={.status.phase}'])).includes('Terminating'),
+    await eventually(
+      `namespace ${RELEASE_NS} not terminating`,
+      async () => !(await kubectl(['get', 'namespace', RELEASE_NS, '--ignore-not-found', '-o', 'jsonpath={.status.phase}'])).includes('Terminating'),
     );
     const rbacKinds = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
     const rbac = (await render(RELEASE, RELEASE_NS)).filter((o) => rbacKinds.has(o.kind));
@@ -131,7 +120,9 @@ describe('leader election failover', () => {
 
       for (const job of jobs) await waitJobComplete(ns, job, 120_000);
       for (const job of jobs) {
-        const requests = readFileSync(join(logDir, `${job}.log`), 'utf8').split('\n').filter((l) => / POST \/shutdown from /.test(l));
+        const requests = readFileSync(join(logDir, `${job}.log`), 'utf8')
+          .split('\n')
+          .filter((l) => / POST \/shutdown from /.test(l));
         assert.equal(requests.length, 1, `${job}'s sidecar got ${requests.length} shutdown requests:\n${requests.join('\n')}`);
       }
       assert.equal(await b.stop(), 0, 'SIGTERM must exit 0');

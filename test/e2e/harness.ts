@@ -42,10 +42,7 @@ export const BUILT: Record<string, string> = Object.fromEntries(
  * The built kubectl against the local cluster: the admin kubeconfig, or `kubeconfig` (a
  * ServiceAccount's). Resolves with its output; rejects with kubectl's stderr.
  */
-export async function kubectlRun(
-  args: string[],
-  opts: { input?: string; kubeconfig?: string } = {},
-): Promise<{ stdout: string; stderr: string }> {
+export async function kubectlRun(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<{ stdout: string; stderr: string }> {
   const child = run(`${BUILT.K8S_BIN}/kubectl`, ['--kubeconfig', opts.kubeconfig ?? KUBECONFIG, '--request-timeout=20s', ...args], {
     maxBuffer: 64 * 1024 * 1024,
   });
@@ -117,7 +114,11 @@ export async function namespace(prefix: string): Promise<{ ns: string; cleanup: 
   counter += 1;
   const ns = `${prefix}-${process.pid % 100000}-${counter}`.slice(0, 63);
   await kubectl(['create', 'namespace', ns]);
-  await eventually(`default service account in ${ns}`, async () => (await kubectl(['get', 'serviceaccount', 'default', '-n', ns, '--ignore-not-found'])).includes('default'), 30_000);
+  await eventually(
+    `default service account in ${ns}`,
+    async () => (await kubectl(['get', 'serviceaccount', 'default', '-n', ns, '--ignore-not-found'])).includes('default'),
+    30_000,
+  );
   return {
     ns,
     cleanup: async () => {
@@ -197,10 +198,13 @@ export function podTemplate(o: PodTemplateOptions) {
     ...(c.env !== undefined && { env: Object.entries(c.env).map(([name, value]) => ({ name, value })) }),
   });
   const has = (name: string) => o.containers.some((c) => c.name === name);
-  const endpoints = o.shutdownAnnotations === false ? {} : {
-    ...(has('linkerd-proxy') && { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' }),
-    ...(has('vault-agent') && { 'vault.hashicorp.com/agent-enable-quit': 'true' }),
-  };
+  const endpoints =
+    o.shutdownAnnotations === false
+      ? {}
+      : {
+          ...(has('linkerd-proxy') && { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' }),
+          ...(has('vault-agent') && { 'vault.hashicorp.com/agent-enable-quit': 'true' }),
+        };
   const annotations = { ...(o.nativeConversion !== true && { [NATIVE_OPT_OUT[0]]: NATIVE_OPT_OUT[1] }), ...endpoints, ...o.annotations };
   return {
     metadata: {

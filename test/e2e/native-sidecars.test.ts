@@ -13,23 +13,23 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startHahaha } from '../unit/chart-assets.ts';
 import {
-  BUILT,
-  HAHAHA,
-  RUN,
-  type ContainerSpec,
   apply,
+  BUILT,
+  type ContainerSpec,
   containerState,
   eventually,
   getPod,
+  HAHAHA,
   hahahaEvents,
   jobPod,
   kubectl,
   kubectlJson,
   main,
-  metricValue,
   metricsText,
+  metricValue,
   naisjob,
   namespace,
+  RUN,
   sidecar,
   testNamespace,
   tokenKubeconfig,
@@ -185,7 +185,10 @@ describe('native sidecar conversion at admission', { concurrency: true }, () => 
     assert.equal(pod.spec.initContainers, undefined);
     await waitJobComplete(ns.name, job);
     const events = await hahahaEvents(ns.name, pod.metadata.name);
-    assert.ok(events.some((e) => e.type === 'Normal' && e.reason === 'Killing' && /vks-sidecar/.test(e.message)), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => e.type === 'Normal' && e.reason === 'Killing' && /vks-sidecar/.test(e.message)),
+      JSON.stringify(events),
+    );
   });
 
   it('reinvocation: a sidecar injected by a later webhook is converted too', async (t) => {
@@ -204,9 +207,21 @@ describe('native sidecar conversion at admission', { concurrency: true }, () => 
         calls.push(all.join(','));
         const patch = all.includes('secure-logs-fluentd')
           ? []
-          : [{ op: 'add', path: '/spec/containers/-', value: { name: 'secure-logs-fluentd', image: 'example.invalid/fluentd:e2e', command: ['fake-sidecar', 'fluentd'] } }];
-        const response = { uid: review.request.uid, allowed: true, ...(patch.length > 0 && { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') }) };
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));
+          : [
+              {
+                op: 'add',
+                path: '/spec/containers/-',
+                value: { name: 'secure-logs-fluentd', image: 'example.invalid/fluentd:e2e', command: ['fake-sidecar', 'fluentd'] },
+              },
+            ];
+        const response = {
+          uid: review.request.uid,
+          allowed: true,
+          ...(patch.length > 0 && { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') }),
+        };
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));
       });
     });
     await new Promise<void>((r) => injector.listen(0, '127.0.0.1', () => r()));
@@ -286,7 +301,9 @@ describe('native sidecar conversion: namespace opt-out, a webhook that is down, 
     await apply(config);
 
     // While it runs, the second webhook converts (proof that it was live) ...
-    await apply(naisjob(ns, 'live', { nativeConversion: true, labels: { 'e2e-down': id }, containers: [main('live', 'sleep 1'), sidecar('vks-sidecar', 'vks')] }));
+    await apply(
+      naisjob(ns, 'live', { nativeConversion: true, labels: { 'e2e-down': id }, containers: [main('live', 'sleep 1'), sidecar('vks-sidecar', 'vks')] }),
+    );
     assertConverted(await jobPod(ns, 'live'), ['vks-sidecar']);
     // ... and the suite's, which the namespace label opts out, does not.
     await apply(naisjob(ns, 'labelled', { nativeConversion: true, containers: [main('labelled', 'sleep 1'), sidecar('vks-sidecar', 'vks')] }));
@@ -296,7 +313,9 @@ describe('native sidecar conversion: namespace opt-out, a webhook that is down, 
     // Stopped: the API server cannot reach it; failurePolicy Ignore creates the pod unchanged.
     assert.equal(await second.stop(), 0);
     const started = Date.now();
-    await apply(naisjob(ns, 'down', { nativeConversion: true, labels: { 'e2e-down': id }, containers: [main('down', 'sleep 1'), sidecar('vks-sidecar', 'vks')] }));
+    await apply(
+      naisjob(ns, 'down', { nativeConversion: true, labels: { 'e2e-down': id }, containers: [main('down', 'sleep 1'), sidecar('vks-sidecar', 'vks')] }),
+    );
     const down = await jobPod(ns, 'down');
     assert.ok(Date.now() - started < 15_000, 'pod creation was not held up');
     assert.equal(down.spec.initContainers, undefined);
@@ -308,7 +327,10 @@ describe('native sidecar conversion: namespace opt-out, a webhook that is down, 
     ] as const) {
       await waitJobComplete(ns, job);
       const events = await hahahaEvents(ns, pod.metadata.name);
-      assert.ok(events.some((e) => e.reason === 'Killing' && /vks-sidecar/.test(e.message)), JSON.stringify(events));
+      assert.ok(
+        events.some((e) => e.reason === 'Killing' && /vks-sidecar/.test(e.message)),
+        JSON.stringify(events),
+      );
     }
     await waitJobComplete(ns, 'live');
   });

@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { get, startHahaha } from '../unit/chart-assets.ts';
 import {
   apply,
@@ -44,7 +44,12 @@ describe('preflight at pod start', { concurrency: true }, () => {
       const p = await getPod(ns.name, pod.metadata.name);
       return p.status?.phase === 'Running' ? Date.now() : undefined;
     });
-    const warning = await eventually('the preflight Warning', async () => (await hahahaEvents(ns.name, pod.metadata.name)).find((e) => e.reason === 'SidecarPreflight'), 5000, 100);
+    const warning = await eventually(
+      'the preflight Warning',
+      async () => (await hahahaEvents(ns.name, pod.metadata.name)).find((e) => e.reason === 'SidecarPreflight'),
+      5000,
+      100,
+    );
     assert.ok(Date.now() - running <= 5000 + 500, `${Date.now() - running} ms after running`);
     assert.equal(warning.type, 'Warning');
     assert.match(warning.message, /Sidecar secure-logs-configmap-reload will fail the Job: exec \/bin\/killall configmap-reload stops it with exit code 2/);
@@ -60,7 +65,10 @@ describe('preflight at pod start', { concurrency: true }, () => {
       const j = await kubectlJson(['get', 'job', job, '-n', ns.name]);
       return (j.status?.conditions ?? []).some((c: any) => c.type === 'Complete' && c.status === 'True');
     });
-    assert.deepEqual((await hahahaEvents(ns.name, pod.metadata.name)).filter((e) => e.reason === 'SidecarPreflight'), []);
+    assert.deepEqual(
+      (await hahahaEvents(ns.name, pod.metadata.name)).filter((e) => e.reason === 'SidecarPreflight'),
+      [],
+    );
   });
 });
 
@@ -100,7 +108,10 @@ describe('dry run', () => {
     const p = await getPod(ns, pod.metadata.name);
     assert.ok(containerState(p, 'linkerd-proxy')?.running && containerState(p, 'vks-sidecar')?.running, 'both sidecars still run');
     const j = await kubectlJson(['get', 'job', job, '-n', ns]);
-    assert.ok(!(j.status?.conditions ?? []).some((c: any) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed')), 'the Job is still running');
+    assert.ok(
+      !(j.status?.conditions ?? []).some((c: any) => c.status === 'True' && (c.type === 'Complete' || c.type === 'Failed')),
+      'the Job is still running',
+    );
     const text = (await get(hahaha.port, '/metrics')).text;
     assert.equal(metricValue(text, 'hahaha_dry_run_would_stop_total', { namespace: ns }), 2);
     assert.equal(metricValue(text, 'hahaha_sidecar_shutdowns'), 0);

@@ -41,7 +41,7 @@ const FIELD_MANAGER = 'hahaha-rbac-e2e';
 const skip =
   HELM_MISSING() ??
   missing(KUBECTL, 'kubectl', 'run cluster/scripts/build.sh k8s') ??
-  missing(KUBECONFIG, 'the local cluster\'s kubeconfig', 'start it with cluster/scripts/up.sh (or set HAHAHA_KUBECONFIG)');
+  missing(KUBECONFIG, "the local cluster's kubeconfig", 'start it with cluster/scripts/up.sh (or set HAHAHA_KUBECONFIG)');
 
 /** Whether the object exists; one still being deleted (an earlier run's) is waited for first. */
 async function exists(args: string[]): Promise<boolean> {
@@ -141,9 +141,7 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
       ...['exec', 'portforward'].flatMap((subresource) =>
         ['get', 'create'].map((verb) => ({ verb, resource: 'pods', subresource, namespace: 'team-a', name: 'job-x' })),
       ),
-      ...['', 'events.k8s.io'].flatMap((group) =>
-        ['create', 'patch'].map((verb) => ({ verb, resource: 'events', group, namespace: 'team-a' })),
-      ),
+      ...['', 'events.k8s.io'].flatMap((group) => ['create', 'patch'].map((verb) => ({ verb, resource: 'events', group, namespace: 'team-a' }))),
       { verb: 'create', resource: 'leases', group: 'coordination.k8s.io', namespace: NS },
       { verb: 'get', resource: 'leases', group: 'coordination.k8s.io', namespace: NS, name: leaseName },
       { verb: 'update', resource: 'leases', group: 'coordination.k8s.io', namespace: NS, name: leaseName },
@@ -176,7 +174,12 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
       ...['kube-system', 'default', 'team-a'].flatMap((namespace) =>
         ['get', 'create', 'update'].map((verb) => ({ verb, ...lease, namespace, name: verb === 'create' ? undefined : leaseName })),
       ),
-      ...['list', 'watch', 'delete', 'patch'].map((verb) => ({ verb, ...lease, namespace: NS, ...(verb !== 'list' && verb !== 'watch' && { name: leaseName }) })),
+      ...['list', 'watch', 'delete', 'patch'].map((verb) => ({
+        verb,
+        ...lease,
+        namespace: NS,
+        ...(verb !== 'list' && verb !== 'watch' && { name: leaseName }),
+      })),
       { verb: 'get', ...lease, namespace: NS, name: 'hahaha-someone-else' },
       { verb: 'update', ...lease, namespace: NS, name: 'kube-scheduler' },
       { verb: 'bind', resource: 'clusterroles', group: 'rbac.authorization.k8s.io' },
@@ -187,7 +190,7 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
     assert.deepEqual(denied.filter((_, i) => allowed[i]).map(describeAccess), [], 'granted but not needed');
   });
 
-  it('gives the ServiceAccount\'s token no rule beyond the chart\'s and every account\'s (SelfSubjectRulesReview)', async () => {
+  it("gives the ServiceAccount's token no rule beyond the chart's and every account's (SelfSubjectRulesReview)", async () => {
     // What every ServiceAccount gets from Kubernetes' default bindings (system:basic-user,
     // ClusterTrustBundle discovery, ...): the rules of a fresh ServiceAccount bound to nothing.
     const baseline = `rbac-e2e-baseline-${ID}`;
@@ -201,8 +204,7 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
       for (const r of out.status.resourceRules as any[]) {
         for (const g of r.apiGroups ?? [''])
           for (const res of r.resources ?? [])
-            for (const v of r.verbs ?? [])
-              for (const n of r.resourceNames ?? ['']) flat.push([g === '' ? 'core' : g, res, v, n].join('|').replace(/\|$/, ''));
+            for (const v of r.verbs ?? []) for (const n of r.resourceNames ?? ['']) flat.push([g === '' ? 'core' : g, res, v, n].join('|').replace(/\|$/, ''));
       }
       return new Set(flat);
     };
@@ -220,7 +222,7 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
     );
   });
 
-  it('runs hahaha with only the ServiceAccount\'s token: watch, lease, exec, port-forward, events, metrics', async (t) => {
+  it("runs hahaha with only the ServiceAccount's token: watch, lease, exec, port-forward, events, metrics", async (t) => {
     const kubeconfig = await saKubeconfig();
     const label = 'hahaha.e2e/rbac';
     const podNs = `rbac-e2e-pods-${ID}`;
@@ -277,12 +279,17 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
     assert.equal(metricValue(text, 'hahaha_sidecar_shutdowns', { container: 'daprd', namespace: podNs }), 1);
     assert.equal(metricValue(text, 'hahaha_failed_sidecar_shutdowns'), 0);
     assert.equal(metricValue(text, 'hahaha_total_unsuccessful_event_posts'), 0);
-    const events = JSON.parse(
-      (await kubectl(['get', 'events', '-n', podNs, '--field-selector', `involvedObject.name=${podName}`, '-o', 'json'])).stdout,
-    ).items as { reason: string; type: string; message: string; reportingComponent?: string }[];
+    const events = JSON.parse((await kubectl(['get', 'events', '-n', podNs, '--field-selector', `involvedObject.name=${podName}`, '-o', 'json'])).stdout)
+      .items as { reason: string; type: string; message: string; reportingComponent?: string }[];
     const ours = events.filter((e) => e.reportingComponent === 'hahaha');
-    assert.ok(ours.some((e) => e.type === 'Normal' && e.reason === 'Killing' && e.message.includes('vks-sidecar')), JSON.stringify(ours));
-    assert.ok(ours.some((e) => e.type === 'Normal' && e.reason === 'Killing' && e.message.includes('daprd')), JSON.stringify(ours));
+    assert.ok(
+      ours.some((e) => e.type === 'Normal' && e.reason === 'Killing' && e.message.includes('vks-sidecar')),
+      JSON.stringify(ours),
+    );
+    assert.ok(
+      ours.some((e) => e.type === 'Normal' && e.reason === 'Killing' && e.message.includes('daprd')),
+      JSON.stringify(ours),
+    );
 
     // The issue's check of the monitoring assets against a running hahaha, here with real samples.
     const exposed = exposedNames(text);
@@ -339,11 +346,14 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
     );
     const lines = out.stdout.trim().split('\n');
     assert.equal(lines.length, kinds.length, out.stdout);
-    assert.ok(lines.every((l) => l.endsWith('(server dry run)')), out.stdout);
+    assert.ok(
+      lines.every((l) => l.endsWith('(server dry run)')),
+      out.stdout,
+    );
     assert.doesNotMatch(out.stderr, /warning/i);
   });
 
-  it('runs the Deployment\'s pod under Pod Security restricted (enforced, no warnings)', async () => {
+  it("runs the Deployment's pod under Pod Security restricted (enforced, no warnings)", async () => {
     const ns = `rbac-e2e-pss-${ID}`;
     await kubectl(['create', '-f', '-'], {
       input: JSON.stringify({

@@ -15,9 +15,8 @@ import { after, describe, it } from 'node:test';
 import { startHahaha } from '../unit/chart-assets.ts';
 import { CLUSTER_RULES } from './chart-helm.ts';
 import {
-  RUN,
-  type ContainerSpec,
   apply,
+  type ContainerSpec,
   containerState,
   eventually,
   getPod,
@@ -28,6 +27,7 @@ import {
   main,
   naisjob,
   namespace,
+  RUN,
   sidecar,
   testNamespace,
   tokenKubeconfig,
@@ -62,13 +62,18 @@ after(() => {
 /** Waits for the Job's final condition, or `hangsAfterMs` of still running. */
 async function finish(ns: string, job: string, hangsAfterMs?: number): Promise<{ job: string; at?: number }> {
   const deadline = hangsAfterMs === undefined ? undefined : Date.now() + hangsAfterMs;
-  return eventually(`job ${ns}/${job} to finish`, async () => {
-    const j = await kubectlJson(['get', 'job', job, '-n', ns]);
-    const c = (j.status?.conditions ?? []).find((x: any) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True');
-    if (c !== undefined) return { job: c.type as string, at: Date.parse(c.lastTransitionTime) };
-    if (deadline !== undefined && Date.now() > deadline) return { job: 'Running (hangs)' };
-    return undefined;
-  }, 120_000, 500);
+  return eventually(
+    `job ${ns}/${job} to finish`,
+    async () => {
+      const j = await kubectlJson(['get', 'job', job, '-n', ns]);
+      const c = (j.status?.conditions ?? []).find((x: any) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True');
+      if (c !== undefined) return { job: c.type as string, at: Date.parse(c.lastTransitionTime) };
+      if (deadline !== undefined && Date.now() > deadline) return { job: 'Running (hangs)' };
+      return undefined;
+    },
+    120_000,
+    500,
+  );
 }
 
 /** Runs one Job, waits for its end, asserts, and records the row. */
@@ -122,7 +127,7 @@ async function outcome(
     seconds: end.at === undefined ? '-' : Math.max(0, (end.at - mainEnd) / 1000),
   });
   assert.equal(end.job, expect.job, JSON.stringify(events));
-  if (expect.exitCode !== undefined) assert.equal(exit, expect.exitCode, 'the sidecar\'s exit code');
+  if (expect.exitCode !== undefined) assert.equal(exit, expect.exitCode, "the sidecar's exit code");
   if (typeof expect.attempt === 'string') assert.ok(stop?.message.includes(expect.attempt), JSON.stringify(events));
   else assert.match(stop?.message ?? '', expect.attempt);
   if (end.job.startsWith('Running')) await kubectl(['delete', 'job', job, '-n', ns, '--wait=false']);
@@ -135,7 +140,12 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
   const ns = testNamespace('e2e-real');
 
   it('cloud-sql-proxy --quitquitquit: POST :9091/quitquitquit, exit 0, Complete', async () => {
-    await outcome(ns.name, 'csql-qqq', csql(CSQL_ALPINE, '--quitquitquit'), { flags: '--quitquitquit', attempt: 'http POST :9091/quitquitquit, exit code 0', exitCode: 0, job: 'Complete' });
+    await outcome(ns.name, 'csql-qqq', csql(CSQL_ALPINE, '--quitquitquit'), {
+      flags: '--quitquitquit',
+      attempt: 'http POST :9091/quitquitquit, exit code 0',
+      exitCode: 0,
+      job: 'Complete',
+    });
   });
 
   it('cloud-sql-proxy --quitquitquit --admin-port 9092: the endpoint on 9092, exit 0, Complete', async () => {
@@ -167,7 +177,10 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
       job: 'Running (hangs)',
       hangsAfterMs: 8000,
     });
-    assert.ok(events.some((e) => e.reason === 'SidecarPreflight' && /will hang the Job/.test(e.message)), 'predicted at pod start');
+    assert.ok(
+      events.some((e) => e.reason === 'SidecarPreflight' && /will hang the Job/.test(e.message)),
+      'predicted at pod start',
+    );
   });
 
   it('a linkerd proxy (distroless) without proxy-admin-shutdown: a Warning names the annotation, no exec is tried', async () => {
@@ -175,13 +188,24 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
       ns.name,
       'l5d-off',
       { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:edge-25.11.1', command: ['fake-sidecar', 'linkerd', '--shutdown-disabled'] },
-      { flags: '(no annotation)', attempt: /no annotation config.linkerd.io\/proxy-admin-shutdown: enabled/, job: 'Running (hangs)', hangsAfterMs: 6000, noShutdownAnnotations: true },
+      {
+        flags: '(no annotation)',
+        attempt: /no annotation config.linkerd.io\/proxy-admin-shutdown: enabled/,
+        job: 'Running (hangs)',
+        hangsAfterMs: 6000,
+        noShutdownAnnotations: true,
+      },
     );
     assert.ok(!events.some((e) => /exec \//.test(e.message)), 'no exec attempt that cannot work');
   });
 
   it('configmap-reload in its distroless image: killall cannot run there, a Warning says so, the Job hangs', async () => {
-    await outcome(ns.name, 'cmr-off', cmr(), { flags: '(ephemeral off)', attempt: /is distroless \(no \/bin\/killall\)/, job: 'Running (hangs)', hangsAfterMs: 6000 });
+    await outcome(ns.name, 'cmr-off', cmr(), {
+      flags: '(ephemeral off)',
+      attempt: /is distroless \(no \/bin\/killall\)/,
+      job: 'Running (hangs)',
+      hangsAfterMs: 6000,
+    });
   });
 });
 
@@ -205,11 +229,23 @@ describe('the same programs made native sidecars by the webhook', { concurrency:
   const ns = testNamespace('e2e-real-native');
 
   it('cloud-sql-proxy without flags in its distroless image: stopped by the kubelet, exit 143 does not count, Complete', async () => {
-    await outcome(ns.name, 'csql-native', csql(CSQL_DISTROLESS), { flags: '(none), converted', attempt: /^Converted sidecar cloud-sql-proxy/, exitCode: 143, job: 'Complete', native: true });
+    await outcome(ns.name, 'csql-native', csql(CSQL_DISTROLESS), {
+      flags: '(none), converted',
+      attempt: /^Converted sidecar cloud-sql-proxy/,
+      exitCode: 143,
+      job: 'Complete',
+      native: true,
+    });
   });
 
   it('configmap-reload in its distroless image: stopped by the kubelet, exit 2 does not count, Complete', async () => {
-    await outcome(ns.name, 'cmr-native', cmr(), { flags: 'converted', attempt: /^Converted sidecar secure-logs-configmap-reload/, exitCode: 2, job: 'Complete', native: true });
+    await outcome(ns.name, 'cmr-native', cmr(), {
+      flags: 'converted',
+      attempt: /^Converted sidecar secure-logs-configmap-reload/,
+      exitCode: 2,
+      job: 'Complete',
+      native: true,
+    });
   });
 });
 
@@ -263,7 +299,10 @@ describe('ephemeral-container signals (ephemeralSignal enabled)', () => {
     assert.equal(exit, 2, 'configmap-reload exits 2 on any signal');
     assert.equal(end.job, 'Failed', 'as measured: only a native sidecar completes');
     const events = await hahahaEvents(ns, pod.metadata.name);
-    assert.ok(events.some((e) => /in ephemeral container hahaha-signal-[0-9a-f]{6}/.test(e.message)), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => /in ephemeral container hahaha-signal-[0-9a-f]{6}/.test(e.message)),
+      JSON.stringify(events),
+    );
     rows.push({
       sidecar: 'secure-logs-configmap-reload',
       image: CMR_IMAGE,

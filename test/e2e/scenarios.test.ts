@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   apply,
   containerState,
@@ -20,11 +20,11 @@ import {
   kubectl,
   kubectlJson,
   main,
-  metricValue,
   metricsText,
+  metricValue,
   naisjob,
-  testNamespace,
   sidecar,
+  testNamespace,
   waitJobComplete,
 } from './harness.ts';
 
@@ -35,12 +35,7 @@ describe('reaping scenarios', { concurrency: true }, () => {
     const job = 'three';
     await apply(
       naisjob(ns.name, job, {
-        containers: [
-          main(job, 'sleep 2'),
-          sidecar('linkerd-proxy', 'linkerd'),
-          sidecar('secure-logs-fluentd', 'fluentd'),
-          sidecar('vks-sidecar', 'vks'),
-        ],
+        containers: [main(job, 'sleep 2'), sidecar('linkerd-proxy', 'linkerd'), sidecar('secure-logs-fluentd', 'fluentd'), sidecar('vks-sidecar', 'vks')],
       }),
     );
     const pod = await jobPod(ns.name, job);
@@ -54,7 +49,14 @@ describe('reaping scenarios', { concurrency: true }, () => {
     assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 3, JSON.stringify(events));
     // One event on the Job too, for kubectl describe job.
     const onJob = await eventually('the event on the Job', async () => {
-      const list = await kubectlJson<{ items: KubeEvent[] }>(['get', 'events', '-n', ns.name, '--field-selector', `involvedObject.kind=Job,involvedObject.name=${job}`]);
+      const list = await kubectlJson<{ items: KubeEvent[] }>([
+        'get',
+        'events',
+        '-n',
+        ns.name,
+        '--field-selector',
+        `involvedObject.kind=Job,involvedObject.name=${job}`,
+      ]);
       return list.items.find((e) => e.reason === 'SidecarsShutDown');
     });
     assert.match(onJob.message, new RegExp(`^Shut down 3 sidecars of pod ${pod.metadata.name} in \\d+\\.\\d s \\(`));
@@ -69,8 +71,9 @@ describe('reaping scenarios', { concurrency: true }, () => {
       (await hahahaEvents(ns.name, pod.metadata.name)).find((e) => e.type === 'Warning' && /my-agent: unsupported sidecar/.test(e.message)),
     );
     assert.match(warning.message, /^Unsuccessfully shut down container my-agent: unsupported sidecar/);
-    const metric = await eventually('hahaha_unsupported_sidecars for my-agent', async () =>
-      metricValue(await metricsText(), 'hahaha_unsupported_sidecars', { container: 'my-agent', job_name: job, namespace: ns.name }) || undefined,
+    const metric = await eventually(
+      'hahaha_unsupported_sidecars for my-agent',
+      async () => metricValue(await metricsText(), 'hahaha_unsupported_sidecars', { container: 'my-agent', job_name: job, namespace: ns.name }) || undefined,
     );
     assert.equal(metric, 1);
     // The known sidecar is still stopped; the unknown one keeps the pod running.
@@ -152,7 +155,10 @@ describe('reaping scenarios', { concurrency: true }, () => {
       return e.length >= 2 ? e : undefined;
     });
     const warning = events.find((e) => e.type === 'Warning');
-    assert.match(warning?.message ?? '', /^Unsuccessfully shut down container istio-proxy: http POST :15020\/quitquitquit: timed out after 5s \(then stopped by http POST :15000\/quitquitquit\)/);
+    assert.match(
+      warning?.message ?? '',
+      /^Unsuccessfully shut down container istio-proxy: http POST :15020\/quitquitquit: timed out after 5s \(then stopped by http POST :15000\/quitquitquit\)/,
+    );
     assert.match(events.find((e) => e.type === 'Normal')?.message ?? '', /http POST :15000\/quitquitquit/);
   });
 

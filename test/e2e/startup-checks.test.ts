@@ -67,7 +67,13 @@ describe('start-up checks', { concurrency: true }, () => {
 
   it('an invalid WATCH_SELECTOR stops start-up at once with the reason', async () => {
     const child = spawn(process.execPath, [`${ROOT}bin/hahaha.js`, 'run'], {
-      env: { PATH: process.env.PATH ?? '', HOME: '/tmp', KUBECONFIG: `${ROOT}.cluster/kubeconfig`, WATCH_SELECTOR: 'nais.io/naisjob in (true', METRICS_PORT: '0' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: '/tmp',
+        KUBECONFIG: `${ROOT}.cluster/kubeconfig`,
+        WATCH_SELECTOR: 'nais.io/naisjob in (true',
+        METRICS_PORT: '0',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';

@@ -10,7 +10,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { get, startHahaha } from '../unit/chart-assets.ts';
-import { apply, eventually, hahahaEvents, jobPod, kubectl, main, metricValue, naisjob, namespace, sidecar, tokenKubeconfig, waitJobComplete } from './harness.ts';
+import {
+  apply,
+  eventually,
+  hahahaEvents,
+  jobPod,
+  kubectl,
+  main,
+  metricValue,
+  naisjob,
+  namespace,
+  sidecar,
+  tokenKubeconfig,
+  waitJobComplete,
+} from './harness.ts';
 
 describe('watch scope', () => {
   it('finished and deleted pods leave the cache; the stop that finished a pod is still verified', async (t) => {

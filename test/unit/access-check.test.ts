@@ -7,7 +7,7 @@ import { type AccessNeed, describeNeed, requiredAccess } from '../../src/domain/
 const scope = { namespaces: [], leaderElect: true, leaseNamespace: 'hahaha-system', leaseName: 'hahaha' };
 
 describe('requiredAccess', () => {
-  it('is the chart\'s ClusterRole and Role, cluster-wide', () => {
+  it("is the chart's ClusterRole and Role, cluster-wide", () => {
     assert.deepEqual(requiredAccess(scope).map(describeNeed), [
       'get pods cluster-wide',
       'list pods cluster-wide',

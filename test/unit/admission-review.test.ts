@@ -24,7 +24,13 @@ function review(object: unknown, overrides: Record<string, unknown> = {}) {
 
 const jobPod = {
   metadata: { generateName: 'job-', labels: { app: 'job', 'nais.io/naisjob': 'true' } },
-  spec: { restartPolicy: 'Never', containers: [{ name: 'job', image: 'a' }, { name: 'vks-sidecar', image: 'b' }] },
+  spec: {
+    restartPolicy: 'Never',
+    containers: [
+      { name: 'job', image: 'a' },
+      { name: 'vks-sidecar', image: 'b' },
+    ],
+  },
 };
 
 describe('reviewPodCreate', () => {
@@ -36,7 +42,10 @@ describe('reviewPodCreate', () => {
     assert.equal(response.allowed, true);
     assert.equal(response.patchType, 'JSONPatch');
     const ops = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8'));
-    assert.deepEqual(ops.map((o: { op: string }) => o.op), ['test', 'remove', 'add', 'add']);
+    assert.deepEqual(
+      ops.map((o: { op: string }) => o.op),
+      ['test', 'remove', 'add', 'add'],
+    );
     assert.equal(r.request.pod, 'job-*');
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseCatalog } from '../../src/config/catalog-file.ts';
-import { ATTEMPT_KINDS, ATTEMPT_KIND_NAMES, describeKind, kindJson } from '../../src/domain/attempt-kinds/index.ts';
+import { ATTEMPT_KIND_NAMES, ATTEMPT_KINDS, describeKind, kindJson } from '../../src/domain/attempt-kinds/index.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
 
 const examples: Record<string, unknown> = {
@@ -10,7 +10,10 @@ const examples: Record<string, unknown> = {
 };
 
 describe('attempt kinds: one table', () => {
-  const registry = createRegistry({ portForwarder: { request: async () => ({ status: 200, body: '' }) }, executor: { exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }) } });
+  const registry = createRegistry({
+    portForwarder: { request: async () => ({ status: 200, body: '' }) },
+    executor: { exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }) },
+  });
 
   for (const kind of ATTEMPT_KIND_NAMES) {
     it(`${kind}: the catalog parses it, it describes itself, explain prints it, and a strategy runs it`, () => {
@@ -26,8 +29,11 @@ describe('attempt kinds: one table', () => {
     });
   }
 
-  it('the catalog\'s message lists every kind', () => {
-    assert.throws(() => parseCatalog({ sidecars: [{ name: 'x', containers: ['x'], attempts: [{}] }] }, 't.yaml'), /exactly one of http \{method, port, path\} or exec \{command\}/);
+  it("the catalog's message lists every kind", () => {
+    assert.throws(
+      () => parseCatalog({ sidecars: [{ name: 'x', containers: ['x'], attempts: [{}] }] }, 't.yaml'),
+      /exactly one of http \{method, port, path\} or exec \{command\}/,
+    );
   });
 });
 

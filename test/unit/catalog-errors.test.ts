@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../../src/config/catalog-file.ts';
 import { ConfigError } from '../../src/config/errors.ts';
-import { MAX_IMAGE_LENGTH, findCatalogEntry } from '../../src/domain/catalog.ts';
+import { findCatalogEntry, MAX_IMAGE_LENGTH } from '../../src/domain/catalog.ts';
 
 // ---- running bin/hahaha.js as a user would (the same helper in each *-errors test file) ----
 const BIN = new URL('../../bin/hahaha.js', import.meta.url).pathname;
@@ -69,45 +69,188 @@ const http = (fields: string) => `http: {${fields}}`;
 
 const aliasBomb = [
   'a: &a [x, x, x, x, x, x, x, x, x, x]',
-  ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`),
+  ...Array.from(
+    { length: 8 },
+    (_, i) =>
+      `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(97 + i)}`)
+        .join(', ')}]`,
+  ),
   'sidecars: []',
 ].join('\n');
 const tooManyProblems = catalogOf(...Array.from({ length: 8 }, (_, i) => entry(`e${i}`, `[c${i}]`, http('port: 0, path: /x'))));
 
 /** [what, file name, contents (undefined: do not create), patterns the one line must match] */
 const cases: [string, string, string | undefined, RegExp[]][] = [
-  ['a method in lower case', 'method.yaml', catalogOf(entry('istio', '[istio-proxy]', http('method: post, port: 15020, path: /quitquitquit'))), [/entry "istio", field attempts\[0\]\.http\.method \(sidecars\[0\]\.attempts\[0\]\.http\.method\): must be one of GET, POST, PUT, got "post"/]],
-  ['a port as a string', 'port.yaml', catalogOf(entry('istio', '[istio-proxy]', http('port: "15020", path: /quitquitquit'))), [/field attempts\[0\]\.http\.port .*: must be an integer 1-65535, got the string "15020"/]],
-  ['a port out of range', 'port-range.yaml', catalogOf(entry('lp', '[linkerd-proxy]', http('port: 99999, path: /shutdown'))), [/entry "lp", field attempts\[0\]\.http\.port .*must be an integer 1-65535, got 99999/]],
-  ['a command as a string', 'command.yaml', catalogOf(entry('vks', '[vks-sidecar]', 'exec: {command: "/bin/kill -s INT 1"}')), [/entry "vks", field attempts\[0\]\.exec\.command .*: must be a list of strings/, /got the string "\/bin\/kill -s INT 1"/]],
-  ['a number in a command', 'command-number.yaml', catalogOf(entry('vks', '[vks-sidecar]', 'exec: {command: [/bin/kill, -s, INT, 1]}')), [/field attempts\[0\]\.exec\.command\[3\] .*must be a non-empty string \(quote numbers: "1"\), got 1/]],
-  ['an attempt with neither http nor exec', 'neither.yaml', catalogOf(entry('x', '[x]', 'ftp: {port: 1}')), [/field attempts\[0\] .*: an attempt needs exactly one of http \{method, port, path\} or exec \{command\}.*got field\(s\) ftp/]],
-  ['an attempt with both http and exec', 'both.yaml', catalogOf(entry('x', '[x]', 'http: {port: 1, path: /q}\n        exec: {command: [kill]}')), [/an attempt needs exactly one of http .*got field\(s\) http, exec/]],
-  ['a typo in an entry field', 'typo.yaml', `sidecars:\n  - name: lp\n    containers: [x]\n    atempts: []\n`, [/entry "lp" \(sidecars\[0\]\): unknown field\(s\) atempts: allowed are name, containers, image, hint, native, attempts/]],
-  ['a typo in an http field', 'typo-http.yaml', catalogOf(entry('lp', '[x]', http('verb: POST, port: 1, path: /q'))), [/field attempts\[0\]\.http .*unknown field\(s\) verb/]],
-  ['a path without a slash', 'path.yaml', catalogOf(entry('lp', '[x]', http('port: 1, path: shutdown'))), [/field attempts\[0\]\.http\.path .*must be a URL path starting with \//]],
-  ['an accepted status that is not HTTP', 'status.yaml', catalogOf(entry('lp', '[x]', http('port: 1, path: /q, acceptStatus: [99]'))), [/field attempts\[0\]\.http\.acceptStatus\[0\] .*must be an integer 100-599, got 99/]],
-  ['a millisecond timeout', 'timeout.yaml', catalogOf(entry('lp', '[x]', 'http: {port: 1, path: /q}\n        timeoutSeconds: 0.001')), [/field attempts\[0\]\.timeoutSeconds .*must be a number of seconds from 1 to 300 \(.*\), got 0\.001/]],
-  ['native as a string', 'native.yaml', catalogOf(entry('a', '[a]', 'exec: {command: [x]}', '    native: "yes"\n')), [/entry "a", field native \(sidecars\[0\]\.native\): must be true or false, got the string "yes"/]],
-  ['a duplicate entry name', 'dup-name.yaml', catalogOf(entry('k', '[x]', 'exec: {command: [a]}'), entry('k', '[y]', 'exec: {command: [a]}')), [/entry "k", field name \(sidecars\[1\]\.name\): duplicate entry name, already used by sidecars\[0\]/]],
-  ['a second entry for a container (never used)', 'shadow.yaml', catalogOf(entry('one', '[proxy]', 'exec: {command: [a]}'), entry('two', '[proxy]', 'exec: {command: [b]}')), [/entry "two", field containers\[0\] .*container "proxy" is already claimed by entry "one" \(sidecars\[0\]\), which has no image pattern, so this entry would never be used for it/]],
-  ['two entries with the same image pattern', 'shadow-image.yaml', catalogOf(entry('one', '[proxy]', 'exec: {command: [a]}', '    image: "v2"\n'), entry('two', '[proxy]', 'exec: {command: [b]}', '    image: "v2"\n')), [/container "proxy" is already claimed by entry "one" .*with the same image pattern/]],
-  ['a container listed twice in one entry', 'twice.yaml', catalogOf(entry('one', '[proxy, proxy]', 'exec: {command: [a]}')), [/field containers\[1\] .*lists container "proxy" twice/]],
-  ['a blank entry name', 'blank-name.yaml', catalogOf(entry('"  "', '[x]', 'exec: {command: [a]}')), [/entry #1, field name \(sidecars\[0\]\.name\): must be a non-blank string, got a blank string/]],
-  ['a blank container name', 'blank-container.yaml', catalogOf(entry('a', '[""]', 'exec: {command: [a]}')), [/field containers\[0\] .*must be a container name \(lowercase letters, digits and '-', at most 63 characters\), got the string ""/]],
-  ['a container name Kubernetes refuses', 'bad-container.yaml', catalogOf(entry('a', '[Linkerd_Proxy]', 'exec: {command: [a]}')), [/must be a container name .*got the string "Linkerd_Proxy"/]],
-  ['an entry without attempts', 'no-attempts.yaml', 'sidecars:\n  - name: a\n    containers: [a]\n', [/field attempts \(sidecars\[0\]\.attempts\): must be a list of attempts, cleanest first, got nothing/]],
-  ['an invalid image pattern', 'image.yaml', catalogOf(entry('k', '[x]', 'exec: {command: [kill]}', '    image: "("\n')), [/entry "k", field image .*: is not a valid regular expression in RE2 syntax .*missing closing \)/]],
-  ['a lookahead image pattern (not linear time)', 'lookahead.yaml', catalogOf(entry('k', '[x]', 'exec: {command: [kill]}', '    image: "(?=cloud)cloud-sql"\n')), [/field image .*RE2 syntax \(linear-time: no lookaround, no backreferences\)/]],
-  ['a backreference image pattern', 'backref.yaml', catalogOf(entry('k', '[x]', 'exec: {command: [kill]}', '    image: "(a)\\\\1"\n')), [/field image .*not a valid regular expression in RE2 syntax/]],
+  [
+    'a method in lower case',
+    'method.yaml',
+    catalogOf(entry('istio', '[istio-proxy]', http('method: post, port: 15020, path: /quitquitquit'))),
+    [/entry "istio", field attempts\[0\]\.http\.method \(sidecars\[0\]\.attempts\[0\]\.http\.method\): must be one of GET, POST, PUT, got "post"/],
+  ],
+  [
+    'a port as a string',
+    'port.yaml',
+    catalogOf(entry('istio', '[istio-proxy]', http('port: "15020", path: /quitquitquit'))),
+    [/field attempts\[0\]\.http\.port .*: must be an integer 1-65535, got the string "15020"/],
+  ],
+  [
+    'a port out of range',
+    'port-range.yaml',
+    catalogOf(entry('lp', '[linkerd-proxy]', http('port: 99999, path: /shutdown'))),
+    [/entry "lp", field attempts\[0\]\.http\.port .*must be an integer 1-65535, got 99999/],
+  ],
+  [
+    'a command as a string',
+    'command.yaml',
+    catalogOf(entry('vks', '[vks-sidecar]', 'exec: {command: "/bin/kill -s INT 1"}')),
+    [/entry "vks", field attempts\[0\]\.exec\.command .*: must be a list of strings/, /got the string "\/bin\/kill -s INT 1"/],
+  ],
+  [
+    'a number in a command',
+    'command-number.yaml',
+    catalogOf(entry('vks', '[vks-sidecar]', 'exec: {command: [/bin/kill, -s, INT, 1]}')),
+    [/field attempts\[0\]\.exec\.command\[3\] .*must be a non-empty string \(quote numbers: "1"\), got 1/],
+  ],
+  [
+    'an attempt with neither http nor exec',
+    'neither.yaml',
+    catalogOf(entry('x', '[x]', 'ftp: {port: 1}')),
+    [/field attempts\[0\] .*: an attempt needs exactly one of http \{method, port, path\} or exec \{command\}.*got field\(s\) ftp/],
+  ],
+  [
+    'an attempt with both http and exec',
+    'both.yaml',
+    catalogOf(entry('x', '[x]', 'http: {port: 1, path: /q}\n        exec: {command: [kill]}')),
+    [/an attempt needs exactly one of http .*got field\(s\) http, exec/],
+  ],
+  [
+    'a typo in an entry field',
+    'typo.yaml',
+    `sidecars:\n  - name: lp\n    containers: [x]\n    atempts: []\n`,
+    [/entry "lp" \(sidecars\[0\]\): unknown field\(s\) atempts: allowed are name, containers, image, hint, native, attempts/],
+  ],
+  [
+    'a typo in an http field',
+    'typo-http.yaml',
+    catalogOf(entry('lp', '[x]', http('verb: POST, port: 1, path: /q'))),
+    [/field attempts\[0\]\.http .*unknown field\(s\) verb/],
+  ],
+  [
+    'a path without a slash',
+    'path.yaml',
+    catalogOf(entry('lp', '[x]', http('port: 1, path: shutdown'))),
+    [/field attempts\[0\]\.http\.path .*must be a URL path starting with \//],
+  ],
+  [
+    'an accepted status that is not HTTP',
+    'status.yaml',
+    catalogOf(entry('lp', '[x]', http('port: 1, path: /q, acceptStatus: [99]'))),
+    [/field attempts\[0\]\.http\.acceptStatus\[0\] .*must be an integer 100-599, got 99/],
+  ],
+  [
+    'a millisecond timeout',
+    'timeout.yaml',
+    catalogOf(entry('lp', '[x]', 'http: {port: 1, path: /q}\n        timeoutSeconds: 0.001')),
+    [/field attempts\[0\]\.timeoutSeconds .*must be a number of seconds from 1 to 300 \(.*\), got 0\.001/],
+  ],
+  [
+    'native as a string',
+    'native.yaml',
+    catalogOf(entry('a', '[a]', 'exec: {command: [x]}', '    native: "yes"\n')),
+    [/entry "a", field native \(sidecars\[0\]\.native\): must be true or false, got the string "yes"/],
+  ],
+  [
+    'a duplicate entry name',
+    'dup-name.yaml',
+    catalogOf(entry('k', '[x]', 'exec: {command: [a]}'), entry('k', '[y]', 'exec: {command: [a]}')),
+    [/entry "k", field name \(sidecars\[1\]\.name\): duplicate entry name, already used by sidecars\[0\]/],
+  ],
+  [
+    'a second entry for a container (never used)',
+    'shadow.yaml',
+    catalogOf(entry('one', '[proxy]', 'exec: {command: [a]}'), entry('two', '[proxy]', 'exec: {command: [b]}')),
+    [
+      /entry "two", field containers\[0\] .*container "proxy" is already claimed by entry "one" \(sidecars\[0\]\), which has no image pattern, so this entry would never be used for it/,
+    ],
+  ],
+  [
+    'two entries with the same image pattern',
+    'shadow-image.yaml',
+    catalogOf(entry('one', '[proxy]', 'exec: {command: [a]}', '    image: "v2"\n'), entry('two', '[proxy]', 'exec: {command: [b]}', '    image: "v2"\n')),
+    [/container "proxy" is already claimed by entry "one" .*with the same image pattern/],
+  ],
+  [
+    'a container listed twice in one entry',
+    'twice.yaml',
+    catalogOf(entry('one', '[proxy, proxy]', 'exec: {command: [a]}')),
+    [/field containers\[1\] .*lists container "proxy" twice/],
+  ],
+  [
+    'a blank entry name',
+    'blank-name.yaml',
+    catalogOf(entry('"  "', '[x]', 'exec: {command: [a]}')),
+    [/entry #1, field name \(sidecars\[0\]\.name\): must be a non-blank string, got a blank string/],
+  ],
+  [
+    'a blank container name',
+    'blank-container.yaml',
+    catalogOf(entry('a', '[""]', 'exec: {command: [a]}')),
+    [/field containers\[0\] .*must be a container name \(lowercase letters, digits and '-', at most 63 characters\), got the string ""/],
+  ],
+  [
+    'a container name Kubernetes refuses',
+    'bad-container.yaml',
+    catalogOf(entry('a', '[Linkerd_Proxy]', 'exec: {command: [a]}')),
+    [/must be a container name .*got the string "Linkerd_Proxy"/],
+  ],
+  [
+    'an entry without attempts',
+    'no-attempts.yaml',
+    'sidecars:\n  - name: a\n    containers: [a]\n',
+    [/field attempts \(sidecars\[0\]\.attempts\): must be a list of attempts, cleanest first, got nothing/],
+  ],
+  [
+    'an invalid image pattern',
+    'image.yaml',
+    catalogOf(entry('k', '[x]', 'exec: {command: [kill]}', '    image: "("\n')),
+    [/entry "k", field image .*: is not a valid regular expression in RE2 syntax .*missing closing \)/],
+  ],
+  [
+    'a lookahead image pattern (not linear time)',
+    'lookahead.yaml',
+    catalogOf(entry('k', '[x]', 'exec: {command: [kill]}', '    image: "(?=cloud)cloud-sql"\n')),
+    [/field image .*RE2 syntax \(linear-time: no lookaround, no backreferences\)/],
+  ],
+  [
+    'a backreference image pattern',
+    'backref.yaml',
+    catalogOf(entry('k', '[x]', 'exec: {command: [kill]}', '    image: "(a)\\\\1"\n')),
+    [/field image .*not a valid regular expression in RE2 syntax/],
+  ],
   ['no sidecars list', 'no-list.yaml', 'foo: 1\n', [/top level: unknown field\(s\) foo/]],
   ['sidecars that are not a list', 'not-list.yaml', 'sidecars: {name: a}\n', [/field sidecars: must be a list of sidecar entries, got a mapping/]],
   ['an empty file', 'empty.yaml', '', [/top level: must be a mapping \(with a sidecars list\), got null/]],
   ['broken YAML', 'broken.yaml', 'sidecars: [\n', [/sidecar catalog .*broken\.yaml: not valid YAML at line \d+, column \d+: /, /\(fix the YAML syntax\)/]],
-  ['a file over 256 KiB', 'huge.yaml', `# ${'x'.repeat(300 * 1024)}\nsidecars: []\n`, [/sidecar catalog .*huge\.yaml: too large: \d+ bytes, the limit is 262144 \(256 KiB/]],
-  ['many YAML aliases (billion laughs)', 'aliases.yaml', aliasBomb, [/sidecar catalog .*aliases\.yaml: YAML aliases expand too much: .*at most 100 alias uses/]],
+  [
+    'a file over 256 KiB',
+    'huge.yaml',
+    `# ${'x'.repeat(300 * 1024)}\nsidecars: []\n`,
+    [/sidecar catalog .*huge\.yaml: too large: \d+ bytes, the limit is 262144 \(256 KiB/],
+  ],
+  [
+    'many YAML aliases (billion laughs)',
+    'aliases.yaml',
+    aliasBomb,
+    [/sidecar catalog .*aliases\.yaml: YAML aliases expand too much: .*at most 100 alias uses/],
+  ],
   ['more problems than one line lists', 'many.yaml', tooManyProblems, [/entry "e0", field attempts\[0\]\.http\.port/, /; and 3 more \(/]],
-  ['a missing file', 'missing.yaml', undefined, [/cannot read sidecar catalog .*missing\.yaml: no such file \(set SIDECAR_CATALOG or --config to a readable catalog file\)/]],
+  [
+    'a missing file',
+    'missing.yaml',
+    undefined,
+    [/cannot read sidecar catalog .*missing\.yaml: no such file \(set SIDECAR_CATALOG or --config to a readable catalog file\)/],
+  ],
   ['a directory', 'a-directory', undefined, [/cannot read sidecar catalog .*a-directory: is a directory/]],
 ];
 mkdirSync(join(dir, 'a-directory'));
@@ -152,7 +295,10 @@ describe('catalog errors', () => {
   });
 
   it('accepts a fallback entry after one with an image pattern, and the shipped catalog', () => {
-    const c = parseCatalog(parse(catalogOf(entry('v2', '[proxy]', 'exec: {command: [a]}', '    image: "proxy:2"\n'), entry('any', '[proxy]', 'exec: {command: [b]}'))), 'inline');
+    const c = parseCatalog(
+      parse(catalogOf(entry('v2', '[proxy]', 'exec: {command: [a]}', '    image: "proxy:2"\n'), entry('any', '[proxy]', 'exec: {command: [b]}'))),
+      'inline',
+    );
     assert.equal(findCatalogEntry(c, { name: 'proxy', image: 'gcr.io/x/proxy:2.1' })?.name, 'v2');
     assert.equal(findCatalogEntry(c, { name: 'proxy', image: 'gcr.io/x/proxy:1.3' })?.name, 'any');
     assert.ok(loadCatalog(DEFAULT_CATALOG_PATH).entries.length >= 8);
@@ -183,6 +329,9 @@ describe('image matching cannot stall the process', () => {
     assert.equal(out.code, 0, out.stderr);
     const result = JSON.parse(out.stdout) as { unsupported: string[]; notes?: string[] };
     assert.ok(result.unsupported.includes('linkerd-proxy'));
-    assert.match(result.notes?.[0] ?? '', /image of container linkerd-proxy is 70000 characters, longer than the 512 that image patterns are matched against, so entry evil does not apply/);
+    assert.match(
+      result.notes?.[0] ?? '',
+      /image of container linkerd-proxy is 70000 characters, longer than the 512 that image patterns are matched against, so entry evil does not apply/,
+    );
   });
 });

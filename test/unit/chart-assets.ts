@@ -43,9 +43,7 @@ export function dashboardExpressions(dashboard: unknown = JSON.parse(readFileSyn
 /** Every alert expression of rules/hahaha.yaml (Prometheus rule-file format). */
 export function ruleExpressions(text: string = readFileSync(RULES, 'utf8')): Expression[] {
   const doc = parseYaml(text) as { groups: { name: string; rules: { alert?: string; record?: string; expr: string }[] }[] };
-  return doc.groups.flatMap((g) =>
-    g.rules.map((r) => ({ where: `rule ${g.name}/${r.alert ?? r.record}`, expr: String(r.expr) })),
-  );
+  return doc.groups.flatMap((g) => g.rules.map((r) => ({ where: `rule ${g.name}/${r.alert ?? r.record}`, expr: String(r.expr) })));
 }
 
 // PromQL words that are not metric names.

@@ -10,10 +10,7 @@ describe('the chart carries the sidecar catalog', () => {
   it('files/sidecars.yaml is byte for byte config/sidecars.yaml (run charts/sync-catalog.sh)', () => {
     const source = readFileSync(DEFAULT_CATALOG_PATH, 'utf8');
     const copy = readFileSync(CHART_CATALOG, 'utf8');
-    assert.ok(
-      copy === source,
-      'charts/hahaha/files/sidecars.yaml differs from config/sidecars.yaml: run charts/sync-catalog.sh and commit both',
-    );
+    assert.ok(copy === source, 'charts/hahaha/files/sidecars.yaml differs from config/sidecars.yaml: run charts/sync-catalog.sh and commit both');
   });
 
   it('the copy is a valid catalog', () => {

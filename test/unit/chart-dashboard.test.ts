@@ -41,7 +41,11 @@ describe('the dashboard and alert rules show the truth about exit codes and the 
   });
 
   it('alerts on jobs failed by a sidecar and on webhook errors, as warnings that say what to do', () => {
-    const rules = (parseYaml(readFileSync(RULES, 'utf8')) as { groups: { rules: { alert: string; expr: string; for?: string; labels: { severity: string }; annotations: { description: string } }[] }[] }).groups.flatMap((g) => g.rules);
+    const rules = (
+      parseYaml(readFileSync(RULES, 'utf8')) as {
+        groups: { rules: { alert: string; expr: string; for?: string; labels: { severity: string }; annotations: { description: string } }[] }[];
+      }
+    ).groups.flatMap((g) => g.rules);
     const failed = rules.find((r) => r.alert === 'HahahaJobsFailedBySidecars');
     assert.ok(failed);
     assert.match(failed.expr, /increase\(hahaha_pods_failed_by_sidecars_total\[30m\]\)\) > 0/);

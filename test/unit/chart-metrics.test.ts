@@ -48,7 +48,7 @@ describe('dashboard and alert rules use the metric names hahaha exports', () => 
     if (hahaha !== undefined) assert.equal(await hahaha.stop(), 0, 'hahaha exits 0 on SIGTERM');
   });
 
-  it('the scrape has HAHAHA\'s four names and hahaha_leader', () => {
+  it("the scrape has HAHAHA's four names and hahaha_leader", () => {
     for (const name of [
       'hahaha_sidecar_shutdowns',
       'hahaha_failed_sidecar_shutdowns',
@@ -83,16 +83,14 @@ describe('dashboard and alert rules use the metric names hahaha exports', () => 
   });
 
   it('the checker catches a misspelt name', () => {
-    assert.deepEqual(metricNamesIn('sum by (container) (rate(hahaha_sidecar_shutdown_total{job=~"$job"}[5m])) > 0'), [
-      'hahaha_sidecar_shutdown_total',
-    ]);
+    assert.deepEqual(metricNamesIn('sum by (container) (rate(hahaha_sidecar_shutdown_total{job=~"$job"}[5m])) > 0'), ['hahaha_sidecar_shutdown_total']);
     assert.throws(() => assertNamesExposed([{ where: 'typo', expr: 'hahaha_sidecar_shutdown_total' }], exposed));
   });
 
   it('the checker sees every name of a binary expression', () => {
-    assert.deepEqual(
-      metricNamesIn('(min_over_time(hahaha_queue_depth[15m]) > 0) and on (instance) (hahaha_leader == 1)').sort(),
-      ['hahaha_leader', 'hahaha_queue_depth'],
-    );
+    assert.deepEqual(metricNamesIn('(min_over_time(hahaha_queue_depth[15m]) > 0) and on (instance) (hahaha_leader == 1)').sort(), [
+      'hahaha_leader',
+      'hahaha_queue_depth',
+    ]);
   });
 });

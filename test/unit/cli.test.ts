@@ -46,7 +46,21 @@ describe('hahaha explain: predictions and the inputs users paste', () => {
   });
 
   it('reads YAML, as kubectl get pod -o yaml prints it', async () => {
-    const yaml = ['apiVersion: v1', 'kind: Pod', 'metadata:', '  name: p', '  namespace: team', '  labels: {app: job}', 'spec:', '  restartPolicy: Never', '  containers:', '  - {name: job, image: a}', '  - {name: vks-sidecar, image: b}', 'status: {phase: Running}', ''].join('\n');
+    const yaml = [
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata:',
+      '  name: p',
+      '  namespace: team',
+      '  labels: {app: job}',
+      'spec:',
+      '  restartPolicy: Never',
+      '  containers:',
+      '  - {name: job, image: a}',
+      '  - {name: vks-sidecar, image: b}',
+      'status: {phase: Running}',
+      '',
+    ].join('\n');
     const out = JSON.parse(await explainText(yaml));
     assert.equal(out.decision, 'wait');
     assert.equal(out.pod, 'team/p');
@@ -56,25 +70,63 @@ describe('hahaha explain: predictions and the inputs users paste', () => {
     const done = JSON.parse(readFileSync(fixture('naisjob-linkerd-cloudsql-done.json'), 'utf8'));
     const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [done, manifestPod] });
     const array = JSON.parse(await explainText(list));
-    assert.deepEqual(array.map((r: any) => [r.subject, r.decision]), [['item 1', 'reap'], ['item 2', 'wait']]);
+    assert.deepEqual(
+      array.map((r: any) => [r.subject, r.decision]),
+      [
+        ['item 1', 'reap'],
+        ['item 2', 'wait'],
+      ],
+    );
     const lines = (await explainText(list, '-o', 'ndjson')).trim().split('\n');
     assert.equal(lines.length, 2);
     assert.equal(JSON.parse(lines[0] as string).decision, 'reap');
   });
 
   it('a Job or CronJob manifest is decided as the pod its template makes', async () => {
-    const template = { metadata: { labels: { app: 'nightly', 'nais.io/naisjob': 'true' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'nightly', image: 'a' }, { name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0', args: ['--quitquitquit'] }] } };
-    const job = JSON.parse(await explainText(JSON.stringify({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'nightly', namespace: 'team' }, spec: { template } })));
+    const template = {
+      metadata: { labels: { app: 'nightly', 'nais.io/naisjob': 'true' } },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'nightly', image: 'a' },
+          { name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0', args: ['--quitquitquit'] },
+        ],
+      },
+    };
+    const job = JSON.parse(
+      await explainText(JSON.stringify({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'nightly', namespace: 'team' }, spec: { template } })),
+    );
     assert.equal(job.subject, 'Job nightly');
     assert.equal(job.pod, 'team/nightly-<generated>');
     assert.deepEqual(job.convert, ['cloud-sql-proxy']);
-    const cron = JSON.parse(await explainText(JSON.stringify({ apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'nightly', namespace: 'team' }, spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template } } } })));
+    const cron = JSON.parse(
+      await explainText(
+        JSON.stringify({
+          apiVersion: 'batch/v1',
+          kind: 'CronJob',
+          metadata: { name: 'nightly', namespace: 'team' },
+          spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template } } },
+        }),
+      ),
+    );
     assert.equal(cron.subject, 'CronJob nightly');
     assert.equal(cron.predicted.job, 'complete');
   });
 
   it('without the webhook, cloud-sql-proxy without --quitquitquit is predicted to fail the Job with 130', async () => {
-    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 't', labels: { app: 'job' }, annotations: { 'hahaha.nais.io/native-sidecars': 'false' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'job', image: 'a' }, { name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine' }] }, status: { phase: 'Running' } };
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 't', labels: { app: 'job' }, annotations: { 'hahaha.nais.io/native-sidecars': 'false' } },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'job', image: 'a' },
+          { name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine' },
+        ],
+      },
+      status: { phase: 'Running' },
+    };
     const out = JSON.parse(await explainText(JSON.stringify(pod)));
     assert.equal(out.predicted.job, 'fails-pod');
     assert.equal(out.predicted.sidecars[0].predicted.exitCode, 130);
@@ -101,23 +153,26 @@ describe('hahaha explain', () => {
   it('reaps a finished Naisjob pod: linkerd by HTTP, cloudsql by HTTP; exec skipped in its distroless image', async () => {
     const out = await explain([fixture('naisjob-linkerd-cloudsql-done.json')]);
     assert.equal(out.decision, 'reap');
-    assert.deepEqual(out.targets.map(({ predicted: _, ...t }: any) => t), [
-      { container: 'linkerd-proxy', attempts: [{ kind: 'http', method: 'POST', port: 4191, path: '/shutdown' }] },
-      {
-        container: 'cloudsql-proxy',
-        attempts: [{ kind: 'http', method: 'POST', port: 9091, path: '/quitquitquit' }],
-        skipped: [
-          {
-            attempt: 'exec /bin/kill -s TERM 1',
-            why: 'cloudsql-proxy is not started with --exit-zero-on-sigterm (nor CSQL_PROXY_EXIT_ZERO_ON_SIGTERM=true)',
-          },
-          {
-            attempt: 'exec /bin/kill -s INT 1',
-            why: 'image gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0 is distroless (no /bin/kill); an ephemeral container could run it if enabled',
-          },
-        ],
-      },
-    ]);
+    assert.deepEqual(
+      out.targets.map(({ predicted: _, ...t }: any) => t),
+      [
+        { container: 'linkerd-proxy', attempts: [{ kind: 'http', method: 'POST', port: 4191, path: '/shutdown' }] },
+        {
+          container: 'cloudsql-proxy',
+          attempts: [{ kind: 'http', method: 'POST', port: 9091, path: '/quitquitquit' }],
+          skipped: [
+            {
+              attempt: 'exec /bin/kill -s TERM 1',
+              why: 'cloudsql-proxy is not started with --exit-zero-on-sigterm (nor CSQL_PROXY_EXIT_ZERO_ON_SIGTERM=true)',
+            },
+            {
+              attempt: 'exec /bin/kill -s INT 1',
+              why: 'image gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0 is distroless (no /bin/kill); an ephemeral container could run it if enabled',
+            },
+          ],
+        },
+      ],
+    );
     assert.deepEqual(out.unsupported, []);
   });
 
@@ -149,11 +204,14 @@ describe('hahaha explain', () => {
   });
 
   it('uses --config for the catalog', async () => {
-    await assert.rejects(run(process.execPath, [BIN, 'explain', fixture('naisjob-being-deleted.json'), '--config', '/nonexistent.yaml']), (err: { code: number; stderr: string }) => {
-      assert.equal(err.code, 2);
-      assert.match(err.stderr, /cannot read sidecar catalog \/nonexistent.yaml/);
-      return true;
-    });
+    await assert.rejects(
+      run(process.execPath, [BIN, 'explain', fixture('naisjob-being-deleted.json'), '--config', '/nonexistent.yaml']),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 2);
+        assert.match(err.stderr, /cannot read sidecar catalog \/nonexistent.yaml/);
+        return true;
+      },
+    );
   });
 
   it('fails clearly on input that is neither JSON nor YAML', async () => {
@@ -171,13 +229,10 @@ describe('hahaha explain', () => {
   });
 
   it('refuses an invalid environment at start-up, naming the variable', async () => {
-    await assert.rejects(
-      run(process.execPath, [BIN, 'run'], { env: { ...process.env, METRICS_PORT: 'x' } }),
-      (err: { code: number; stderr: string }) => {
-        assert.equal(err.code, 2);
-        assert.match(err.stderr, /METRICS_PORT must be an integer from 1 to 65535/);
-        return true;
-      },
-    );
+    await assert.rejects(run(process.execPath, [BIN, 'run'], { env: { ...process.env, METRICS_PORT: 'x' } }), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 2);
+      assert.match(err.stderr, /METRICS_PORT must be an integer from 1 to 65535/);
+      return true;
+    });
   });
 });

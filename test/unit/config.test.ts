@@ -64,14 +64,38 @@ describe('sidecar catalog', () => {
   });
 
   const invalid: [string, string, RegExp][] = [
-    ['a bad port', 'sidecars:\n  - name: lp\n    containers: [linkerd-proxy]\n    attempts:\n      - http: {port: 99999, path: /shutdown}\n', /bad-port\.yaml: entry "lp", field attempts\[0\]\.http\.port \(sidecars\[0\]\.attempts\[0\]\.http\.port\): must be an integer 1-65535, got 99999/],
-    ['a path without slash', 'sidecars:\n  - name: lp\n    containers: [x]\n    attempts:\n      - http: {port: 1, path: shutdown}\n', /entry "lp", field attempts\[0\]\.http\.path .*must be a URL path starting with \//],
-    ['an attempt with neither http nor exec', 'sidecars:\n  - name: lp\n    containers: [x]\n    attempts:\n      - ftp: {}\n', /entry "lp", field attempts\[0\] .*: an attempt needs exactly one of http .*got field\(s\) ftp/],
+    [
+      'a bad port',
+      'sidecars:\n  - name: lp\n    containers: [linkerd-proxy]\n    attempts:\n      - http: {port: 99999, path: /shutdown}\n',
+      /bad-port\.yaml: entry "lp", field attempts\[0\]\.http\.port \(sidecars\[0\]\.attempts\[0\]\.http\.port\): must be an integer 1-65535, got 99999/,
+    ],
+    [
+      'a path without slash',
+      'sidecars:\n  - name: lp\n    containers: [x]\n    attempts:\n      - http: {port: 1, path: shutdown}\n',
+      /entry "lp", field attempts\[0\]\.http\.path .*must be a URL path starting with \//,
+    ],
+    [
+      'an attempt with neither http nor exec',
+      'sidecars:\n  - name: lp\n    containers: [x]\n    attempts:\n      - ftp: {}\n',
+      /entry "lp", field attempts\[0\] .*: an attempt needs exactly one of http .*got field\(s\) ftp/,
+    ],
     ['a typo in a field name', 'sidecars:\n  - name: lp\n    containers: [x]\n    atempts: []\n', /entry "lp".*unknown field\(s\) atempts/],
     ['an entry without name', 'sidecars:\n  - containers: [x]\n    attempts:\n      - exec: {command: [kill]}\n', /entry #1, field name/],
-    ['an empty command', 'sidecars:\n  - name: k\n    containers: [x]\n    attempts:\n      - exec: {command: []}\n', /entry "k", field attempts\[0\]\.exec\.command .*got an empty list/],
-    ['a bad image pattern', 'sidecars:\n  - name: k\n    containers: [x]\n    image: "("\n    attempts:\n      - exec: {command: [kill]}\n', /entry "k", field image .*: is not a valid regular expression/],
-    ['a duplicate entry name', 'sidecars:\n  - name: k\n    containers: [x]\n    attempts: [{exec: {command: [a]}}]\n  - name: k\n    containers: [y]\n    attempts: [{exec: {command: [a]}}]\n', /entry "k", field name \(sidecars\[1\]\.name\): duplicate entry name/],
+    [
+      'an empty command',
+      'sidecars:\n  - name: k\n    containers: [x]\n    attempts:\n      - exec: {command: []}\n',
+      /entry "k", field attempts\[0\]\.exec\.command .*got an empty list/,
+    ],
+    [
+      'a bad image pattern',
+      'sidecars:\n  - name: k\n    containers: [x]\n    image: "("\n    attempts:\n      - exec: {command: [kill]}\n',
+      /entry "k", field image .*: is not a valid regular expression/,
+    ],
+    [
+      'a duplicate entry name',
+      'sidecars:\n  - name: k\n    containers: [x]\n    attempts: [{exec: {command: [a]}}]\n  - name: k\n    containers: [y]\n    attempts: [{exec: {command: [a]}}]\n',
+      /entry "k", field name \(sidecars\[1\]\.name\): duplicate entry name/,
+    ],
     ['no sidecars list', 'foo: 1\n', /top level|field sidecars/],
     ['broken YAML', 'sidecars: [\n', /not valid YAML/],
   ];
@@ -85,7 +109,10 @@ describe('sidecar catalog', () => {
   }
 
   it('rejects a missing file with its path', () => {
-    assert.match(configError(() => loadCatalog('/nonexistent/sidecars.yaml')), /cannot read sidecar catalog \/nonexistent\/sidecars.yaml/);
+    assert.match(
+      configError(() => loadCatalog('/nonexistent/sidecars.yaml')),
+      /cannot read sidecar catalog \/nonexistent\/sidecars.yaml/,
+    );
   });
 });
 
@@ -124,9 +151,7 @@ describe('environment config', () => {
   });
 
   it('names each bad variable and why', () => {
-    const message = configError(() =>
-      loadConfig({ METRICS_PORT: 'eighty', LOG_LEVEL: 'loud', WATCH_NAMESPACES: 'Bad_NS', LEADER_ELECT: 'maybe' }),
-    );
+    const message = configError(() => loadConfig({ METRICS_PORT: 'eighty', LOG_LEVEL: 'loud', WATCH_NAMESPACES: 'Bad_NS', LEADER_ELECT: 'maybe' }));
     assert.match(message, /METRICS_PORT must be an integer from 1 to 65535 \(or 0 for a free port\), got "eighty"/);
     assert.match(message, /LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, got "loud"/);
     assert.match(message, /WATCH_NAMESPACES must be a comma-separated list of namespace names .*got "Bad_NS"/);
@@ -135,6 +160,9 @@ describe('environment config', () => {
   });
 
   it('checks the leader election timings against each other', () => {
-    assert.match(configError(() => loadConfig({ LEASE_DURATION_SECONDS: '5', RENEW_DEADLINE_SECONDS: '10' })), /LEASE_DURATION_SECONDS must be greater than RENEW_DEADLINE_SECONDS \(.*\), got 5 <= 10/);
+    assert.match(
+      configError(() => loadConfig({ LEASE_DURATION_SECONDS: '5', RENEW_DEADLINE_SECONDS: '10' })),
+      /LEASE_DURATION_SECONDS must be greater than RENEW_DEADLINE_SECONDS \(.*\), got 5 <= 10/,
+    );
   });
 });

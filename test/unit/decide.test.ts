@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadCatalog, DEFAULT_CATALOG_PATH } from '../../src/config/catalog-file.ts';
+import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
 import {
   type Decision,
   decide,
@@ -12,7 +12,6 @@ import {
 } from '../../src/domain/decide.ts';
 import { parsePod } from '../../src/domain/pod-view.ts';
 import {
-  T0,
   annotated,
   args,
   container,
@@ -23,6 +22,7 @@ import {
   rawPod,
   restartPolicy,
   running,
+  T0,
   terminated,
   waiting,
   withApp,
@@ -195,10 +195,30 @@ const cases: Case[] = [
       'a',
       withApp('job'),
       terminated('job', 0),
-      ...['linkerd-proxy', 'istio-proxy', 'cloudsql-proxy', 'cloud-sql-proxy', 'secure-logs-fluentd', 'secure-logs-configmap-reload', 'vks-sidecar', 'vault-agent', 'daprd'].map(running),
+      ...[
+        'linkerd-proxy',
+        'istio-proxy',
+        'cloudsql-proxy',
+        'cloud-sql-proxy',
+        'secure-logs-fluentd',
+        'secure-logs-configmap-reload',
+        'vks-sidecar',
+        'vault-agent',
+        'daprd',
+      ].map(running),
     ),
     decision: 'reap',
-    targets: ['linkerd-proxy', 'istio-proxy', 'cloudsql-proxy', 'cloud-sql-proxy', 'secure-logs-fluentd', 'secure-logs-configmap-reload', 'vks-sidecar', 'vault-agent', 'daprd'],
+    targets: [
+      'linkerd-proxy',
+      'istio-proxy',
+      'cloudsql-proxy',
+      'cloud-sql-proxy',
+      'secure-logs-fluentd',
+      'secure-logs-configmap-reload',
+      'vks-sidecar',
+      'vault-agent',
+      'daprd',
+    ],
     unsupported: [],
   },
 ];
@@ -212,7 +232,11 @@ describe('decide', () => {
       if (c.reason !== undefined) assert.match(d.reason, c.reason);
       if (c.targets !== undefined) {
         assert.equal(d.decision, 'reap');
-        if (d.decision === 'reap') assert.deepEqual(d.targets.map((t) => t.container), c.targets);
+        if (d.decision === 'reap')
+          assert.deepEqual(
+            d.targets.map((t) => t.container),
+            c.targets,
+          );
       }
       if (c.unsupported !== undefined && d.decision === 'reap') assert.deepEqual(d.unsupported, c.unsupported);
     });
@@ -241,17 +265,26 @@ describe('decide', () => {
     const d = decide(pod('a', withApp('job'), terminated('job', 0), running('cloudsql-proxy'), args('cloudsql-proxy', '--quitquitquit')), catalog);
     assert.equal(d.decision, 'reap');
     if (d.decision !== 'reap') return;
-    assert.deepEqual(d.targets[0]?.attempts.map((a) => a.kind), ['http', 'exec']);
+    assert.deepEqual(
+      d.targets[0]?.attempts.map((a) => a.kind),
+      ['http', 'exec'],
+    );
   });
 
   it('cloudsql-proxy without --quitquitquit: only the signal, and why the endpoint is skipped', () => {
     const d = decide(pod('a', withApp('job'), terminated('job', 0), running('cloudsql-proxy')), catalog);
     if (d.decision !== 'reap') return assert.fail(d.reason);
-    assert.deepEqual(d.targets[0]?.attempts.map((a) => (a.kind === 'exec' ? a.command.join(' ') : a.kind)), ['/bin/kill -s INT 1']);
-    assert.deepEqual(d.targets[0]?.skipped.map((s) => s.why), [
-      'cloudsql-proxy is not started with --quitquitquit (nor CSQL_PROXY_QUITQUITQUIT=true)',
-      'cloudsql-proxy is not started with --exit-zero-on-sigterm (nor CSQL_PROXY_EXIT_ZERO_ON_SIGTERM=true)',
-    ]);
+    assert.deepEqual(
+      d.targets[0]?.attempts.map((a) => (a.kind === 'exec' ? a.command.join(' ') : a.kind)),
+      ['/bin/kill -s INT 1'],
+    );
+    assert.deepEqual(
+      d.targets[0]?.skipped.map((s) => s.why),
+      [
+        'cloudsql-proxy is not started with --quitquitquit (nor CSQL_PROXY_QUITQUITQUIT=true)',
+        'cloudsql-proxy is not started with --exit-zero-on-sigterm (nor CSQL_PROXY_EXIT_ZERO_ON_SIGTERM=true)',
+      ],
+    );
   });
 
   it('linkerd without proxy-admin-shutdown: no attempt applies, and it says why', () => {
@@ -276,10 +309,12 @@ describe('predicates', () => {
     assert.deepEqual(findMainContainers(pod('a', annotated('hahaha.nais.io/main-containers', ' a , a,b '), running('a'), running('b'))), ['a', 'b']);
   });
   it('effectiveRestartPolicy prefers the container-level policy', () => {
-    const p = parsePod(rawPod('a', withApp('job'), running('job'), (raw) => {
-      raw.spec.restartPolicy = 'OnFailure';
-      raw.spec.containers[0].restartPolicy = 'Never';
-    }));
+    const p = parsePod(
+      rawPod('a', withApp('job'), running('job'), (raw) => {
+        raw.spec.restartPolicy = 'OnFailure';
+        raw.spec.containers[0].restartPolicy = 'Never';
+      }),
+    );
     assert.ok(!('malformed' in p));
     if (!('malformed' in p)) assert.equal(effectiveRestartPolicy(p, 'job'), 'Never');
   });

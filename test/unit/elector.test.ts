@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { LeaderElector } from '../../src/leader/elector.ts';
 import { LeaseConflict, type LeaseLock, type LeaseRecord } from '../../src/ports.ts';

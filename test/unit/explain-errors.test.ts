@@ -74,24 +74,72 @@ const cases: [string, string, RegExp[]][] = [
   ['an empty object', '{}', [/is not a valid pod: metadata is missing/]],
   ['an empty List', JSON.stringify({ kind: 'List', items: [] }), [/is a List with no items \(pass a pod, a List of pods, a Job or a CronJob/]],
   ['a PodList without items', JSON.stringify({ kind: 'PodList' }), [/is a PodList without items/]],
-  ['a List with a malformed item', JSON.stringify({ kind: 'List', items: [JSON.parse(readFileSync(fixture('odd-exit-code-string.json'), 'utf8'))] }), [/item 1: is not a valid pod: .*exitCode must be an integer/]],
+  [
+    'a List with a malformed item',
+    JSON.stringify({ kind: 'List', items: [JSON.parse(readFileSync(fixture('odd-exit-code-string.json'), 'utf8'))] }),
+    [/item 1: is not a valid pod: .*exitCode must be an integer/],
+  ],
   ['a Job without a pod template', JSON.stringify({ kind: 'Job', metadata: { name: 'j' }, spec: {} }), [/Job j has no pod template \(spec\.template\)/]],
   ['another kind', JSON.stringify({ kind: 'Service', metadata: { name: 'x' }, spec: {} }), [/is not a valid pod: kind is Service, not Pod/]],
   ['a pod without spec', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' } }), [/is not a valid pod: spec is missing/]],
   ['a pod without name', JSON.stringify({ kind: 'Pod', metadata: {}, spec: { containers: [{ name: 'a' }] }, status: {} }), [/metadata\.name is missing/]],
   ['a pod without containers', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [] } }), [/spec\.containers is empty/]],
-  ['containers that are not a list', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: { name: 'a' } } }), [/spec\.containers must be a list, got an object/]],
-  ['a container without name', JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [{ image: 'y' }] } }), [/spec\.containers\[0\] has no name/]],
-  ['duplicate container names (a target listed twice)', readFileSync(fixture('odd-duplicate-container-names.json'), 'utf8'), [/container name linkerd-proxy is used twice in spec\.containers and spec\.initContainers/]],
-  ['an init container named like a container', oddPod((p) => (p.spec.initContainers = [{ name: 'cloudsql-proxy', image: 'x' }])), [/container name cloudsql-proxy is used twice/]],
-  ['exitCode "0" as a string (was read as -1)', readFileSync(fixture('odd-exit-code-string.json'), 'utf8'), [/status\.containerStatuses\[\d\]\.state\.terminated\.exitCode must be an integer, got the string "0"/]],
-  ['a terminated state without exitCode', oddPod((p) => delete status(p, 'tiltak-okonomi-avstemming').state.terminated.exitCode), [/state\.terminated\.exitCode must be an integer, got nothing/]],
-  ['an exitCode with a fraction', oddPod((p) => (status(p, 'tiltak-okonomi-avstemming').state.terminated.exitCode = 0.5)), [/exitCode must be an integer, got 0\.5/]],
-  ['an unknown state kind', readFileSync(fixture('odd-unknown-state-kind.json'), 'utf8'), [/status\.containerStatuses\[1\]\.state has unknown kind hibernating \(known: waiting, running, terminated\)/]],
-  ['two state kinds at once', oddPod((p) => (status(p, 'linkerd-proxy').state = { running: {}, terminated: { exitCode: 0 } })), [/state has more than one kind \(running, terminated\)/]],
+  [
+    'containers that are not a list',
+    JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: { name: 'a' } } }),
+    [/spec\.containers must be a list, got an object/],
+  ],
+  [
+    'a container without name',
+    JSON.stringify({ kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [{ image: 'y' }] } }),
+    [/spec\.containers\[0\] has no name/],
+  ],
+  [
+    'duplicate container names (a target listed twice)',
+    readFileSync(fixture('odd-duplicate-container-names.json'), 'utf8'),
+    [/container name linkerd-proxy is used twice in spec\.containers and spec\.initContainers/],
+  ],
+  [
+    'an init container named like a container',
+    oddPod((p) => (p.spec.initContainers = [{ name: 'cloudsql-proxy', image: 'x' }])),
+    [/container name cloudsql-proxy is used twice/],
+  ],
+  [
+    'exitCode "0" as a string (was read as -1)',
+    readFileSync(fixture('odd-exit-code-string.json'), 'utf8'),
+    [/status\.containerStatuses\[\d\]\.state\.terminated\.exitCode must be an integer, got the string "0"/],
+  ],
+  [
+    'a terminated state without exitCode',
+    oddPod((p) => delete status(p, 'tiltak-okonomi-avstemming').state.terminated.exitCode),
+    [/state\.terminated\.exitCode must be an integer, got nothing/],
+  ],
+  [
+    'an exitCode with a fraction',
+    oddPod((p) => (status(p, 'tiltak-okonomi-avstemming').state.terminated.exitCode = 0.5)),
+    [/exitCode must be an integer, got 0\.5/],
+  ],
+  [
+    'an unknown state kind',
+    readFileSync(fixture('odd-unknown-state-kind.json'), 'utf8'),
+    [/status\.containerStatuses\[1\]\.state has unknown kind hibernating \(known: waiting, running, terminated\)/],
+  ],
+  [
+    'two state kinds at once',
+    oddPod((p) => (status(p, 'linkerd-proxy').state = { running: {}, terminated: { exitCode: 0 } })),
+    [/state has more than one kind \(running, terminated\)/],
+  ],
   ['a state that is a string', oddPod((p) => (status(p, 'linkerd-proxy').state = 'running')), [/state must be an object, got the string "running"/]],
-  ['a restartCount as a string', oddPod((p) => (status(p, 'linkerd-proxy').restartCount = '1')), [/restartCount must be a non-negative integer, got the string "1"/]],
-  ['a container status listed twice', oddPod((p) => p.status.containerStatuses.push(status(p, 'linkerd-proxy'))), [/status\.containerStatuses has container linkerd-proxy twice/]],
+  [
+    'a restartCount as a string',
+    oddPod((p) => (status(p, 'linkerd-proxy').restartCount = '1')),
+    [/restartCount must be a non-negative integer, got the string "1"/],
+  ],
+  [
+    'a container status listed twice',
+    oddPod((p) => p.status.containerStatuses.push(status(p, 'linkerd-proxy'))),
+    [/status\.containerStatuses has container linkerd-proxy twice/],
+  ],
   ['a container status without name', oddPod((p) => delete status(p, 'linkerd-proxy').name), [/status\.containerStatuses\[1\] has no name/]],
   ['an image that is not a string', oddPod((p) => (p.spec.containers[1].image = 42)), [/spec\.containers\[1\]\.image must be a string, got 42/]],
   ['a phase that is not a string', oddPod((p) => (p.status.phase = 1)), [/status\.phase must be a string, got 1/]],
@@ -122,7 +170,15 @@ async function explainInProcess(input: string): Promise<Outcome> {
 }
 
 describe('explain input errors', () => {
-  const asChild = new Set(['an empty JSON array', 'an empty object', 'a kubectl List', 'a pod without spec', 'duplicate container names (a target listed twice)', 'exitCode "0" as a string (was read as -1)', 'an unknown state kind']);
+  const asChild = new Set([
+    'an empty JSON array',
+    'an empty object',
+    'a kubectl List',
+    'a pod without spec',
+    'duplicate container names (a target listed twice)',
+    'exitCode "0" as a string (was read as -1)',
+    'an unknown state kind',
+  ]);
   const children = new Map([...asChild].map((what) => [what, hahaha(['explain', '-'], {}, cases.find((c) => c[0] === what)?.[1] ?? '')]));
   for (const [what, input, patterns] of cases) {
     it(`refuses ${what}: exit 2, one line${asChild.has(what) ? ' (bin/hahaha.js)' : ''}`, async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SelectorError, parseLabelSelector } from '../../src/domain/label-selector.ts';
+import { parseLabelSelector, SelectorError } from '../../src/domain/label-selector.ts';
 
 describe('parseLabelSelector', () => {
   const valid: [string, Record<string, string>, boolean][] = [
@@ -40,7 +40,10 @@ describe('parseLabelSelector', () => {
   ];
   for (const [selector, why] of invalid) {
     it(`refuses ${JSON.stringify(selector)}`, () => {
-      assert.throws(() => parseLabelSelector(selector), (err: unknown) => err instanceof SelectorError && why.test(err.message));
+      assert.throws(
+        () => parseLabelSelector(selector),
+        (err: unknown) => err instanceof SelectorError && why.test(err.message),
+      );
     });
   }
 });

@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../../src/config/catalog-file.ts';
-import {
-  type ConversionSkipCode,
-  type JsonPatchOp,
-  conversionPatch,
-  planConversion,
-  supportsNativeSidecars,
-} from '../../src/domain/native-conversion.ts';
+import { type ConversionSkipCode, conversionPatch, type JsonPatchOp, planConversion, supportsNativeSidecars } from '../../src/domain/native-conversion.ts';
 import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
-import { type Mod, annotated, container, rawPod, restartPolicy, withApp, withoutLabels } from './pod-fixtures.ts';
+import { annotated, container, type Mod, rawPod, restartPolicy, withApp, withoutLabels } from './pod-fixtures.ts';
 
 const catalog = loadCatalog(DEFAULT_CATALOG_PATH);
 const supported = { nativeSidecarsSupported: true };
@@ -24,18 +18,24 @@ function newPod(...mods: Mod[]): Record<string, any> {
   p.metadata.generateName = 'job-';
   return p;
 }
-const withProbe = (name: string): Mod => (p) => {
-  const c = p.spec.containers.find((x: any) => x.name === name);
-  c.readinessProbe = { httpGet: { path: '/ready', port: 9090 } };
-  c.ports = [{ containerPort: 9090, name: 'admin' }];
-  c.volumeMounts = [{ name: 'cfg', mountPath: '/etc/cfg' }];
-};
-const initContainer = (name: string, policy?: string): Mod => (p) => {
-  p.spec.initContainers = [...(p.spec.initContainers ?? []), { name, image: `example/${name}:1`, ...(policy && { restartPolicy: policy }) }];
-};
-const ownRestartPolicy = (name: string, policy: string): Mod => (p) => {
-  p.spec.containers.find((x: any) => x.name === name).restartPolicy = policy;
-};
+const withProbe =
+  (name: string): Mod =>
+  (p) => {
+    const c = p.spec.containers.find((x: any) => x.name === name);
+    c.readinessProbe = { httpGet: { path: '/ready', port: 9090 } };
+    c.ports = [{ containerPort: 9090, name: 'admin' }];
+    c.volumeMounts = [{ name: 'cfg', mountPath: '/etc/cfg' }];
+  };
+const initContainer =
+  (name: string, policy?: string): Mod =>
+  (p) => {
+    p.spec.initContainers = [...(p.spec.initContainers ?? []), { name, image: `example/${name}:1`, ...(policy && { restartPolicy: policy }) }];
+  };
+const ownRestartPolicy =
+  (name: string, policy: string): Mod =>
+  (p) => {
+    p.spec.containers.find((x: any) => x.name === name).restartPolicy = policy;
+  };
 const sharedPid: Mod = (p) => {
   p.spec.shareProcessNamespace = true;
 };
@@ -44,7 +44,10 @@ const sharedPid: Mod = (p) => {
 function applyPatch(doc: any, ops: readonly JsonPatchOp[]): any {
   const out = structuredClone(doc);
   for (const op of ops) {
-    const segs = op.path.split('/').slice(1).map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const segs = op.path
+      .split('/')
+      .slice(1)
+      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
     const last = segs.pop() as string;
     const parent = segs.reduce((o, s) => o[s], out);
     if (op.op === 'test') assert.deepEqual(parent[last], op.value, `test ${op.path}`);
@@ -181,7 +184,10 @@ describe('planConversion', () => {
       assert.ok(plan.convert, JSON.stringify(plan));
       assert.deepEqual(plan.containers, c.convert);
       assert.equal(plan.annotation, c.annotation ?? c.convert?.join(','));
-      assert.deepEqual(plan.kept.map((k) => k.container), c.kept ?? []);
+      assert.deepEqual(
+        plan.kept.map((k) => k.container),
+        c.kept ?? [],
+      );
     });
   }
 });
@@ -199,10 +205,17 @@ describe('conversionPatch', () => {
     );
     const plan = planConversion(raw, 'team', catalog, supported);
     const patched = applyPatch(raw, conversionPatch(raw, plan));
-    assert.deepEqual(patched.spec.containers.map((c: any) => c.name), ['job']);
+    assert.deepEqual(
+      patched.spec.containers.map((c: any) => c.name),
+      ['job'],
+    );
     assert.deepEqual(
       patched.spec.initContainers.map((c: any) => [c.name, c.restartPolicy]),
-      [['setup', undefined], ['vks-sidecar', 'Always'], ['secure-logs-fluentd', 'Always']],
+      [
+        ['setup', undefined],
+        ['vks-sidecar', 'Always'],
+        ['secure-logs-fluentd', 'Always'],
+      ],
     );
     const fluentd = patched.spec.initContainers[2];
     const before = raw.spec.containers.find((c: any) => c.name === 'secure-logs-fluentd');
@@ -251,7 +264,10 @@ describe('catalog native flag', () => {
   });
 
   it('the shipped catalog converts the safe entries and leaves linkerd and istio to their own native modes', () => {
-    const native = catalog.entries.filter((e) => e.native).map((e) => e.name).sort();
+    const native = catalog.entries
+      .filter((e) => e.native)
+      .map((e) => e.name)
+      .sort();
     assert.deepEqual(native, ['cloud-sql-proxy', 'dapr', 'secure-logs-configmap-reload', 'secure-logs-fluentd', 'vault-agent', 'vks-sidecar']);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
 import { annotationsRead } from '../../src/domain/catalog.ts';
-import { type PodView, isMalformed, parsePod } from '../../src/domain/pod-view.ts';
+import { isMalformed, type PodView, parsePod } from '../../src/domain/pod-view.ts';
 
 /** Parse options as the daemon uses them with the shipped catalog (its annotations kept). */
 export const PARSE = { annotations: annotationsRead(loadCatalog(DEFAULT_CATALOG_PATH)) };
@@ -52,47 +52,75 @@ export function pod(name: string, ...mods: Mod[]): PodView {
   return parsed;
 }
 
-export const withApp = (app: string): Mod => (p) => {
-  p.metadata.labels.app = app;
-};
+export const withApp =
+  (app: string): Mod =>
+  (p) => {
+    p.metadata.labels.app = app;
+  };
 export const withoutLabels: Mod = (p) => {
   p.metadata.labels = {};
 };
-export const annotated = (key: string, value: string): Mod => (p) => {
-  p.metadata.annotations = { ...(p.metadata.annotations ?? {}), [key]: value };
-};
-export const container = (name: string, image = `example/${name}:1`): Mod => (p) => {
-  specOf(p, name).image = image;
-};
-export const restartPolicy = (policy: string): Mod => (p) => {
-  p.spec.restartPolicy = policy;
-};
-export const phase = (value: string): Mod => (p) => {
-  p.status.phase = value;
-};
+export const annotated =
+  (key: string, value: string): Mod =>
+  (p) => {
+    p.metadata.annotations = { ...(p.metadata.annotations ?? {}), [key]: value };
+  };
+export const container =
+  (name: string, image = `example/${name}:1`): Mod =>
+  (p) => {
+    specOf(p, name).image = image;
+  };
+export const restartPolicy =
+  (policy: string): Mod =>
+  (p) => {
+    p.spec.restartPolicy = policy;
+  };
+export const phase =
+  (value: string): Mod =>
+  (p) => {
+    p.status.phase = value;
+  };
 export const deleting: Mod = (p) => {
   p.metadata.deletionTimestamp = iso(T0);
 };
-export const running = (name: string): Mod => (p) => setState(p, name, { running: { startedAt: iso(T0 - 60_000) } });
-export const waiting = (name: string, reason = 'ContainerCreating'): Mod => (p) => setState(p, name, { waiting: { reason } });
-export const terminated = (name: string, exitCode: number, finishedAt = T0, restarts = 0): Mod => (p) =>
-  setState(p, name, { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: iso(finishedAt) } }, restarts);
-export const nativeSidecar = (name: string): Mod => (p) => {
-  p.spec.initContainers = [...(p.spec.initContainers ?? []), { name, image: `example/${name}:1`, restartPolicy: 'Always' }];
-  p.status.initContainerStatuses = [...(p.status.initContainerStatuses ?? []), { name, state: { running: {} }, restartCount: 0 }];
-};
-export const uid = (value: string): Mod => (p) => {
-  p.metadata.uid = value;
-};
-export const version = (rv: string): Mod => (p) => {
-  p.metadata.resourceVersion = rv;
-};
-export const ownedByJob = (name: string): Mod => (p) => {
-  p.metadata.ownerReferences = [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true, blockOwnerDeletion: true }];
-};
-export const args = (name: string, ...values: string[]): Mod => (p) => {
-  specOf(p, name).args = values;
-};
+export const running =
+  (name: string): Mod =>
+  (p) =>
+    setState(p, name, { running: { startedAt: iso(T0 - 60_000) } });
+export const waiting =
+  (name: string, reason = 'ContainerCreating'): Mod =>
+  (p) =>
+    setState(p, name, { waiting: { reason } });
+export const terminated =
+  (name: string, exitCode: number, finishedAt = T0, restarts = 0): Mod =>
+  (p) =>
+    setState(p, name, { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: iso(finishedAt) } }, restarts);
+export const nativeSidecar =
+  (name: string): Mod =>
+  (p) => {
+    p.spec.initContainers = [...(p.spec.initContainers ?? []), { name, image: `example/${name}:1`, restartPolicy: 'Always' }];
+    p.status.initContainerStatuses = [...(p.status.initContainerStatuses ?? []), { name, state: { running: {} }, restartCount: 0 }];
+  };
+export const uid =
+  (value: string): Mod =>
+  (p) => {
+    p.metadata.uid = value;
+  };
+export const version =
+  (rv: string): Mod =>
+  (p) => {
+    p.metadata.resourceVersion = rv;
+  };
+export const ownedByJob =
+  (name: string): Mod =>
+  (p) => {
+    p.metadata.ownerReferences = [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true, blockOwnerDeletion: true }];
+  };
+export const args =
+  (name: string, ...values: string[]): Mod =>
+  (p) => {
+    specOf(p, name).args = values;
+  };
 /** linkerd's shutdown endpoint switched on, as its catalog entry requires. */
 export const linkerdShutdown: Mod = (p) => {
   p.metadata.annotations = { ...(p.metadata.annotations ?? {}), 'config.linkerd.io/proxy-admin-shutdown': 'enabled' };

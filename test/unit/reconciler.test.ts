@@ -4,20 +4,18 @@
  * the cache, the way the watch would deliver it.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
-import { isMalformed, parsePod, podKey } from '../../src/domain/pod-view.ts';
+import { isMalformed, NATIVE_SIDECARS_ANNOTATION, parsePod, podKey } from '../../src/domain/pod-view.ts';
 import { PodCache } from '../../src/pod-cache.ts';
 import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodRef, PortForwarder } from '../../src/ports.ts';
-import { Reconciler } from '../../src/reconcile/reconciler.ts';
+import { exitClass, Reconciler } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
-import { NATIVE_SIDECARS_ANNOTATION } from '../../src/domain/pod-view.ts';
-import { exitClass } from '../../src/reconcile/reconciler.ts';
-import { type Mod, PARSE, T0, annotated, linkerdShutdown, nativeSidecar, ownedByJob, phase, rawPod, running, terminated, withApp } from './pod-fixtures.ts';
+import { annotated, linkerdShutdown, type Mod, nativeSidecar, ownedByJob, PARSE, phase, rawPod, running, T0, terminated, withApp } from './pod-fixtures.ts';
 
 type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing' | 'killed-137';
 
@@ -45,12 +43,12 @@ class World {
     this.publish();
     const self = this;
     const portForwarder: PortForwarder = {
-      async request(pod: PodRef, call: HttpCall): Promise<HttpReply> {
+      async request(_pod: PodRef, call: HttpCall): Promise<HttpReply> {
         return self.act(`http ${call.method} :${call.port}${call.path}`, `:${call.port}`, call.timeoutMs, call.signal);
       },
     };
     const executor: Executor = {
-      async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
+      async exec(_pod: PodRef, call: ExecCall): Promise<ExecResult> {
         const r = await self.act(`exec ${call.container} ${call.command.join(' ')}`, `${call.container}:exec`, call.timeoutMs, call.signal);
         if (r.status === 127 || r.status === 137) return { exitCode: r.status, stdout: '', stderr: r.body };
         return { exitCode: r.status === 200 ? 0 : 1, stdout: '', stderr: r.status === 200 ? '' : 'no such process' };
@@ -169,9 +167,7 @@ class World {
 
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
     const m = await this.metrics.registry.getSingleMetric(name)?.get();
-    return (m?.values ?? [])
-      .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
-      .reduce((sum, v) => sum + v.value, 0);
+    return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((sum, v) => sum + v.value, 0);
   }
 }
 
@@ -207,7 +203,10 @@ describe('reconcile', () => {
     const result = await w.reconciler.reconcile(w.key);
     assert.deepEqual(result, { kind: 'done' });
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
-    assert.match(w.events.find((e) => e.type === 'Warning' && e.message.startsWith('Shut down'))?.message ?? '', /exec \/bin\/kill -s INT 1, exit code 130; a non-zero exit code fails the pod/);
+    assert.match(
+      w.events.find((e) => e.type === 'Warning' && e.message.startsWith('Shut down'))?.message ?? '',
+      /exec \/bin\/kill -s INT 1, exit code 130; a non-zero exit code fails the pod/,
+    );
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1, "HAHAHA's counter is kept as it was");
     assert.equal(await w.metric('hahaha_stopped_sidecar_exits_total', { container: 'cloudsql-proxy', exit_class: 'signal' }), 1);
     assert.equal(await w.metric('hahaha_stopped_sidecar_exits_total', { exit_class: 'zero' }), 0);
@@ -242,7 +241,9 @@ describe('reconcile', () => {
     assert.deepEqual(w.calls, []);
     assert.deepEqual(
       w.events.map((e) => `${e.type} ${e.reason} ${e.message}`),
-      ['Normal NativeSidecars Converted sidecars vks-sidecar, daprd to native sidecars at admission: the kubelet stops them after the main container, and their exit codes do not decide the pod\'s phase'],
+      [
+        "Normal NativeSidecars Converted sidecars vks-sidecar, daprd to native sidecars at admission: the kubelet stops them after the main container, and their exit codes do not decide the pod's phase",
+      ],
     );
   });
 
@@ -253,11 +254,20 @@ describe('reconcile', () => {
     w.behaviour.set(':3500', 'forbidden');
     const first = await w.reconciler.reconcile(w.key);
     assert.equal(first.kind, 'permanent');
-    const warnings = w.events.filter((e) => e.type === 'Warning').map((e) => e.message).sort();
+    const warnings = w.events
+      .filter((e) => e.type === 'Warning')
+      .map((e) => e.message)
+      .sort();
     assert.equal(warnings.length, 3);
-    assert.match(warnings[0] ?? '', /daprd: http POST :3500\/v1.0\/shutdown: API server refused the upgrade: HTTP 403.*\(hint: hahaha's ServiceAccount may not use pods\/portforward/);
+    assert.match(
+      warnings[0] ?? '',
+      /daprd: http POST :3500\/v1.0\/shutdown: API server refused the upgrade: HTTP 403.*\(hint: hahaha's ServiceAccount may not use pods\/portforward/,
+    );
     assert.match(warnings[1] ?? '', /linkerd-proxy: http POST :4191\/shutdown: HTTP 404.*\(hint: linkerd's shutdown endpoint is off by default/);
-    assert.match(warnings[2] ?? '', /vks-sidecar: exec \/bin\/kill -s INT 1: command exited with code 127.*\(hint: \/bin\/kill is not in the image \(distroless\?\)/);
+    assert.match(
+      warnings[2] ?? '',
+      /vks-sidecar: exec \/bin\/kill -s INT 1: command exited with code 127.*\(hint: \/bin\/kill is not in the image \(distroless\?\)/,
+    );
     // The slow recheck finds the same: no new Warning, no new count.
     assert.equal((await w.reconciler.reconcile(w.key)).kind, 'permanent');
     assert.equal(w.events.length, 3);
@@ -303,7 +313,7 @@ describe('reconcile', () => {
     );
   });
 
-  it('posts one event on the pod\'s Job with the outcome of the reap', async () => {
+  it("posts one event on the pod's Job with the outcome of the reap", async () => {
     const ok = new World(ownedByJob('job'), running('linkerd-proxy'), running('vks-sidecar'));
     await ok.reconciler.reconcile(ok.key);
     const onJob = ok.events.filter((e) => e.regarding !== undefined);
@@ -320,7 +330,10 @@ describe('reconcile', () => {
     assert.equal(failed.length, 1);
     assert.equal(failed[0]?.type, 'Warning');
     assert.equal(failed[0]?.reason, 'SidecarShutdownFailed');
-    assert.match(failed[0]?.message ?? '', /^Could not stop sidecars of pod job-1: linkerd-proxy: http POST :4191\/shutdown: HTTP 404.* \| my-agent: unsupported sidecar/);
+    assert.match(
+      failed[0]?.message ?? '',
+      /^Could not stop sidecars of pod job-1: linkerd-proxy: http POST :4191\/shutdown: HTTP 404.* \| my-agent: unsupported sidecar/,
+    );
   });
 
   it('no Job event for a pod without a Job', async () => {
@@ -362,14 +375,20 @@ describe('reconcile', () => {
     const pre = w.events.filter((e) => e.reason === 'SidecarPreflight');
     assert.equal(pre.length, 1);
     assert.equal(pre[0]?.type, 'Warning');
-    assert.match(pre[0]?.message ?? '', /^Sidecar secure-logs-configmap-reload will fail the Job: exec \/bin\/killall configmap-reload stops it with exit code 2, which fails the pod \(fix: .*native sidecar.*\) \| Sidecar my-agent will hang the Job: no catalog entry matches my-agent/);
+    assert.match(
+      pre[0]?.message ?? '',
+      /^Sidecar secure-logs-configmap-reload will fail the Job: exec \/bin\/killall configmap-reload stops it with exit code 2, which fails the pod \(fix: .*native sidecar.*\) \| Sidecar my-agent will hang the Job: no catalog entry matches my-agent/,
+    );
     assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'fails-pod' }), 1);
     assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'hangs' }), 1);
     assert.deepEqual(w.calls, [], 'nothing is stopped while the main container runs');
 
     const fine = new World(running('job'), running('linkerd-proxy'), running('cloudsql-proxy'));
     await fine.reconciler.reconcile(fine.key);
-    assert.deepEqual(fine.events.filter((e) => e.reason === 'SidecarPreflight'), []);
+    assert.deepEqual(
+      fine.events.filter((e) => e.reason === 'SidecarPreflight'),
+      [],
+    );
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
@@ -396,7 +415,10 @@ describe('reconcile', () => {
     const result = await w.reconciler.reconcile(w.key);
     assert.equal(result.kind, 'retry');
     assert.equal(w.events[0]?.type, 'Warning');
-    assert.match(w.events[0]?.message ?? '', /^Unsuccessfully shut down container linkerd-proxy: http POST :4191\/shutdown: accepted \(HTTP 200\) but the container did not terminate within 0.2s \(hint: .*proxy-admin-shutdown/);
+    assert.match(
+      w.events[0]?.message ?? '',
+      /^Unsuccessfully shut down container linkerd-proxy: http POST :4191\/shutdown: accepted \(HTTP 200\) but the container did not terminate within 0.2s \(hint: .*proxy-admin-shutdown/,
+    );
     assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns', { container: 'linkerd-proxy' }), 1);
   });
 
@@ -495,9 +517,6 @@ describe('reconcile', () => {
     await w.reconciler.reconcile(w.key);
     const m = await w.metrics.registry.getSingleMetric('hahaha_attempt_duration_seconds')?.get();
     const counts = (m?.values ?? []).filter((v) => (v as { metricName?: string }).metricName === 'hahaha_attempt_duration_seconds_count');
-    assert.deepEqual(
-      counts.map((v) => `${v.labels.kind}/${v.labels.outcome}=${v.value}`).sort(),
-      ['exec/ok=1', 'http/error=1'],
-    );
+    assert.deepEqual(counts.map((v) => `${v.labels.kind}/${v.labels.outcome}=${v.value}`).sort(), ['exec/ok=1', 'http/error=1']);
   });
 });

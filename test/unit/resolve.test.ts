@@ -20,21 +20,37 @@ const literal = (prefix: string) => ({ source: prefix, test: (image: string) => 
 const catalog: Catalog = {
   distrolessImages: [literal('gcr.io/distroless/'), literal('cr.l5d.io/linkerd/proxy'), literal('ghcr.io/jimmidyson/configmap-reload')],
   entries: [
-    entry('linkerd', ['linkerd-proxy'], [
-      http(4191, '/shutdown', { when: { annotation: 'config.linkerd.io/proxy-admin-shutdown', value: 'enabled' }, exitCode: 0 }),
-    ], { hint: 'annotate config.linkerd.io/proxy-admin-shutdown: enabled' }),
-    entry('cloud-sql-proxy', ['cloud-sql-proxy'], [
-      http(9091, '/quitquitquit', { when: { flag: '--quitquitquit', env: 'CSQL_PROXY_QUITQUITQUIT' }, portFrom: { flag: '--admin-port', env: 'CSQL_PROXY_ADMIN_PORT' }, exitCode: 0 }),
-      exec(['/bin/kill', '-s', 'TERM', '1'], { when: { flag: '--exit-zero-on-sigterm' }, exitCode: 0 }),
-      exec(['/bin/kill', '-s', 'INT', '1'], { exitCode: 130 }),
-    ], { native: true, hint: 'start it with --quitquitquit' }),
+    entry(
+      'linkerd',
+      ['linkerd-proxy'],
+      [http(4191, '/shutdown', { when: { annotation: 'config.linkerd.io/proxy-admin-shutdown', value: 'enabled' }, exitCode: 0 })],
+      { hint: 'annotate config.linkerd.io/proxy-admin-shutdown: enabled' },
+    ),
+    entry(
+      'cloud-sql-proxy',
+      ['cloud-sql-proxy'],
+      [
+        http(9091, '/quitquitquit', {
+          when: { flag: '--quitquitquit', env: 'CSQL_PROXY_QUITQUITQUIT' },
+          portFrom: { flag: '--admin-port', env: 'CSQL_PROXY_ADMIN_PORT' },
+          exitCode: 0,
+        }),
+        exec(['/bin/kill', '-s', 'TERM', '1'], { when: { flag: '--exit-zero-on-sigterm' }, exitCode: 0 }),
+        exec(['/bin/kill', '-s', 'INT', '1'], { exitCode: 130 }),
+      ],
+      { native: true, hint: 'start it with --quitquitquit' },
+    ),
     entry('configmap-reload', ['secure-logs-configmap-reload'], [exec(['/bin/killall', 'configmap-reload'], { exitCode: 2 })], { native: true }),
     entry('vks', ['vks-sidecar'], [exec(['/bin/kill', '-s', 'INT', '1'], { exitCode: 0 })]),
     entry('fluentd', ['secure-logs-fluentd'], [http(24444, '/api/processes.killWorkers')]),
   ],
 };
 
-const csql = (...argv: string[]) => ({ name: 'cloud-sql-proxy', image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine', argv: ['/cloud-sql-proxy', ...argv] });
+const csql = (...argv: string[]) => ({
+  name: 'cloud-sql-proxy',
+  image: 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine',
+  argv: ['/cloud-sql-proxy', ...argv],
+});
 
 describe('flagValue', () => {
   const argv = ['/bin/x', '--quitquitquit', '--admin-port', '9092', '--port=5432', '-v', 'proj:region:inst'];
@@ -78,11 +94,14 @@ describe('resolveAttempts', () => {
   const csqlEntry = catalog.entries[1] as CatalogEntry;
   it('cloud-sql-proxy with --quitquitquit on a custom admin port: that port first', () => {
     const r = resolveAttempts(csqlEntry, { container: csql('--quitquitquit', '--admin-port', '9092'), annotations: {} }, catalog);
-    assert.deepEqual(r.attempts.map((a) => (a.kind === 'http' ? `http :${a.port}` : `exec ${a.command.join(' ')}`)), [
-      'http :9092',
-      'exec /bin/kill -s INT 1',
-    ]);
-    assert.deepEqual(r.skipped.map((s) => s.attempt), ['exec /bin/kill -s TERM 1']);
+    assert.deepEqual(
+      r.attempts.map((a) => (a.kind === 'http' ? `http :${a.port}` : `exec ${a.command.join(' ')}`)),
+      ['http :9092', 'exec /bin/kill -s INT 1'],
+    );
+    assert.deepEqual(
+      r.skipped.map((s) => s.attempt),
+      ['exec /bin/kill -s TERM 1'],
+    );
   });
   it('a distroless image skips exec attempts, unless ephemeral containers are enabled', () => {
     const c = { ...csql(), image: 'gcr.io/distroless/static' };
@@ -99,7 +118,12 @@ describe('predictSidecar (the cases measured with the real programs)', () => {
     ['cloud-sql-proxy v2 with --exit-zero-on-sigterm (SIGTERM chosen: 0)', csql('--exit-zero-on-sigterm'), 'complete', 0],
     ['cloud-sql-proxy v2 default (distroless) image without the flag', { ...csql(), image: 'gcr.io/distroless/static' }, 'hangs', undefined],
     ['configmap-reload (killall: 2)', { name: 'secure-logs-configmap-reload', image: 'example/cmr:1' }, 'fails-pod', 2],
-    ['configmap-reload in its distroless image', { name: 'secure-logs-configmap-reload', image: 'ghcr.io/jimmidyson/configmap-reload:v0.12.0' }, 'hangs', undefined],
+    [
+      'configmap-reload in its distroless image',
+      { name: 'secure-logs-configmap-reload', image: 'ghcr.io/jimmidyson/configmap-reload:v0.12.0' },
+      'hangs',
+      undefined,
+    ],
     ['linkerd without the shutdown annotation', { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:edge' }, 'hangs', undefined],
     ['vks-sidecar with kill in its image', { name: 'vks-sidecar', image: 'example/vks:1' }, 'complete', 0],
     ['vks-sidecar in a distroless image (exec only)', { name: 'vks-sidecar', image: 'gcr.io/distroless/base' }, 'hangs', undefined],
@@ -120,8 +144,20 @@ describe('predictSidecar (the cases measured with the real programs)', () => {
     assert.equal(predictSidecar(annotated, { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:edge' }, catalog).outcome, 'complete');
   });
   it('the Job is as bad as its worst sidecar', () => {
-    assert.equal(worstOutcome([{ outcome: 'complete', why: '' }, { outcome: 'fails-pod', why: '' }]), 'fails-pod');
-    assert.equal(worstOutcome([{ outcome: 'unknown', why: '' }, { outcome: 'hangs', why: '' }]), 'hangs');
+    assert.equal(
+      worstOutcome([
+        { outcome: 'complete', why: '' },
+        { outcome: 'fails-pod', why: '' },
+      ]),
+      'fails-pod',
+    );
+    assert.equal(
+      worstOutcome([
+        { outcome: 'unknown', why: '' },
+        { outcome: 'hangs', why: '' },
+      ]),
+      'hangs',
+    );
     assert.equal(worstOutcome([]), 'complete');
   });
 });

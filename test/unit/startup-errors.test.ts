@@ -80,12 +80,42 @@ const kubeconfigCases: [string, string | undefined, number, RegExp[]][] = [
   ['binary bytes', '\u0000\u0001\u0002PK\u0003\u0004', 2, [/kubeconfig .*binary-bytes: not a valid kubeconfig/]],
   ['plain text', 'hello world\n', 2, [/kubeconfig .*plain-text: has no contexts \(add one with kubectl config set-context/]],
   ['no contexts', kubeconfig([CLUSTER, USER]), 2, [/has no contexts/]],
-  ['no current-context', kubeconfig([CLUSTER, USER, CONTEXT]), 2, [/has no current-context \(contexts: a\) \(choose one with kubectl config use-context NAME\)/]],
-  ['a current-context that does not exist', kubeconfig([CLUSTER, USER, CONTEXT, 'current-context: b']), 2, [/current-context "b" is not one of its contexts \(a\)/]],
-  ['a context naming a missing cluster', kubeconfig([USER, 'clusters: []', CONTEXT, 'current-context: a']), 2, [/context "a" names cluster "c", which is not defined/]],
-  ['a context naming a missing user', kubeconfig([CLUSTER, 'users: []', CONTEXT, 'current-context: a']), 2, [/context "a" names user "u", which is not defined/]],
-  ['a cluster without server', kubeconfig(['clusters: [{name: c, cluster: {}}]', USER, CONTEXT, 'current-context: a']), 2, [/not a valid kubeconfig: clusters\[0\]\.cluster\.server is missing/]],
-  ['a server that is not a URL', kubeconfig(['clusters: [{name: c, cluster: {server: "ftp://x"}}]', USER, CONTEXT, 'current-context: a']), 2, [/cluster "c" has server "ftp:\/\/x", not an http\(s\) URL/]],
+  [
+    'no current-context',
+    kubeconfig([CLUSTER, USER, CONTEXT]),
+    2,
+    [/has no current-context \(contexts: a\) \(choose one with kubectl config use-context NAME\)/],
+  ],
+  [
+    'a current-context that does not exist',
+    kubeconfig([CLUSTER, USER, CONTEXT, 'current-context: b']),
+    2,
+    [/current-context "b" is not one of its contexts \(a\)/],
+  ],
+  [
+    'a context naming a missing cluster',
+    kubeconfig([USER, 'clusters: []', CONTEXT, 'current-context: a']),
+    2,
+    [/context "a" names cluster "c", which is not defined/],
+  ],
+  [
+    'a context naming a missing user',
+    kubeconfig([CLUSTER, 'users: []', CONTEXT, 'current-context: a']),
+    2,
+    [/context "a" names user "u", which is not defined/],
+  ],
+  [
+    'a cluster without server',
+    kubeconfig(['clusters: [{name: c, cluster: {}}]', USER, CONTEXT, 'current-context: a']),
+    2,
+    [/not a valid kubeconfig: clusters\[0\]\.cluster\.server is missing/],
+  ],
+  [
+    'a server that is not a URL',
+    kubeconfig(['clusters: [{name: c, cluster: {server: "ftp://x"}}]', USER, CONTEXT, 'current-context: a']),
+    2,
+    [/cluster "c" has server "ftp:\/\/x", not an http\(s\) URL/],
+  ],
 ];
 
 /** Runs the CLI's main() in this process with `env` as the whole environment, capturing its output. */
@@ -126,11 +156,14 @@ describe('kubeconfig errors (hahaha run)', () => {
     const home = mkdtempSync(join(tmpdir(), 'hahaha-home-'));
     mkdirSync(join(home, '.kube'));
     writeFileSync(join(home, '.kube', 'config'), 'hello\n');
-    assert.throws(() => loadKubeConfig({ env: {}, home, serviceAccountDir: join(dir, 'no-sa') }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /kubeconfig .*\.kube\/config: has no contexts/);
-      return true;
-    });
+    assert.throws(
+      () => loadKubeConfig({ env: {}, home, serviceAccountDir: join(dir, 'no-sa') }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /kubeconfig .*\.kube\/config: has no contexts/);
+        return true;
+      },
+    );
   });
 
   it('says which source it used', () => {
@@ -158,12 +191,17 @@ describe('kubeconfig errors (hahaha run)', () => {
     } finally {
       process.env = saved;
     }
-    assert.throws(() => loadKubeConfig({ env: {}, home, serviceAccountDir: sa }), (err: unknown) => err instanceof ClusterError && /KUBERNETES_SERVICE_HOST/.test(err.message));
+    assert.throws(
+      () => loadKubeConfig({ env: {}, home, serviceAccountDir: sa }),
+      (err: unknown) => err instanceof ClusterError && /KUBERNETES_SERVICE_HOST/.test(err.message),
+    );
   });
 });
 
 describe('no credentials at all', () => {
-  it('exits 3 at once with one line instead of trying localhost:8080 forever', { skip: existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token') && 'runs in a pod' }, async () => {
+  it('exits 3 at once with one line instead of trying localhost:8080 forever', {
+    skip: existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token') && 'runs in a pod',
+  }, async () => {
     const out = await hahaha(['run'], {});
     assertKnownFailure(out, 3, [
       /^hahaha: no Kubernetes credentials: KUBECONFIG is not set, .*\.kube\/config does not exist, and .*serviceaccount\/token does not exist/,
@@ -186,7 +224,9 @@ describe('metrics listener errors', () => {
 
   it('METRICS_PORT already in use: exit 2, one line naming the address and METRICS_PORT', async () => {
     const out = await hahaha(['run'], { ...base, METRICS_HOST: '127.0.0.1', METRICS_PORT: String(port) });
-    assertKnownFailure(out, 2, [new RegExp(`^hahaha: metrics server: cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use \\(set METRICS_PORT to a free port`)]);
+    assertKnownFailure(out, 2, [
+      new RegExp(`^hahaha: metrics server: cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use \\(set METRICS_PORT to a free port`),
+    ]);
   });
 
   it('METRICS_HOST not an address of this machine: exit 2, one line naming METRICS_HOST', async () => {
@@ -211,14 +251,20 @@ describe('usage, Node version and bugs', () => {
   // The machine's own node, when it is older than 24, shows what a user with the wrong Node meets.
   const systemNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p));
   const systemMajor = systemNode === undefined ? 0 : Number(execFileSync(systemNode, ['-p', 'process.versions.node.split(".")[0]']).toString());
-  it('bin/hahaha.js on Node < 24: exit 2, one line naming the version and how to get Node 24', { skip: !(systemMajor > 0 && systemMajor < 24) && 'no Node older than 24 on this machine' }, async () => {
+  it('bin/hahaha.js on Node < 24: exit 2, one line naming the version and how to get Node 24', {
+    skip: !(systemMajor > 0 && systemMajor < 24) && 'no Node older than 24 on this machine',
+  }, async () => {
     const out = await new Promise<Outcome>((resolve) => {
       const child = spawn(systemNode ?? 'node', [BIN, 'explain', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
       child.on('close', (code) => resolve({ code, stdout: '', stderr, ms: 0 }));
     });
-    assertKnownFailure(out, 2, [new RegExp(`^hahaha: cannot start: this is Node ${systemMajor}\\.`), /needs Node 24 or newer/, /npm ci installs it as node_modules\/\.bin\/node/]);
+    assertKnownFailure(out, 2, [
+      new RegExp(`^hahaha: cannot start: this is Node ${systemMajor}\\.`),
+      /needs Node 24 or newer/,
+      /npm ci installs it as node_modules\/\.bin\/node/,
+    ]);
   });
 
   it('a known failure prints one line; a bug prints its stack and asks for a report, exit 1', () => {

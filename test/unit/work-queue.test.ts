@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { retryDelayMs } from '../../src/reconcile/retry-policy.ts';
-import { type WorkResult, WorkQueue } from '../../src/reconcile/work-queue.ts';
+import { WorkQueue, type WorkResult } from '../../src/reconcile/work-queue.ts';
 
 function deferred() {
   let resolve!: () => void;
@@ -15,14 +15,32 @@ function deferred() {
 describe('retry policy', () => {
   const policy = { baseMs: 1000, maxMs: 60_000 };
   it('doubles per failure, with jitter in the upper half', () => {
-    assert.equal(retryDelayMs(policy, 1, () => 0), 500);
-    assert.equal(retryDelayMs(policy, 1, () => 1), 1000);
-    assert.equal(retryDelayMs(policy, 3, () => 1), 4000);
-    assert.equal(retryDelayMs(policy, 3, () => 0), 2000);
+    assert.equal(
+      retryDelayMs(policy, 1, () => 0),
+      500,
+    );
+    assert.equal(
+      retryDelayMs(policy, 1, () => 1),
+      1000,
+    );
+    assert.equal(
+      retryDelayMs(policy, 3, () => 1),
+      4000,
+    );
+    assert.equal(
+      retryDelayMs(policy, 3, () => 0),
+      2000,
+    );
   });
   it('is capped', () => {
-    assert.equal(retryDelayMs(policy, 50, () => 1), 60_000);
-    assert.equal(retryDelayMs(policy, 1000, () => 1), 60_000);
+    assert.equal(
+      retryDelayMs(policy, 50, () => 1),
+      60_000,
+    );
+    assert.equal(
+      retryDelayMs(policy, 1000, () => 1),
+      60_000,
+    );
   });
 });
 

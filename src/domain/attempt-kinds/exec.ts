@@ -19,7 +19,7 @@ export const execKind: AttemptKind<ExecAttempt> = {
     const command = list.map((s, i) =>
       typeof s === 'string' && s !== ''
         ? s
-        : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${typeof s === 'number' ? s : JSON.stringify(s) ?? 'nothing'}`),
+        : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${typeof s === 'number' ? s : (JSON.stringify(s) ?? 'nothing')}`),
     );
     if (command.some((s) => s === undefined)) return undefined;
     return { kind: 'exec', command: command as string[] };

@@ -7,21 +7,21 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  RUN,
   apply,
   eventually,
   hahahaEvents,
   jobPod,
   kubectl,
   main,
-  metricValue,
   metricsText,
+  metricValue,
   naisjob,
-  testNamespace,
+  RUN,
   sidecar,
+  testNamespace,
   waitJobComplete,
 } from '../harness.ts';
 
@@ -39,10 +39,17 @@ function alive(pid: number): boolean {
 /** SIGKILLs the cluster's kube-apiserver and starts it again with the same command line. */
 async function crashAndRestartApiServer(downMs: number): Promise<void> {
   const pid = Number(readFileSync(PIDFILE, 'utf8').trim());
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((a) => a.includes('='));
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    .split('\0')
+    .filter((a) => a !== '');
+  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8')
+    .split('\0')
+    .filter((a) => a.includes('='));
   assert.ok(argv[0]?.endsWith('kube-apiserver'), `pid ${pid} is not the kube-apiserver: ${argv[0]}`);
-  assert.ok(environ.some((e) => e === `HAHAHA_CLUSTER_MEMBER=${RUN}`), `pid ${pid} is not this cluster's API server`);
+  assert.ok(
+    environ.some((e) => e === `HAHAHA_CLUSTER_MEMBER=${RUN}`),
+    `pid ${pid} is not this cluster's API server`,
+  );
   process.kill(pid, 'SIGKILL');
   await eventually('the API server to die', async () => !alive(pid), 10_000, 50);
   await sleep(downMs);
@@ -65,7 +72,10 @@ describe('API server crash', () => {
     const restartsBefore = metricValue(await metricsText(), 'hahaha_watch_restarts_total');
     await apply(naisjob(ns.name, 'during', { containers: [main('during', 'sleep 4'), sidecar('linkerd-proxy', 'linkerd')] }));
     const pod = await jobPod(ns.name, 'during');
-    await eventually('the pod running', async () => JSON.parse(await kubectl(['get', 'pod', pod.metadata.name, '-n', ns.name, '-o', 'json'])).status.phase === 'Running');
+    await eventually(
+      'the pod running',
+      async () => JSON.parse(await kubectl(['get', 'pod', pod.metadata.name, '-n', ns.name, '-o', 'json'])).status.phase === 'Running',
+    );
     await crashAndRestartApiServer(5000);
     await waitJobComplete(ns.name, 'during', 120_000);
     assert.ok((await hahahaEvents(ns.name, pod.metadata.name)).some((e) => e.type === 'Normal' && e.reason === 'Killing'));
