@@ -113,7 +113,7 @@ function subjectsOf(doc: unknown, label: string, bad: (why: string, fix?: string
   if (Array.isArray(doc)) throw bad(`${at}is not a pod but a JSON array of ${doc.length} item(s)`);
   if (!isObject(doc)) throw bad(`${at}is not a JSON object but ${describeValue(doc)}`);
   const kind = typeof doc.kind === 'string' ? doc.kind : undefined;
-  if (kind !== undefined && kind.endsWith('List')) {
+  if (kind?.endsWith('List')) {
     if (!Array.isArray(doc.items)) throw bad(`${at}is a ${kind} without items`);
     if (doc.items.length === 0) throw bad(`${at}is a ${kind} with no items`);
     return doc.items.flatMap((item, i) => subjectsOf(item, `item ${i + 1}`, bad));

@@ -28,7 +28,6 @@ import {
   naisjob,
   namespace,
   RUN,
-  sidecar,
   testNamespace,
   tokenKubeconfig,
 } from './harness.ts';

@@ -133,8 +133,7 @@ export async function startHahaha(env: Record<string, string>, timeoutMs = 20_00
     let buf = '';
     child.stdout?.on('data', (b: Buffer) => {
       buf += b.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         logs.push(line);

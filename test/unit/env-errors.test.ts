@@ -158,8 +158,14 @@ async function inProcess(args: string[], env: Record<string, string>): Promise<O
   let stdout = '';
   let stderr = '';
   process.env = { PATH: saved.PATH ?? '', HOME: EMPTY_HOME, ...env };
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => {
+    stdout += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => {
+    stderr += chunk;
+    return true;
+  }) as typeof process.stderr.write;
   const t0 = Date.now();
   try {
     const code = await main(args);

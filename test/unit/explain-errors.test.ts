@@ -158,8 +158,14 @@ async function explainInProcess(input: string): Promise<Outcome> {
   const write = { out: process.stdout.write, err: process.stderr.write };
   let stdout = '';
   let stderr = '';
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => {
+    stdout += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => {
+    stderr += chunk;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     const code = await main(['explain', file]);
     return { code, stdout, stderr: stderr.replaceAll(file, 'standard input'), ms: 0 };

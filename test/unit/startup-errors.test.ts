@@ -125,8 +125,14 @@ async function inProcess(args: string[], env: Record<string, string>): Promise<O
   let stdout = '';
   let stderr = '';
   process.env = { PATH: saved.PATH ?? '', HOME: EMPTY_HOME, ...env };
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => {
+    stdout += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => {
+    stderr += chunk;
+    return true;
+  }) as typeof process.stderr.write;
   const t0 = Date.now();
   try {
     const code = await main(args);
@@ -270,7 +276,10 @@ describe('usage, Node version and bugs', () => {
   it('a known failure prints one line; a bug prints its stack and asks for a report, exit 1', () => {
     const write = process.stderr.write;
     let stderr = '';
-    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) => {
+      stderr += chunk;
+      return true;
+    }) as typeof process.stderr.write;
     let known: number;
     let bug: number;
     try {
