@@ -7,14 +7,15 @@
  * plus the metrics server and graceful shutdown.
  */
 import type http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ConfigError, loadCatalog } from './config/catalog-file.ts';
+import { loadCatalog } from './config/catalog-file.ts';
 import type { Config } from './config/env.ts';
+import { loadKubeConfig } from './config/kubeconfig.ts';
 import { AccessCheck } from './controller/access-check.ts';
 import { ReaperController } from './controller/reaper-controller.ts';
 import { annotationsRead } from './domain/catalog.ts';
-import { type LabelSelector, parseLabelSelector, SelectorError } from './domain/label-selector.ts';
+import { parseLabelSelector } from './domain/label-selector.ts';
 import { requiredAccess } from './domain/required-access.ts';
 import { ApiAccessReviewer } from './kube/access-review.ts';
 import { ApiEphemeralRunner } from './kube/ephemeral-runner.ts';
@@ -49,15 +50,11 @@ export interface Daemon {
   readonly webhook?: WebhookServer;
 }
 
-export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = defaultKubeConfig()): Promise<Daemon> {
+/** `kc` defaults to the credentials loadKubeConfig finds (never client-node's silent localhost:8080). */
+export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = loadKubeConfig().kubeConfig): Promise<Daemon> {
   const catalog = loadCatalog(config.catalogPath);
-  let selector: LabelSelector;
-  try {
-    selector = parseLabelSelector(config.watchSelector);
-  } catch (err) {
-    if (!(err instanceof SelectorError)) throw err;
-    throw new ConfigError(`environment variable WATCH_SELECTOR: "${config.watchSelector}" is not a label selector: ${err.message}`);
-  }
+  // Validated by the config already (config/env.ts); parsed again for the webhook's matching.
+  const selector = parseLabelSelector(config.watchSelector);
   log.info(
     {
       selector: config.watchSelector,
@@ -169,10 +166,4 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
     return stopping;
   };
   return { done, stop, metrics, server, ...(webhook !== undefined && { webhook }) };
-}
-
-function defaultKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
 }
