@@ -13,7 +13,7 @@ import { type Attempt, annotationsRead, type Catalog, imageNotMatchedReason } fr
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, parsePod } from './domain/pod-view.ts';
-import { predictPod, worstOutcome } from './domain/resolve.ts';
+import { predictPod, worstOutcome } from './domain/predict.ts';
 import { createLogger } from './log.ts';
 
 const EXIT_CODES = `Exit codes: 0 done, 1 a bug in hahaha (with a stack trace; please report it) or, for doctor,
@@ -284,7 +284,7 @@ const OPTIONS = {
 async function command(argv: string[]): Promise<number> {
   // doctor has flags of its own: it parses them itself. Loaded here so that explain does not pay for the client.
   if (argv[0] === 'doctor') {
-    const { doctorCommand } = await import('./doctor/command.ts');
+    const { doctorCommand } = await import('./doctor-command.ts');
     return await doctorCommand(argv.slice(1), process.env);
   }
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;

@@ -11,8 +11,8 @@ import { annotationsRead, findCatalogEntry } from '../domain/catalog.ts';
 import { decide, findMainContainers, hasFinished, isBeingDeleted } from '../domain/decide.ts';
 import { isOptedOut, nativeCandidates, planConversion, supportsNativeSidecars } from '../domain/native-conversion.ts';
 import { isMalformed, type PodView, parsePod } from '../domain/pod-view.ts';
+import { type Outcome, type Prediction, predictPod } from '../domain/predict.ts';
 import { type AccessNeed, describeNeed, requiredAccess } from '../domain/required-access.ts';
-import { type Outcome, type Prediction, predictPod } from '../domain/resolve.ts';
 
 /** The name of the webhook in the chart's MutatingWebhookConfiguration. */
 export const WEBHOOK_NAME = 'native-sidecars.hahaha.nais.io';

@@ -8,7 +8,7 @@ import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
 import { type Decision, decide, findMainContainers, hasFinished, isNativeSidecar, type ReapTarget } from '../domain/decide.ts';
 import { APP_LABEL, NATIVE_SIDECARS_ANNOTATION, type PodView, podKey } from '../domain/pod-view.ts';
-import { predictPod } from '../domain/resolve.ts';
+import { predictPod } from '../domain/predict.ts';
 import type { PodReader, PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';

@@ -60,7 +60,10 @@ describe('start-up checks', { concurrency: true }, () => {
       100,
     );
     // Other reasons may be listed too while they last (the first pod list on a busy API server).
-    const missing = body.trim().split('\n').filter((l: string) => l.startsWith('missing permission'));
+    const missing = body
+      .trim()
+      .split('\n')
+      .filter((l: string) => l.startsWith('missing permission'));
     assert.deepEqual(missing, ['missing permission: create pods/exec cluster-wide (to stop sidecars through pods/exec)']);
     const logged = hahaha.logs.find((l) => l.includes('lack 1 permission'));
     assert.ok(logged, 'the error is logged');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Attempt, Catalog, CatalogEntry } from '../../src/domain/catalog.ts';
-import { conditionUnmet, flagValue, portFrom, predictSidecar, resolveAttempts, worstOutcome } from '../../src/domain/resolve.ts';
+import { predictSidecar, worstOutcome } from '../../src/domain/predict.ts';
+import { conditionUnmet, flagValue, portFrom, resolveAttempts } from '../../src/domain/resolve.ts';
 import { container, pod as podOf, withApp } from './pod-fixtures.ts';
 
 const http = (port: number, path: string, extra: Partial<Attempt> = {}): Attempt =>

@@ -4,12 +4,12 @@
  * sidecars would help, hahaha's RBAC) as tables, or as one JSON object with `-o json`.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_CATALOG_PATH, loadCatalog } from '../config/catalog-file.ts';
-import { ConfigError, oneLine } from '../config/errors.ts';
-import { parseLabelSelector } from '../domain/label-selector.ts';
-import { formatReport } from './format.ts';
-import { gatherReport } from './gather.ts';
-import { NEEDS_ACTION_MEANS, WEBHOOK_NAME } from './report.ts';
+import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
+import { ConfigError, oneLine } from './config/errors.ts';
+import { formatReport } from './doctor/format.ts';
+import { gatherReport } from './doctor/gather.ts';
+import { NEEDS_ACTION_MEANS, WEBHOOK_NAME } from './doctor/report.ts';
+import { parseLabelSelector } from './domain/label-selector.ts';
 
 const DEFAULTS = {
   selector: 'nais.io/naisjob=true',
@@ -112,8 +112,8 @@ export async function doctorCommand(args: string[], env: NodeJS.ProcessEnv): Pro
   const catalog = loadCatalog(values.config ?? env.SIDECAR_CATALOG ?? DEFAULT_CATALOG_PATH);
 
   // Loaded here so that the rest of the CLI does not pay for the Kubernetes client.
-  const { loadKubeConfig } = await import('../config/kubeconfig.ts');
-  const { DoctorApi } = await import('../kube/doctor-api.ts');
+  const { loadKubeConfig } = await import('./config/kubeconfig.ts');
+  const { DoctorApi } = await import('./kube/doctor-api.ts');
   const credentials = loadKubeConfig({ env });
   const report = await gatherReport(new DoctorApi(credentials.kubeConfig, credentials.server), {
     scope: { selector, ...(namespace !== undefined && { namespace }) },
