@@ -22,8 +22,7 @@ source "$RUN/hahaha.env"
 
 step "a Naisjob-like CronJob with linkerd-proxy, secure-logs-fluentd and secure-logs-configmap-reload sidecars"
 k create namespace demo
-CM_DIR=$(mktemp -d)   # what configmap-reload watches
-k apply -f - <<YAML
+k apply -f - <<'YAML'
 apiVersion: batch/v1
 kind: CronJob
 metadata: {name: tiltak-okonomi-avstemming, namespace: demo, labels: {app: tiltak-okonomi-avstemming}}
@@ -49,8 +48,10 @@ spec:
             image: fluentd:demo
             command: [fake-sidecar, fluentd]
           - name: secure-logs-configmap-reload
-            image: ghcr.io/jimmidyson/configmap-reload:v0.12.0
-            command: [configmap-reload, --volume-dir=$CM_DIR, --webhook-url=http://127.0.0.1:9999/-/reload, --web.listen-address=127.0.0.1:9533]
+            image: ghcr.io/jimmidyson/configmap-reload:v0.12.0   # distroless: no shell, no killall
+            command: [configmap-reload, --volume-dir=/config, --webhook-url=http://127.0.0.1:9999/-/reload, --web.listen-address=127.0.0.1:9533]
+            volumeMounts: [{name: config, mountPath: /config}]
+          volumes: [{name: config, emptyDir: {}}]
 YAML
 step "triggering a run now (kubectl create job --from=cronjob/...)"
 k -n demo create job --from=cronjob/tiltak-okonomi-avstemming run-now
