@@ -195,6 +195,8 @@ export class Reconciler {
         return { kind: 'done' };
       case 'wait':
         log.debug({ decision: 'wait', code: decision.code }, decision.reason);
+        // Preflight while the main container still runs: once it has ended, the reap says it all.
+        if (decision.code === 'main-running' && this.firstTime(pod.uid, 'preflight')) this.preflight(pod, log);
         return { kind: 'done' };
       case 'reap':
         return this.reap(pod, decision, log, signal);
@@ -205,7 +207,6 @@ export class Reconciler {
   private observe(pod: PodView, log: Logger): void {
     if (!hasFinished(pod)) {
       this.seenActive.add(pod.uid);
-      if (pod.deletionTimestamp === undefined && this.firstTime(pod.uid, 'preflight')) this.preflight(pod, log);
       const native = convertedSidecars(pod);
       if (native.length > 0 && this.firstTime(pod.uid, 'native-sidecars')) {
         log.info({ native }, 'sidecars were made native at admission; the kubelet stops them');

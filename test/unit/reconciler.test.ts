@@ -383,6 +383,11 @@ describe('reconcile', () => {
     assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'hangs' }), 1);
     assert.deepEqual(w.calls, [], 'nothing is stopped while the main container runs');
 
+    // First seen after its main container ended (a restart, a failover): the reap's events say it all.
+    const late = new World(running('my-agent'));
+    await late.reconciler.reconcile(late.key);
+    assert.deepEqual(late.events.filter((e) => e.reason === 'SidecarPreflight'), []);
+
     const fine = new World(running('job'), running('linkerd-proxy'), running('cloudsql-proxy'));
     await fine.reconciler.reconcile(fine.key);
     assert.deepEqual(
