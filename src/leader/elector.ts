@@ -139,15 +139,23 @@ export class LeaderElector {
     }
   }
 
-  /** Stops leading the moment the renew deadline passes, even while a request hangs. */
+  /**
+   * Stops leading the moment the renew deadline passes, even while a request hangs. A timer may
+   * fire a little before the deadline by the wall clock (it runs on the event loop's cached
+   * clock): then it is armed again for the rest, so the check cannot be skipped for good.
+   */
   private armDeadline(): void {
     clearTimeout(this.deadline);
+    const remaining = Math.max(0, this.lastRenew + this.opts.renewDeadlineMs - this.now());
     this.deadline = setTimeout(() => {
-      if (this.leading && this.now() - this.lastRenew >= this.opts.renewDeadlineMs) {
-        this.log.error('renew deadline passed without a successful renewal');
-        this.setLeading(false);
+      if (!this.leading) return;
+      if (this.now() - this.lastRenew < this.opts.renewDeadlineMs) {
+        this.armDeadline();
+        return;
       }
-    }, this.opts.renewDeadlineMs);
+      this.log.error('renew deadline passed without a successful renewal');
+      this.setLeading(false);
+    }, remaining);
     this.deadline.unref();
   }
 

@@ -116,6 +116,36 @@ describe('leader election', () => {
     assert.equal(await b.tryAcquireOrRenew(), true);
   });
 
+  it('a deadline timer that fires early by the wall clock is armed again, not skipped for good', async (t) => {
+    const lock = new MemoryLease();
+    const clock = { now: 1_000_000 };
+    const e = new LeaderElector(
+      lock,
+      {
+        identity: 'a',
+        leaseDurationMs: 300,
+        renewDeadlineMs: 50,
+        retryPeriodMs: 20,
+        now: () => clock.now,
+        onStartedLeading: () => {},
+        onStoppedLeading: () => {},
+      },
+      log,
+    );
+    t.after(async () => {
+      lock.broken = false;
+      await e.stop();
+    });
+    e.start();
+    assert.ok(await until(() => e.isLeader), 'became leader');
+    lock.broken = true;
+    // The clock stands still: the deadline timer fires while the deadline has not passed by it.
+    await sleep(120);
+    assert.equal(e.isLeader, true);
+    clock.now += 1000;
+    assert.ok(await until(() => !e.isLeader, 1000), 'stopped leading once the deadline passed');
+  });
+
   it('a leader that cannot renew within the deadline stops leading', async (t) => {
     const lock = new MemoryLease();
     const events: string[] = [];
