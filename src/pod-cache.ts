@@ -3,6 +3,7 @@
  * `waitFor` is event-driven: it re-checks its predicate on every update of that pod, so a
  * sidecar's termination is seen the moment the watch delivers it, without polling the API.
  */
+import { compactPod, type Intern, internTable } from './domain/compact-pod.ts';
 import { type PodView, podKey } from './domain/pod-view.ts';
 import type { PodStore } from './ports.ts';
 
@@ -11,6 +12,8 @@ type Waiter = (pod: PodView | undefined) => void;
 export class PodCache implements PodStore {
   private readonly pods = new Map<string, PodView>();
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Strings that repeat across pods (namespaces, images, container names) are kept once. */
+  private readonly intern: Intern = internTable();
 
   get size(): number {
     return this.pods.size;
@@ -28,8 +31,9 @@ export class PodCache implements PodStore {
   upsert(pod: PodView): PodView | undefined {
     const key = podKey(pod);
     const previous = this.pods.get(key);
-    this.pods.set(key, pod);
-    this.notify(key, pod);
+    const kept = compactPod(pod, this.intern);
+    this.pods.set(key, kept);
+    this.notify(key, kept);
     return previous;
   }
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { compactPod, internTable } from '../../src/domain/compact-pod.ts';
 import { PodCache } from '../../src/pod-cache.ts';
-import { pod, running, terminated, withApp } from './pod-fixtures.ts';
+import { args, container, ownedByJob, pod, running, terminated, withApp } from './pod-fixtures.ts';
 
 describe('pod cache', () => {
   it('waitFor resolves on the update that satisfies the predicate', async () => {
@@ -24,5 +25,15 @@ describe('pod cache', () => {
     const aborted = cache.waitFor('team/a', () => false, 1000, ac.signal);
     ac.abort();
     assert.equal(await aborted, undefined);
+  });
+});
+
+describe('PodCache keeps repeated strings once', () => {
+  it('stores an equal pod (compacted), and waiters get what is stored', () => {
+    const p = pod('a', withApp('job'), container('job'), running('linkerd-proxy'), args('linkerd-proxy', '--x', '1'), ownedByJob('job'));
+    assert.deepEqual(compactPod(p, internTable()), p);
+    const cache = new PodCache();
+    cache.upsert(p);
+    assert.deepEqual(cache.get('team/a'), p);
   });
 });
