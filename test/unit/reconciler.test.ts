@@ -386,7 +386,10 @@ describe('reconcile', () => {
     // First seen after its main container ended (a restart, a failover): the reap's events say it all.
     const late = new World(running('my-agent'));
     await late.reconciler.reconcile(late.key);
-    assert.deepEqual(late.events.filter((e) => e.reason === 'SidecarPreflight'), []);
+    assert.deepEqual(
+      late.events.filter((e) => e.reason === 'SidecarPreflight'),
+      [],
+    );
 
     const fine = new World(running('job'), running('linkerd-proxy'), running('cloudsql-proxy'));
     await fine.reconciler.reconcile(fine.key);
