@@ -603,8 +603,6 @@ async function main(): Promise<void> {
 
   hahaha = await startHahaha({ LEADER_ELECT: 'false' });
   log(`hahaha pid ${hahaha.pid}, metrics :${hahaha.port}`);
-  const lease0 = await apiLeaseRequests();
-  const leaseT0 = Date.now();
   const phases: [string, () => Promise<void>][] = [
     ['reaction', () => phaseReaction(hahaha as Hahaha)],
     ['burst', () => phaseBurst(hahaha as Hahaha)],
@@ -626,10 +624,15 @@ async function main(): Promise<void> {
       log(notes.at(-1) as string);
     }
   }
-  // lease requests of everything but hahaha's elector (the node's heartbeat) over the phases above
-  const baseRate = ((await apiLeaseRequests()) - lease0) / ((Date.now() - leaseT0) / 60_000);
   await hahaha.stop();
   hahaha = undefined;
+  // lease requests of everything but hahaha's elector (the node's heartbeat), in a quiet window
+  // without hahaha (namespace deletions above also touch leases)
+  await sleep(5000);
+  const lease0 = await apiLeaseRequests();
+  const leaseT0 = Date.now();
+  await sleep((IDLE_SECONDS * 1000) / 2);
+  const baseRate = ((await apiLeaseRequests()) - lease0) / ((Date.now() - leaseT0) / 60_000);
   try {
     await phaseIdle(baseRate);
   } catch (err) {
