@@ -253,7 +253,9 @@ export class Reconciler {
   }
 
   private async reap(pod: PodView, decision: Extract<Decision, { decision: 'reap' }>, log: Logger, signal?: AbortSignal): Promise<WorkResult> {
-    if (!this.mainSeenAt.has(pod.uid)) this.mainSeenAt.set(pod.uid, this.now());
+    // Read now: the stop that finishes the pod also takes it out of the watch, which forgets it.
+    const mainSeenAt = this.mainSeenAt.get(pod.uid) ?? this.now();
+    this.mainSeenAt.set(pod.uid, mainSeenAt);
     const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
     const labels = (container: string) => ({ container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace });
     // A pod left with only unsupported sidecars is looked at on every update: keep that quiet.
@@ -291,7 +293,7 @@ export class Reconciler {
         jobSummary.stopped.push(r.container);
         if (r.exitCode !== 0) jobSummary.nonZero.push(`${r.container} exited ${r.exitCode}`);
         this.deps.metrics.sidecarShutdowns.inc(labels(r.container));
-        this.deps.metrics.shutdownLatency.observe({ container: r.container }, this.latencySeconds(pod.uid, decision.mainFinishedAt, r.seenAt));
+        this.deps.metrics.shutdownLatency.observe({ container: r.container }, this.latencySeconds(mainSeenAt, decision.mainFinishedAt, r.seenAt));
         if (r.earlierErrors.length > 0) {
           // The sidecar stopped, but a cleaner way failed first: worth a look by the job owner.
           posts.push(
@@ -432,8 +434,7 @@ export class Reconciler {
    * its own millisecond observation starts the clock; when it saw it late (it was down, or
    * not leading), the kubelet's time does, so the delay is not hidden.
    */
-  private latencySeconds(uid: string, mainFinishedAt: number | undefined, sidecarSeenAt: number): number {
-    const seen = this.mainSeenAt.get(uid) ?? sidecarSeenAt;
+  private latencySeconds(seen: number, mainFinishedAt: number | undefined, sidecarSeenAt: number): number {
     const start = mainFinishedAt !== undefined && seen - mainFinishedAt > 2000 ? mainFinishedAt : seen;
     return Math.max(0, (sidecarSeenAt - start) / 1000);
   }

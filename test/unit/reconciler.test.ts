@@ -399,6 +399,21 @@ describe('reconcile', () => {
     );
   });
 
+  it('measures the shutdown latency even when the stop finishes the pod and the watch drops it at once', async () => {
+    // The main container ended just now: hahaha's own observation starts the clock.
+    const w = new World(running('linkerd-proxy'), terminated('job', 0, Date.now()));
+    const terminate = w.terminate.bind(w);
+    w.terminate = (container: string, exitCode: number) => {
+      terminate(container, exitCode);
+      // The pod became Succeeded: it leaves the watch (status.phase=Running) and is forgotten.
+      w.reconciler.forget('uid-job-1');
+    };
+    await w.reconciler.reconcile(w.key);
+    const h = (await w.metrics.registry.getSingleMetric('hahaha_sidecar_shutdown_latency_seconds')?.get())?.values ?? [];
+    const sum = h.find((v) => v.metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum')?.value ?? 0;
+    assert.ok(sum >= 0.005 && sum < 1, `latency ${sum} s: measured from when hahaha saw the main container end`);
+  });
+
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
     assert.deepEqual([0, 1, 2, 128, 130, 137, 143].map(exitClass), ['zero', 'error', 'error', 'error', 'signal', 'signal', 'signal']);
   });
