@@ -410,7 +410,7 @@ describe('reconcile', () => {
     };
     await w.reconciler.reconcile(w.key);
     const h = (await w.metrics.registry.getSingleMetric('hahaha_sidecar_shutdown_latency_seconds')?.get())?.values ?? [];
-    const sum = h.find((v) => v.metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum')?.value ?? 0;
+    const sum = h.find((v) => (v as { metricName?: string }).metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum')?.value ?? 0;
     assert.ok(sum >= 0.005 && sum < 1, `latency ${sum} s: measured from when hahaha saw the main container end`);
   });
 
