@@ -1,6 +1,6 @@
 /**
  * `npm run bench:cluster`: hahaha against a real (local) cluster of its own, started here in
- * BENCH_CLUSTER_DIR (default /tmp/work/bench-cluster, not the default .cluster) and always torn
+ * BENCH_CLUSTER_DIR (default $TMPDIR/hahaha-bench-cluster, not the default .cluster) and always torn
  * down at the end, also on failure or Ctrl-C. Measures, with one hahaha process run from the
  * TypeScript sources (node_modules/.bin/node bin/hahaha.js run, admin kubeconfig):
  *   1. RSS (/proc/<pid>/status VmRSS) at 0 and n watched Running pods (bare pods on a virtual
@@ -12,7 +12,7 @@
  *   4. idle with LEADER_ELECT=true for 60 s: lease requests per minute (the API server's
  *      apiserver_request_total{resource="leases"}, minus the rate measured without hahaha's
  *      elector) and CPU seconds per minute.
- * Prints one table and writes it to BENCH_OUT (default /tmp/work/bench-cluster.txt).
+ * Prints one table and writes it to BENCH_OUT (default $TMPDIR/hahaha-bench-cluster.txt).
  * Phases 2 and 3 run first, then phase 1 with a fresh hahaha process, then phase 4.
  * Knobs: BENCH_RSS_STEPS (default "500,2000,5000,20000"), BENCH_RSS_BUDGET_SECONDS (default 540: no
  * further step after it), BENCH_MAX_LOAD (stop adding pods above this 1-minute load average per
@@ -22,16 +22,16 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { cpus, loadavg } from 'node:os';
-import { dirname } from 'node:path';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLUSTER_DIR = process.env.BENCH_CLUSTER_DIR ?? '/tmp/work/bench-cluster';
-const OUT = process.env.BENCH_OUT ?? '/tmp/work/bench-cluster.txt';
+const CLUSTER_DIR = process.env.BENCH_CLUSTER_DIR ?? join(tmpdir(), 'hahaha-bench-cluster');
+const OUT = process.env.BENCH_OUT ?? join(tmpdir(), 'hahaha-bench-cluster.txt');
 const RSS_STEPS = (process.env.BENCH_RSS_STEPS ?? '500,2000,5000,20000')
   .split(',')
   .map((s) => Number(s.trim()))
