@@ -4,7 +4,6 @@
  * trace. Image patterns cannot stall the process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,50 +12,7 @@ import { parse } from 'yaml';
 import { DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../../src/config/catalog-file.ts';
 import { ConfigError } from '../../src/config/errors.ts';
 import { findCatalogEntry, MAX_IMAGE_LENGTH } from '../../src/domain/catalog.ts';
-
-// ---- running bin/hahaha.js as a user would (the same helper in each *-errors test file) ----
-const BIN = new URL('../../bin/hahaha.js', import.meta.url).pathname;
-const EMPTY_HOME = mkdtempSync(join(tmpdir(), 'hahaha-home-'));
-
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-/** Runs `node bin/hahaha.js ARGS` with only PATH and an empty HOME plus `env`, feeding `input` to stdin. */
-function hahaha(args: readonly string[], env: Record<string, string> = {}, input = ''): Promise<Outcome> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: EMPTY_HOME, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
-    child.stdin.end(input);
-  });
-}
-
-/** A known failure: the exit code, exactly one line `hahaha: ...` on stderr, no stack trace, and every pattern in it. */
-function assertKnownFailure(out: Outcome, code: number, patterns: readonly RegExp[]): void {
-  const context = `exit ${out.code}, stderr:\n${out.stderr}`;
-  assert.equal(out.code, code, context);
-  assert.doesNotMatch(out.stderr, /^\s+at /m, `a stack trace was printed: ${context}`);
-  const lines = out.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, 1, `expected one line: ${context}`);
-  assert.match(lines[0] ?? '', /^hahaha: \S/, context);
-  for (const p of patterns) assert.match(lines[0] ?? '', p, context);
-}
+import { assertKnownFailure, hahaha } from './cli-run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hahaha-catalog-errors-'));
 const POD = new URL('../fixtures/naisjob-linkerd-cloudsql-done.json', import.meta.url).pathname;

@@ -3,58 +3,10 @@
  * variable, its constraint (range and reason) and the value it got; no stack trace.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { main } from '../../src/cli.ts';
 import { loadConfig } from '../../src/config/env.ts';
 import { ConfigError } from '../../src/config/errors.ts';
-
-// ---- running bin/hahaha.js as a user would (the same helper in each *-errors test file) ----
-const BIN = new URL('../../bin/hahaha.js', import.meta.url).pathname;
-const EMPTY_HOME = mkdtempSync(join(tmpdir(), 'hahaha-home-'));
-
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-/** Runs `node bin/hahaha.js ARGS` with only PATH and an empty HOME plus `env`, feeding `input` to stdin. */
-function hahaha(args: readonly string[], env: Record<string, string> = {}, input = ''): Promise<Outcome> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: EMPTY_HOME, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
-    child.stdin.end(input);
-  });
-}
-
-/** A known failure: the exit code, exactly one line `hahaha: ...` on stderr, no stack trace, and every pattern in it. */
-function assertKnownFailure(out: Outcome, code: number, patterns: readonly RegExp[]): void {
-  const context = `exit ${out.code}, stderr:\n${out.stderr}`;
-  assert.equal(out.code, code, context);
-  assert.doesNotMatch(out.stderr, /^\s+at /m, `a stack trace was printed: ${context}`);
-  const lines = out.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, 1, `expected one line: ${context}`);
-  assert.match(lines[0] ?? '', /^hahaha: \S/, context);
-  for (const p of patterns) assert.match(lines[0] ?? '', p, context);
-}
+import { assertKnownFailure, hahaha, inProcess } from './cli-run.ts';
 
 /** [what, environment, patterns the one line must match] */
 const cases: [string, Record<string, string>, RegExp[]][] = [
@@ -150,32 +102,6 @@ const cases: [string, Record<string, string>, RegExp[]][] = [
     [/LOG_LEVEL must be one of/, /METRICS_PORT must be an integer/, /MAX_CONCURRENT_PODS must be an integer from 1 to 10000, got "-1"/],
   ],
 ];
-
-/** Runs the CLI's main() in this process with `env` as the whole environment, capturing its output. */
-async function inProcess(args: string[], env: Record<string, string>): Promise<Outcome> {
-  const saved = process.env;
-  const write = { out: process.stdout.write, err: process.stderr.write };
-  let stdout = '';
-  let stderr = '';
-  process.env = { PATH: saved.PATH ?? '', HOME: EMPTY_HOME, ...env };
-  process.stdout.write = ((chunk: string) => {
-    stdout += chunk;
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => {
-    stderr += chunk;
-    return true;
-  }) as typeof process.stderr.write;
-  const t0 = Date.now();
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr, ms: Date.now() - t0 };
-  } finally {
-    process.env = saved;
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
 
 const LINE = [/^hahaha: invalid environment: /, /\(see the Configuration table in the README\)$/];
 

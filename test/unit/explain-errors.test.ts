@@ -3,59 +3,14 @@
  * `ignore` with exit 0), and the daemon's parsePod gives the same reason as a MalformedPod.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { main } from '../../src/cli.ts';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
 import { parseAdmissionPod } from '../../src/domain/native-conversion.ts';
 import { isMalformed, parsePod } from '../../src/domain/pod-view.ts';
-
-// ---- running bin/hahaha.js as a user would (the same helper in each *-errors test file) ----
-const BIN = new URL('../../bin/hahaha.js', import.meta.url).pathname;
-const EMPTY_HOME = mkdtempSync(join(tmpdir(), 'hahaha-home-'));
-
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-/** Runs `node bin/hahaha.js ARGS` with only PATH and an empty HOME plus `env`, feeding `input` to stdin. */
-function hahaha(args: readonly string[], env: Record<string, string> = {}, input = ''): Promise<Outcome> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: EMPTY_HOME, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
-    child.stdin.end(input);
-  });
-}
-
-/** A known failure: the exit code, exactly one line `hahaha: ...` on stderr, no stack trace, and every pattern in it. */
-function assertKnownFailure(out: Outcome, code: number, patterns: readonly RegExp[]): void {
-  const context = `exit ${out.code}, stderr:\n${out.stderr}`;
-  assert.equal(out.code, code, context);
-  assert.doesNotMatch(out.stderr, /^\s+at /m, `a stack trace was printed: ${context}`);
-  const lines = out.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, 1, `expected one line: ${context}`);
-  assert.match(lines[0] ?? '', /^hahaha: \S/, context);
-  for (const p of patterns) assert.match(lines[0] ?? '', p, context);
-}
+import { assertKnownFailure, hahaha, inProcess, type Outcome } from './cli-run.ts';
 
 const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url).pathname;
 const done = () => JSON.parse(readFileSync(fixture('naisjob-linkerd-cloudsql-done.json'), 'utf8'));
@@ -154,25 +109,9 @@ const cases: [string, string, RegExp[]][] = [
 /** Runs the CLI's main() in this process with `input` as standard input (a file descriptor 0 stand-in). */
 async function explainInProcess(input: string): Promise<Outcome> {
   const file = join(mkdtempSync(join(tmpdir(), 'hahaha-explain-')), 'pod.json');
-  (await import('node:fs')).writeFileSync(file, input);
-  const write = { out: process.stdout.write, err: process.stderr.write };
-  let stdout = '';
-  let stderr = '';
-  process.stdout.write = ((chunk: string) => {
-    stdout += chunk;
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => {
-    stderr += chunk;
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['explain', file]);
-    return { code, stdout, stderr: stderr.replaceAll(file, 'standard input'), ms: 0 };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
+  writeFileSync(file, input);
+  const out = await inProcess(['explain', file]);
+  return { ...out, stderr: out.stderr.replaceAll(file, 'standard input') };
 }
 
 describe('explain input errors', () => {
