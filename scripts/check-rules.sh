@@ -2,7 +2,7 @@
 # Quality gate for the chart's alert rules with Prometheus' own promtool:
 #   promtool check rules --lint=all --lint-fatal charts/hahaha/rules/hahaha.yaml
 #   promtool test rules charts/hahaha/rules/tests/*.yaml   (every alert: fires / does not fire)
-# promtool is built from the Go module proxy by cluster/scripts/build-promtool.sh and cached
+# promtool is built from the Go module proxy by `cluster/scripts/build.sh promtool` and cached
 # under ${XDG_CACHE_HOME:-$HOME/.cache}/hahaha/promtool-<version>/ (a cold build takes minutes).
 # PROMTOOL=/path/to/promtool uses that one instead. Part of `npm run check`; takes no arguments.
 set -euo pipefail
@@ -10,8 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 if [[ -z ${PROMTOOL:-} ]]; then
-  bin=$(bash cluster/scripts/build-promtool.sh | tail -n 1)
-  PROMTOOL=$bin/promtool
+  bash cluster/scripts/build.sh promtool
+  PROMTOOL=$(bash cluster/scripts/build.sh --print-env | sed -n 's/^PROMTOOL_BIN=//p')/promtool
 fi
 [[ -x $PROMTOOL ]] || { echo "check-rules: $PROMTOOL is not an executable" >&2; exit 1; }
 

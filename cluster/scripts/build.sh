@@ -7,12 +7,14 @@
 #   $CACHE/helm-$HELM_VERSION/bin/helm
 #   $CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION/bin/configmap-reload
 #   $CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION/bin/cloud-sql-proxy
+#   $CACHE/promtool-$PROMTOOL_VERSION/bin/promtool   (only when asked: scripts/check-rules.sh)
 #
 # where CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha. A component is rebuilt
 # only when its directory has no .stamp (written last, after an atomic
 # rename of a complete temp dir). Nothing is written into the repository.
 #
-# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy]...   (default: all)
+# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|promtool]...   (default: all,
+#        which is what the cluster runs: promtool is built only when named)
 #   BUILD_JOBS=N   go build -p (default 2)
 #   print-paths:   build.sh --print-env  prints K8S_BIN= ETCD_BIN= ... without building
 set -euo pipefail
@@ -20,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../versions.env
 source "$ROOT/cluster/versions.env"
-: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}"
+: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}" "${PROMTOOL_VERSION:?}"
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha
 K8S_DIR=$CACHE/k8s-$KUBERNETES_VERSION
@@ -28,6 +30,7 @@ ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
 HELM_DIR=$CACHE/helm-$HELM_VERSION
 CMR_DIR=$CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION
 CSP_DIR=$CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION
+PROMTOOL_DIR=$CACHE/promtool-$PROMTOOL_VERSION
 
 if [[ ${1:-} == --print-env ]]; then
   echo "K8S_BIN=$K8S_DIR/bin"
@@ -35,6 +38,7 @@ if [[ ${1:-} == --print-env ]]; then
   echo "HELM_BIN=$HELM_DIR/bin"
   echo "CONFIGMAP_RELOAD_BIN=$CMR_DIR/bin"
   echo "CLOUD_SQL_PROXY_BIN=$CSP_DIR/bin"
+  echo "PROMTOOL_BIN=$PROMTOOL_DIR/bin"
   exit 0
 fi
 
@@ -68,7 +72,7 @@ run_go_build() {
   log "  go build finished in $((SECONDS - start))s"
 }
 
-# count_deps PKGS... : number of packages `go build` may have to compile.
+# count_deps [GO LIST FLAGS] PKGS... : number of packages `go build` may have to compile.
 count_deps() { go list -deps "$@" 2>/dev/null | wc -l || echo '?'; }
 
 # begin DIR: prints a fresh temp dir next to DIR (for an atomic rename).
@@ -176,9 +180,9 @@ build_k8s() {
   log "kubernetes $v: done in $((SECONDS - t0))s -> $K8S_DIR/bin"
 }
 
-# build_simple NAME DIR MODULE VERSION PKG BINARY [LDFLAGS]
+# build_simple NAME DIR MODULE VERSION PKG BINARY [LDFLAGS] [BUILD TAGS]
 build_simple() {
-  local name=$1 dir=$2 mod=$3 ver=$4 pkg=$5 bin=$6 extra_ld=${7:-}
+  local name=$1 dir=$2 mod=$3 ver=$4 pkg=$5 bin=$6 extra_ld=${7:-} tags=${8:-}
   if fresh "$dir"; then log "$name $ver: up to date ($dir)"; return; fi
   lock "$dir"
   if fresh "$dir"; then unlock; log "$name $ver: built meanwhile ($dir)"; return; fi
@@ -198,10 +202,10 @@ build_simple() {
     cd "$w"
     log "$name $ver: downloading dependencies"
     go mod download >/dev/null 2>&1 || true
-    local total; total=$(count_deps "$pkg")
+    local total; total=$(count_deps -tags "$tags" "$pkg")
     log "$name $ver: compiling $pkg (~$total packages)"
     local tmp; tmp=$(begin "$dir")
-    run_go_build "$w/build.log" "$total" -trimpath -ldflags "-s -w $extra_ld" -o "$tmp/bin/$bin" "$pkg"
+    run_go_build "$w/build.log" "$total" -tags "$tags" -trimpath -ldflags "-s -w $extra_ld" -o "$tmp/bin/$bin" "$pkg"
     commit "$tmp" "$dir" "$name $ver built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s"
   )
   unlock
@@ -235,6 +239,22 @@ build_cloud_sql_proxy() {
     "$CLOUD_SQL_PROXY_VERSION" github.com/GoogleCloudPlatform/cloud-sql-proxy/v2 cloud-sql-proxy
 }
 
+build_promtool() {
+  # Prometheus' promtool, for the alert rules' lint and unit tests. Its rule checks need none of
+  # the service-discovery plugins: -tags remove_all_sd compiles a fifth fewer packages. The
+  # module's version v0.3XX.Y is Prometheus v3.XX.Y.
+  local mod=github.com/prometheus/prometheus v=github.com/prometheus/common/version
+  # build_simple does not carry replace directives over (the Kubernetes build does): refuse them.
+  if ! fresh "$PROMTOOL_DIR" && grep -q '^replace' "$(gomod_path "$mod@$PROMTOOL_VERSION")"; then
+    log "$mod@$PROMTOOL_VERSION has replace directives, which this build does not carry over"
+    return 1
+  fi
+  build_simple promtool "$PROMTOOL_DIR" "$mod" "$PROMTOOL_VERSION" "$mod/cmd/promtool" promtool \
+    "-X $v.Version=$PROMTOOL_VERSION -X $v.Revision=unknown-from-go-module-proxy -X $v.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)" \
+    remove_all_sd
+  "$PROMTOOL_DIR/bin/promtool" --version >/dev/null || { log "the built promtool does not run"; return 1; }
+}
+
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(all)
 T0=$SECONDS
@@ -246,7 +266,8 @@ for t in "${targets[@]}"; do
     helm) build_helm ;;
     configmap-reload) build_configmap_reload ;;
     cloud-sql-proxy) build_cloud_sql_proxy ;;
-    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy]..." >&2; exit 2 ;;
+    promtool) build_promtool ;;
+    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|promtool]..." >&2; exit 2 ;;
   esac
 done
 log "all requested binaries ready (${SECONDS}s total, $((SECONDS - T0))s this run)"
