@@ -6,6 +6,18 @@ import { AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { AccessNeed } from '../domain/required-access.ts';
 import type { AccessReviewer } from '../ports.ts';
 
+/** An access need as the authorization API's ResourceAttributes (self and subject reviews alike). */
+export function resourceAttributes(need: AccessNeed) {
+  return {
+    verb: need.verb,
+    group: need.group,
+    resource: need.resource,
+    ...(need.subresource !== undefined && { subresource: need.subresource }),
+    ...(need.namespace !== undefined && { namespace: need.namespace }),
+    ...(need.name !== undefined && { name: need.name }),
+  };
+}
+
 export class ApiAccessReviewer implements AccessReviewer {
   private readonly api: AuthorizationV1Api;
 
@@ -19,14 +31,7 @@ export class ApiAccessReviewer implements AccessReviewer {
         apiVersion: 'authorization.k8s.io/v1',
         kind: 'SelfSubjectAccessReview',
         spec: {
-          resourceAttributes: {
-            verb: need.verb,
-            group: need.group,
-            resource: need.resource,
-            ...(need.subresource !== undefined && { subresource: need.subresource }),
-            ...(need.namespace !== undefined && { namespace: need.namespace }),
-            ...(need.name !== undefined && { name: need.name }),
-          },
+          resourceAttributes: resourceAttributes(need),
         },
       },
     });

@@ -9,6 +9,7 @@ import { ClusterError, ConfigError, type KnownError, oneLine } from '../config/e
 import type { DoctorCluster } from '../doctor/gather.ts';
 import type { ServerVersionFacts } from '../doctor/report.ts';
 import type { AccessNeed } from '../domain/required-access.ts';
+import { resourceAttributes } from './access-review.ts';
 
 const PAGE_SIZE = 500;
 /** Finished pods never need anything; the API server filters them out. */
@@ -122,14 +123,7 @@ export class DoctorApi implements DoctorCluster {
           spec: {
             user: subject.user,
             groups: [...subject.groups],
-            resourceAttributes: {
-              verb: need.verb,
-              group: need.group,
-              resource: need.resource,
-              ...(need.subresource !== undefined && { subresource: need.subresource }),
-              ...(need.namespace !== undefined && { namespace: need.namespace }),
-              ...(need.name !== undefined && { name: need.name }),
-            },
+            resourceAttributes: resourceAttributes(need),
           },
         },
       });
