@@ -72,6 +72,14 @@ class Checker {
     return v;
   }
 
+  describe(v: unknown): string {
+    return describeValue(v);
+  }
+
+  quote(s: string): string {
+    return quote(s);
+  }
+
   list(v: unknown, path: string, rule: string): unknown[] | undefined {
     if (!Array.isArray(v)) return this.fail(path, `must be ${rule}, got ${describeValue(v)}`);
     if (v.length === 0) return this.fail(path, `must be ${rule}, got an empty list`);

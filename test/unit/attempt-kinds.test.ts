@@ -47,3 +47,13 @@ describe('event texts without API noise', () => {
     assert.equal(withoutApiNoise('error forwarding port 9091 to pod job-1, uid : failed'), 'error forwarding port 9091 to pod job-1: failed');
   });
 });
+
+describe("attempt kinds keep the catalog loader's wording", () => {
+  const attempt = (a: unknown) => () => parseCatalog({ sidecars: [{ name: 'x', containers: ['x'], attempts: [a] }] }, 't.yaml');
+  it('quotes a wrong method and describes other values as the loader does', () => {
+    assert.throws(attempt({ http: { method: 'post', port: 1, path: '/' } }), /http\.method\): must be one of GET, POST, PUT, got "post"/);
+    assert.throws(attempt({ http: { port: 1, path: 'x y' } }), /http\.path\): must be a URL path starting with \/ and without blanks, got the string "x y"/);
+    assert.throws(attempt({ exec: { command: ['kill', ''] } }), /command\[1\]\): must be a non-empty string \(quote numbers: "1"\), got the string ""/);
+    assert.throws(attempt({ exec: { command: ['kill', { a: 1 }] } }), /command\[1\]\): must be a non-empty string \(quote numbers: "1"\), got a mapping/);
+  });
+});

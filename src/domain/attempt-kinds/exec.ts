@@ -17,9 +17,7 @@ export const execKind: AttemptKind<ExecAttempt> = {
     const list = c.list(e.command, `${p}.command`, 'a list of strings (argv, no shell), like [/bin/kill, -s, INT, "1"]');
     if (list === undefined) return undefined;
     const command = list.map((s, i) =>
-      typeof s === 'string' && s !== ''
-        ? s
-        : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${typeof s === 'number' ? s : (JSON.stringify(s) ?? 'nothing')}`),
+      typeof s === 'string' && s !== '' ? s : c.fail(`${p}.command[${i}]`, `must be a non-empty string (quote numbers: "1"), got ${c.describe(s)}`),
     );
     if (command.some((s) => s === undefined)) return undefined;
     return { kind: 'exec', command: command as string[] };

@@ -14,14 +14,6 @@ export interface HttpAttempt {
 const METHODS = ['GET', 'POST', 'PUT'] as const;
 const DEFAULT_ACCEPT_STATUS = [200, 202, 204];
 
-function describeValue(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
-  if (Array.isArray(v)) return 'a list';
-  if (v === null) return 'null';
-  return typeof v === 'object' ? 'a mapping' : String(v);
-}
-
 export const httpKind: AttemptKind<HttpAttempt> = {
   name: 'http',
   synopsis: 'http {method, port, path}',
@@ -33,12 +25,12 @@ export const httpKind: AttemptKind<HttpAttempt> = {
       method =
         typeof h.method === 'string' && (METHODS as readonly string[]).includes(h.method)
           ? h.method
-          : c.fail(`${p}.method`, `must be one of ${METHODS.join(', ')}, got ${typeof h.method === 'string' ? `"${h.method}"` : describeValue(h.method)}`);
+          : c.fail(`${p}.method`, `must be one of ${METHODS.join(', ')}, got ${typeof h.method === 'string' ? c.quote(h.method) : c.describe(h.method)}`);
     }
     const port = c.integer(h.port, `${p}.port`, 1, 65535);
     let urlPath: string | undefined;
     if (typeof h.path !== 'string' || !h.path.startsWith('/') || /\s/.test(h.path)) {
-      c.fail(`${p}.path`, `must be a URL path starting with / and without blanks, got ${describeValue(h.path)}`);
+      c.fail(`${p}.path`, `must be a URL path starting with / and without blanks, got ${c.describe(h.path)}`);
     } else {
       urlPath = h.path;
     }

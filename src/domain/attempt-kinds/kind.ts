@@ -15,6 +15,10 @@ export interface FieldCheck {
   integer(v: unknown, path: string, min: number, max: number): number | undefined;
   /** A non-empty list, or undefined (reported). */
   list(v: unknown, path: string, rule: string): unknown[] | undefined;
+  /** How a value is shown after "got" in a message: `the string "15020"`, `a list`. */
+  describe(v: unknown): string;
+  /** A string quoted for a message. */
+  quote(s: string): string;
 }
 
 /** A kind's own fields of an attempt, without the ones every attempt has (timeout, rules). */
