@@ -102,8 +102,11 @@ export function nativeCandidates(pod: PodView, catalog: Catalog): string[] {
   return pod.containers.filter((c) => findCatalogEntry(catalog, c)?.native === true).map((c) => c.name);
 }
 
-/** Sidecars converted by an earlier call for this pod (reinvocation): native init containers named in the annotation. */
-export function previouslyConverted(pod: PodView): string[] {
+/**
+ * The sidecars hahaha's webhook converted in this pod: native init containers named in the
+ * annotation. The reaper reports them; a reinvocation of the webhook keeps them in the annotation.
+ */
+export function convertedSidecars(pod: PodView): string[] {
   const value = pod.annotations[NATIVE_SIDECARS_ANNOTATION];
   if (value === undefined || isOptedOut(pod)) return [];
   const named = new Set(value.split(',').map((s) => s.trim()));
@@ -138,7 +141,7 @@ export function planConversion(raw: unknown, namespace: string, catalog: Catalog
   if (!isBatchPod(pod)) return skip('restart-always', `restartPolicy ${pod.restartPolicy}: not a batch pod`);
 
   const candidates = nativeCandidates(pod, catalog);
-  const earlier = previouslyConverted(pod);
+  const earlier = convertedSidecars(pod);
   if (candidates.length === 0) {
     return skip('nothing-to-convert', earlier.length > 0 ? `already converted: ${earlier.join(', ')}` : 'no container matches a catalog entry marked native');
   }

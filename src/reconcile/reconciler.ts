@@ -6,8 +6,9 @@
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
-import { type Decision, decide, findMainContainers, hasFinished, isNativeSidecar, type ReapTarget } from '../domain/decide.ts';
-import { APP_LABEL, NATIVE_SIDECARS_ANNOTATION, type PodView, podKey } from '../domain/pod-view.ts';
+import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget } from '../domain/decide.ts';
+import { convertedSidecars } from '../domain/native-conversion.ts';
+import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
 import { predictPod } from '../domain/predict.ts';
 import type { PodReader, PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
@@ -30,14 +31,6 @@ export const JOB_FAILED_REASON = 'SidecarShutdownFailed';
 export function exitClass(exitCode: number): 'zero' | 'error' | 'signal' {
   if (exitCode === 0) return 'zero';
   return exitCode > 128 ? 'signal' : 'error';
-}
-
-/** Containers named by the webhook's annotation that really are native sidecars of the pod. */
-export function convertedSidecars(pod: PodView): string[] {
-  const value = pod.annotations[NATIVE_SIDECARS_ANNOTATION];
-  if (value === undefined) return [];
-  const named = new Set(value.split(',').map((s) => s.trim()));
-  return pod.initContainers.filter((c) => isNativeSidecar(c) && named.has(c.name)).map((c) => c.name);
 }
 
 /**
@@ -143,6 +136,9 @@ export class Reconciler {
    * so that a restart does not count the history of the cluster again.
    */
   private readonly seenActive = new Set<string>();
+  /** Pods being reconciled now, and those to forget once that ends. */
+  private readonly inFlight = new Set<string>();
+  private readonly forgetAfter = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -161,17 +157,22 @@ export class Reconciler {
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
     this.deps.reader.read(pod).then(
       (final) => {
-        if (final === undefined || !hasFinished(final)) return;
-        // observe() counts a finished pod only if it was seen active, and forgets that.
-        this.seenActive.add(final.uid);
-        this.observe(final, log);
+        if (final !== undefined && hasFinished(final)) this.ended(final, log);
       },
       (err: unknown) => log.debug({ error: (err as Error).message }, 'could not read the finished pod'),
     );
   }
 
-  /** Drops per-pod memory once the pod has left the cache. */
+  /**
+   * Drops per-pod memory once the pod has left the cache. While a reconcile of the pod is in
+   * flight (the stop that finished the pod also took it out of the watch), that waits until it
+   * ends, so the reap still has what it remembered and its events are forgotten too.
+   */
   forget(uid: string): void {
+    if (this.inFlight.has(uid)) {
+      this.forgetAfter.add(uid);
+      return;
+    }
     this.reported.delete(uid);
     this.mainSeenAt.delete(uid);
     this.seenActive.delete(uid);
@@ -181,6 +182,17 @@ export class Reconciler {
   async reconcile(key: string, signal?: AbortSignal): Promise<WorkResult> {
     const pod = this.deps.store.get(key);
     if (pod === undefined) return { kind: 'done' };
+    // The work queue runs one reconcile per key at a time, so one per uid.
+    this.inFlight.add(pod.uid);
+    try {
+      return await this.reconcilePod(pod, signal);
+    } finally {
+      this.inFlight.delete(pod.uid);
+      if (this.forgetAfter.delete(pod.uid)) this.forget(pod.uid);
+    }
+  }
+
+  private async reconcilePod(pod: PodView, signal?: AbortSignal): Promise<WorkResult> {
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
     this.observe(pod, log);
     const decision = decide(pod, this.deps.catalog, { ephemeralSignal: this.deps.ephemeralSignal === true });
@@ -221,10 +233,14 @@ export class Reconciler {
       }
       return;
     }
-    if (this.seenActive.delete(pod.uid) && failedBySidecar(pod)) {
-      this.deps.metrics.podsFailedBySidecars.inc({ namespace: pod.namespace, job_name: pod.labels[APP_LABEL] ?? '' });
-      log.warn("the pod failed although its main containers exited 0: a sidecar's exit code failed it");
-    }
+    if (this.seenActive.delete(pod.uid)) this.ended(pod, log);
+  }
+
+  /** A pod seen running has finished: counts it when a sidecar's exit code failed it. */
+  private ended(pod: PodView, log: Logger): void {
+    if (!failedBySidecar(pod)) return;
+    this.deps.metrics.podsFailedBySidecars.inc({ namespace: pod.namespace, job_name: pod.labels[APP_LABEL] ?? '' });
+    log.warn("the pod failed although its main containers exited 0: a sidecar's exit code failed it");
   }
 
   /**
@@ -253,7 +269,6 @@ export class Reconciler {
   }
 
   private async reap(pod: PodView, decision: Extract<Decision, { decision: 'reap' }>, log: Logger, signal?: AbortSignal): Promise<WorkResult> {
-    // Read now: the stop that finishes the pod also takes it out of the watch, which forgets it.
     const mainSeenAt = this.mainSeenAt.get(pod.uid) ?? this.now();
     this.mainSeenAt.set(pod.uid, mainSeenAt);
     const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
