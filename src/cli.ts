@@ -12,7 +12,7 @@ import { kindJson } from './domain/attempt-kinds/index.ts';
 import { type Attempt, annotationsRead, type Catalog, imageNotMatchedReason } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
-import { isMalformed, parsePod } from './domain/pod-view.ts';
+import { isMalformed, isObject, parsePod } from './domain/pod-view.ts';
 import { predictPod, worstOutcome } from './domain/predict.ts';
 import { createLogger } from './log.ts';
 
@@ -335,10 +335,6 @@ async function command(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * Runs {@link main} as the process: a failure exits at once, even with servers still open; after

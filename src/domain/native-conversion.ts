@@ -7,7 +7,7 @@
  */
 import { type Catalog, findCatalogEntry } from './catalog.ts';
 import { findMainContainers, isNativeSidecar } from './decide.ts';
-import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod } from './pod-view.ts';
+import { isMalformed, isObject, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod } from './pod-view.ts';
 
 /** Machine-readable reasons a pod is left as it is; stable, used in logs and explain. */
 export type ConversionSkipCode =
@@ -62,10 +62,6 @@ export interface JsonPatchOp {
 }
 
 type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 const skip = (code: ConversionSkipCode, reason: string, kept: readonly KeptContainer[] = []): ConversionPlan => ({
   convert: false,

@@ -95,7 +95,8 @@ const KEPT_ANNOTATIONS = new Set([MAIN_CONTAINERS_ANNOTATION, NATIVE_SIDECARS_AN
 
 type Json = Record<string, unknown>;
 
-function isObject(v: unknown): v is Json {
+/** A JSON object (not null, not a list): what every reader of raw API JSON checks first. */
+export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

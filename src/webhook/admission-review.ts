@@ -6,6 +6,7 @@
 import type { Catalog } from '../domain/catalog.ts';
 import type { LabelSelector } from '../domain/label-selector.ts';
 import { type ConversionPlan, conversionPatch, type JsonPatchOp, planConversion } from '../domain/native-conversion.ts';
+import { isObject } from '../domain/pod-view.ts';
 
 export interface AdmissionRequestInfo {
   readonly uid: string;
@@ -25,12 +26,6 @@ export type ReviewResult =
       readonly response: object;
     }
   | { readonly ok: false; readonly error: string; readonly response?: object };
-
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function allow(uid: string, patch: readonly JsonPatchOp[] = []): object {
   return {
