@@ -5,12 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type RunningHahaha, startHahaha } from '../unit/chart-assets.ts';
 
 const run = promisify(execFile);
 
@@ -309,4 +312,23 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => found[k] === v)) sum += Number(m[4]);
   }
   return sum;
+}
+
+/**
+ * A hahaha of the test's own, beside the suite's: it holds only a TokenRequest token of the
+ * chart's ServiceAccount, runs without leader election and watches `label=<a random id>`, so it
+ * sees only the test's pods. It is stopped, and its temp dir removed, after the test.
+ */
+export async function ownHahaha(t: TestContext, label: string, env: Record<string, string> = {}): Promise<{ hahaha: RunningHahaha; id: string }> {
+  const id = randomUUID().slice(0, 8);
+  const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-own-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const hahaha = await startHahaha({
+    KUBECONFIG: await tokenKubeconfig('hahaha-system', 'hahaha', dir),
+    LEADER_ELECT: 'false',
+    WATCH_SELECTOR: `${label}=${id}`,
+    ...env,
+  });
+  t.after(() => hahaha.stop());
+  return { hahaha, id };
 }

@@ -11,7 +11,6 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { startHahaha } from '../unit/chart-assets.ts';
 import {
   apply,
   BUILT,
@@ -29,10 +28,10 @@ import {
   metricValue,
   naisjob,
   namespace,
+  ownHahaha,
   RUN,
   sidecar,
   testNamespace,
-  tokenKubeconfig,
   waitJobComplete,
 } from './harness.ts';
 
@@ -265,29 +264,19 @@ describe('native sidecar conversion: namespace opt-out, a webhook that is down, 
     const { ns, cleanup } = await namespace('e2e-native-down');
     t.after(cleanup);
     await kubectl(['label', 'namespace', ns, `${ANNOTATION}=false`]);
-    const id = randomUUID().slice(0, 8);
 
-    // A second hahaha serving the webhook, with only the chart ServiceAccount's token.
-    const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-native-down-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const kubeconfig = await tokenKubeconfig('hahaha-system', 'hahaha', dir);
+    // A second hahaha serving the webhook, with only the chart ServiceAccount's token. The webhook
+    // converts only pods its watch selector selects. While it runs it could also reap them, but
+    // the only pod it sees alive has nothing left to reap (its sidecar is native).
     const webhookPort = 20_000 + Math.floor(Math.random() * 20_000);
-    const second = await startHahaha({
-      KUBECONFIG: kubeconfig,
-      // The webhook converts only pods its watch selector selects. While it runs it could also reap
-      // them, but the only pod it sees alive has nothing left to reap (its sidecar is native).
-      WATCH_SELECTOR: `e2e-down=${id}`,
-      LEADER_ELECT: 'false',
+    const { hahaha: second, id } = await ownHahaha(t, 'e2e-down', {
       WEBHOOK_ENABLED: 'true',
       WEBHOOK_HOST: '127.0.0.1',
       WEBHOOK_PORT: String(webhookPort),
       WEBHOOK_CERT_DIR: CERTS,
     });
     const name = `e2e-down-${id}`;
-    t.after(async () => {
-      await second.stop();
-      await kubectl(['delete', 'mutatingwebhookconfiguration', name, '--ignore-not-found']);
-    });
+    t.after(() => kubectl(['delete', 'mutatingwebhookconfiguration', name, '--ignore-not-found']));
     // The suite's configuration as the chart renders it, pointed at the second hahaha and this namespace.
     const suite = await kubectlJson(['get', 'mutatingwebhookconfiguration', '-l', 'app.kubernetes.io/instance=hahaha']);
     const config = structuredClone(suite.items[0]);

@@ -4,13 +4,9 @@
  * hahaha (the chart ServiceAccount's token, DRY_RUN=true) on a label no other test uses.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { get, startHahaha } from '../unit/chart-assets.ts';
+import { get } from '../unit/chart-assets.ts';
 import {
   apply,
   containerState,
@@ -23,9 +19,9 @@ import {
   metricValue,
   naisjob,
   namespace,
+  ownHahaha,
   sidecar,
   testNamespace,
-  tokenKubeconfig,
 } from './harness.ts';
 
 describe('preflight at pod start', { concurrency: true }, () => {
@@ -75,19 +71,8 @@ describe('preflight at pod start', { concurrency: true }, () => {
 describe('dry run', () => {
   it('decides and records "would" events, never stops anything: with only a dry run the Job stays running', async (t) => {
     const { ns, cleanup } = await namespace('e2e-dryrun');
-    const id = randomUUID().slice(0, 8);
-    const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-dryrun-'));
-    t.after(async () => {
-      rmSync(dir, { recursive: true, force: true });
-      await cleanup();
-    });
-    const hahaha = await startHahaha({
-      KUBECONFIG: await tokenKubeconfig('hahaha-system', 'hahaha', dir),
-      LEADER_ELECT: 'false',
-      DRY_RUN: 'true',
-      WATCH_SELECTOR: `e2e-dryrun=${id}`,
-    });
-    t.after(() => hahaha.stop());
+    t.after(cleanup);
+    const { hahaha, id } = await ownHahaha(t, 'e2e-dryrun', { DRY_RUN: 'true' });
     const job = 'dry';
     await apply(
       naisjob(ns, job, {

@@ -4,42 +4,15 @@
  * Runs its own hahaha (the chart ServiceAccount's token) on a label no other test uses.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { get, startHahaha } from '../unit/chart-assets.ts';
-import {
-  apply,
-  eventually,
-  hahahaEvents,
-  jobPod,
-  kubectl,
-  main,
-  metricValue,
-  naisjob,
-  namespace,
-  sidecar,
-  tokenKubeconfig,
-  waitJobComplete,
-} from './harness.ts';
+import { get } from '../unit/chart-assets.ts';
+import { apply, eventually, hahahaEvents, jobPod, kubectl, main, metricValue, naisjob, namespace, ownHahaha, sidecar, waitJobComplete } from './harness.ts';
 
 describe('watch scope', () => {
   it('finished and deleted pods leave the cache; the stop that finished a pod is still verified', async (t) => {
     const { ns, cleanup } = await namespace('e2e-watch');
-    const id = randomUUID().slice(0, 8);
-    const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-watch-'));
-    t.after(async () => {
-      rmSync(dir, { recursive: true, force: true });
-      await cleanup();
-    });
-    const hahaha = await startHahaha({
-      KUBECONFIG: await tokenKubeconfig('hahaha-system', 'hahaha', dir),
-      LEADER_ELECT: 'false',
-      WATCH_SELECTOR: `e2e-watch=${id}`,
-    });
-    t.after(() => hahaha.stop());
+    t.after(cleanup);
+    const { hahaha, id } = await ownHahaha(t, 'e2e-watch');
     const watched = async () => metricValue((await get(hahaha.port, '/metrics')).text, 'hahaha_watched_pods');
     const labels = { 'e2e-watch': id, 'nais.io/naisjob': 'false' };
 
