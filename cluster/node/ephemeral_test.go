@@ -1,9 +1,7 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +9,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 // ephemeralRun runs a pod of regular containers through a real podWorker,
@@ -22,17 +19,7 @@ import (
 // status matching cond.
 func ephemeralRun(t *testing.T, ctrs map[string]string, exited map[string]bool, target, script string) func(what string, cond func(v1.PodStatus) bool) v1.PodStatus {
 	t.Helper()
-	needRoot(t)
-	rt, err := newRuntime(t.TempDir(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, ns, err := rt.startPause("probe/netns"); err != nil {
-		t.Skipf("cannot create network namespace here: %v", err)
-	} else {
-		p.signal(9)
-		ns.Close()
-	}
+	rt := podTestRuntime(t)
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "test", Name: "p", UID: types.UID("uid-" + newID())},
 		Spec:       v1.PodSpec{RestartPolicy: v1.RestartPolicyNever},
@@ -42,35 +29,16 @@ func ephemeralRun(t *testing.T, ctrs map[string]string, exited map[string]bool, 
 			pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{Name: name, Image: "any", Command: []string{"sh", "-c", cmd}})
 		}
 	}
-	k := &kubelet{cfg: config{maxBackoff: 200 * time.Millisecond}, client: fake.NewSimpleClientset(pod), rt: rt, workers: map[types.UID]*podWorker{}}
-	w := newPodWorker(k, pod)
 	var mu sync.Mutex
 	var statuses []v1.PodStatus
 	changed := make(chan struct{}, 1)
-	w.observe = func(st v1.PodStatus) {
+	w := startTestWorker(t, rt, pod, func(st v1.PodStatus) {
 		mu.Lock()
 		statuses = append(statuses, st)
 		mu.Unlock()
 		select {
 		case changed <- struct{}{}:
 		default:
-		}
-	}
-	go w.run()
-	t.Cleanup(func() {
-		if logs, _ := filepath.Glob(filepath.Join(rt.logDir, "*", "*", "*.log")); len(logs) > 0 {
-			for _, l := range logs {
-				if b, _ := os.ReadFile(l); len(b) > 0 {
-					t.Logf("%s: %s", strings.TrimPrefix(l, rt.logDir), b)
-				}
-			}
-		}
-		ack := make(chan struct{})
-		w.send(event{kind: evGone, ack: ack})
-		select {
-		case <-ack:
-		case <-time.After(10 * time.Second):
-			t.Error("pod worker did not stop")
 		}
 	})
 	wait := func(what string, cond func(v1.PodStatus) bool) v1.PodStatus {

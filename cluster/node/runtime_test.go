@@ -7,6 +7,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // TestMain lets the test binary act as the pause and init helpers, since the
@@ -31,6 +35,52 @@ func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for namespaces")
 	}
+}
+
+// podTestRuntime is a node runtime in a temp dir that can make network namespaces; the test is
+// skipped where it cannot (it needs root).
+func podTestRuntime(t *testing.T) *nodeRuntime {
+	t.Helper()
+	needRoot(t)
+	rt, err := newRuntime(t.TempDir(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ns, err := rt.startPause("probe/netns"); err != nil {
+		t.Skipf("cannot create network namespace here: %v", err)
+	} else {
+		p.signal(9)
+		ns.Close()
+	}
+	return rt
+}
+
+// startTestWorker runs a pod worker for pod on rt against a fake API client, calling observe with
+// every status it would write. When the test ends the worker is stopped and the containers' logs
+// are logged.
+func startTestWorker(t *testing.T, rt *nodeRuntime, pod *v1.Pod, observe func(v1.PodStatus)) *podWorker {
+	t.Helper()
+	k := &kubelet{cfg: config{maxBackoff: 200 * time.Millisecond}, client: fake.NewSimpleClientset(pod), rt: rt, workers: map[types.UID]*podWorker{}}
+	w := newPodWorker(k, pod)
+	w.observe = observe
+	go w.run()
+	t.Cleanup(func() {
+		if logs, _ := filepath.Glob(filepath.Join(rt.logDir, "*", "*", "*.log")); len(logs) > 0 {
+			for _, l := range logs {
+				if b, _ := os.ReadFile(l); len(b) > 0 {
+					t.Logf("%s: %s", strings.TrimPrefix(l, rt.logDir), b)
+				}
+			}
+		}
+		ack := make(chan struct{})
+		w.send(event{kind: evGone, ack: ack})
+		select {
+		case <-ack:
+		case <-time.After(10 * time.Second):
+			t.Error("pod worker did not stop")
+		}
+	})
+	return w
 }
 
 func runCtr(t *testing.T, rt *nodeRuntime, ns *os.File, script string) (string, int32) {

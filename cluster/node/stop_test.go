@@ -1,9 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +8,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestStopTurn(t *testing.T) {
@@ -98,7 +94,6 @@ func ctrStatus(st v1.PodStatus, name string) *v1.ContainerStatus {
 // root) until it reaches a terminal phase.
 func runPod(t *testing.T, policy v1.RestartPolicy, grace int64, sidecar, main string) *podRun {
 	t.Helper()
-	needRoot(t)
 	always := v1.ContainerRestartPolicyAlways
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "test", Name: "p", UID: types.UID("uid-" + newID())},
@@ -109,22 +104,11 @@ func runPod(t *testing.T, policy v1.RestartPolicy, grace int64, sidecar, main st
 			Containers:                    []v1.Container{{Name: "main", Image: "any", Command: []string{"sh", "-c", main}, Env: []v1.EnvVar{{Name: "DIR", Value: t.TempDir()}}}},
 		},
 	}
-	rt, err := newRuntime(t.TempDir(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, ns, err := rt.startPause("probe/netns"); err != nil {
-		t.Skipf("cannot create network namespace here: %v", err)
-	} else {
-		p.signal(9)
-		ns.Close()
-	}
-	k := &kubelet{cfg: config{maxBackoff: 200 * time.Millisecond}, client: fake.NewSimpleClientset(pod), rt: rt, workers: map[types.UID]*podWorker{}}
-	w := newPodWorker(k, pod)
+	rt := podTestRuntime(t)
 	r := &podRun{}
 	done := make(chan struct{})
 	var mainExit time.Time
-	w.observe = func(st v1.PodStatus) {
+	startTestWorker(t, rt, pod, func(st v1.PodStatus) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.statuses = append(r.statuses, st)
@@ -140,28 +124,11 @@ func runPod(t *testing.T, policy v1.RestartPolicy, grace int64, sidecar, main st
 				close(done)
 			}
 		}
-	}
-	go w.run()
-	defer func() {
-		ack := make(chan struct{})
-		w.send(event{kind: evGone, ack: ack})
-		select {
-		case <-ack:
-		case <-time.After(10 * time.Second):
-			t.Error("pod worker did not stop")
-		}
-	}()
+	})
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no terminal phase; statuses: %+v", r.statuses)
-	}
-	if logs, _ := filepath.Glob(filepath.Join(rt.logDir, "*", "*", "*.log")); len(logs) > 0 {
-		for _, l := range logs {
-			if b, _ := os.ReadFile(l); len(b) > 0 {
-				t.Logf("%s: %s", strings.TrimPrefix(l, rt.logDir), b)
-			}
-		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
