@@ -19,7 +19,7 @@
  * core, default 6), BENCH_IDLE_SECONDS (default 60).
  * Not part of CI.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -27,6 +27,8 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { metricValue } from '../test/e2e/metric-value.ts';
+import { startHahaha as startTestHahaha } from '../test/unit/chart-assets.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -39,7 +41,6 @@ const RSS_STEPS = (process.env.BENCH_RSS_STEPS ?? '500,2000,5000,20000')
 const MAX_LOAD_PER_CORE = Number(process.env.BENCH_MAX_LOAD ?? 6);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const RSS_BUDGET_MS = Number(process.env.BENCH_RSS_BUDGET_SECONDS ?? 540) * 1000;
-const NODE = `${ROOT}node_modules/.bin/node`;
 const LABEL_KEY = 'bench.hahaha.nais.io/pod';
 const SELECTOR = `${LABEL_KEY}=true`;
 const CLK_TCK = 100; // USER_HZ on Linux
@@ -101,67 +102,17 @@ interface Hahaha {
   stop(): Promise<void>;
 }
 
+/** A hahaha from the sources (the tests' launcher), ready once /readyz answers 200. */
 async function startHahaha(env: Record<string, string>): Promise<Hahaha> {
-  const child = spawn(NODE, [`${ROOT}bin/hahaha.js`, 'run'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      KUBECONFIG,
-      METRICS_HOST: '127.0.0.1',
-      METRICS_PORT: '0',
-      WATCH_SELECTOR: SELECTOR,
-      INSTANCE_NAME: 'hahaha-bench',
-      LEASE_NAMESPACE: 'default',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const tail: string[] = [];
-  const keep = (s: string) => {
-    tail.push(s);
-    if (tail.length > 50) tail.shift();
-  };
-  child.stderr?.on('data', (b: Buffer) => keep(b.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`hahaha did not start serving in 30 s:\n${tail.join('\n')}`));
-    }, 30_000);
-    let buf = '';
-    child.stdout?.on('data', (b: Buffer) => {
-      buf += b.toString();
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        keep(line);
-        try {
-          const rec = JSON.parse(line) as { address?: { port?: number } };
-          if (typeof rec.address?.port === 'number') {
-            clearTimeout(timer);
-            resolve(rec.address.port);
-          }
-        } catch {
-          // not JSON
-        }
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`hahaha exited before serving:\n${tail.join('\n')}`));
-    });
-  });
-  await until('hahaha /readyz 200', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 60_000);
+  const h = await startTestHahaha({ KUBECONFIG, WATCH_SELECTOR: SELECTOR, INSTANCE_NAME: 'hahaha-bench', LEASE_NAMESPACE: 'default', ...env }, 30_000);
+  await until('hahaha /readyz 200', async () => (await fetch(`http://127.0.0.1:${h.port}/readyz`)).status === 200, 60_000);
   return {
-    child,
-    pid: child.pid as number,
-    port,
+    child: h.child,
+    pid: h.child.pid as number,
+    port: h.port,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await Promise.race([exited, sleep(30_000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await Promise.race([h.stop(), sleep(30_000)]);
+      if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
     },
   };
 }
@@ -169,19 +120,6 @@ async function startHahaha(env: Record<string, string>): Promise<Hahaha> {
 async function metricsText(h: Hahaha): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${h.port}/metrics`, { signal: AbortSignal.timeout(10_000) });
   return res.text();
-}
-
-/** Sum of a metric's samples whose label set contains every `filter` pair. */
-function metricSum(text: string, name: string, filter: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const labels = m[2] ?? '';
-    if (Object.entries(filter).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
 }
 
 interface Histogram {
@@ -200,8 +138,8 @@ function histogram(text: string, name: string): Histogram {
   }
   return {
     buckets: [...byLe.entries()].sort((a, b) => a[0] - b[0]),
-    sum: metricSum(text, `${name}_sum`),
-    count: metricSum(text, `${name}_count`),
+    sum: metricValue(text, `${name}_sum`),
+    count: metricValue(text, `${name}_count`),
   };
 }
 function minus(a: Histogram, b: Histogram): Histogram {
@@ -258,7 +196,7 @@ function cpuSeconds(pid: number): number {
 const MiB = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
 
 async function apiLeaseRequests(): Promise<number> {
-  return metricSum(await kubectl(['get', '--raw', '/metrics']), 'apiserver_request_total', { resource: 'leases' });
+  return metricValue(await kubectl(['get', '--raw', '/metrics']), 'apiserver_request_total', { resource: 'leases' });
 }
 
 // ------------------------------------------------------------------ objects
@@ -422,7 +360,7 @@ async function phaseRss(h: Hahaha): Promise<void> {
   );
   await sleep(3000);
   const base = rssKiB(h.pid);
-  const baseHeap = metricSum(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
+  const baseHeap = metricValue(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
   row('RSS, 0 watched pods', `${MiB(base)}; V8 heap used ${MiB(baseHeap)}`);
   let created = 0;
   const deadline = Date.now() + RSS_BUDGET_MS;
@@ -447,7 +385,7 @@ async function phaseRss(h: Hahaha): Promise<void> {
       await until(
         `${n} Running pods watched by hahaha`,
         async () => {
-          const watched = metricSum(await metricsText(h), 'hahaha_watched_pods');
+          const watched = metricValue(await metricsText(h), 'hahaha_watched_pods');
           log(`  watched ${watched}/${n}, Running ${await runningPods(ns)}, load ${loadavg()[0]?.toFixed(1)}`);
           return watched >= n;
         },
@@ -462,7 +400,7 @@ async function phaseRss(h: Hahaha): Promise<void> {
     const ready = (await fetch(`http://127.0.0.1:${h.port}/readyz`)).status;
     await sleep(5000); // let the list/watch settle
     const rss = rssKiB(h.pid);
-    const heap = metricSum(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
+    const heap = metricValue(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
     row(
       `RSS, ${n} watched pods`,
       `${MiB(rss)}: ${((rss - base) / n).toFixed(1)} KiB per pod; V8 heap used ${MiB(heap)}, ${((heap - baseHeap) / n).toFixed(1)} KiB per pod (not after a full GC); readyz ${ready}; ${((Date.now() - t) / 1000).toFixed(0)} s to create`,
@@ -473,7 +411,7 @@ async function phaseRss(h: Hahaha): Promise<void> {
   await kubectl(['delete', '--raw', `/api/v1/namespaces/${ns}/pods?gracePeriodSeconds=0`], undefined, 600);
   await kubectl(['delete', 'namespace', ns, '--wait=false']);
   await kubectl(['delete', 'node', VIRTUAL_NODE, '--wait=false']);
-  await until('hahaha to drop the deleted pods', async () => metricSum(await metricsText(h), 'hahaha_watched_pods') === 0, 300_000, 2000);
+  await until('hahaha to drop the deleted pods', async () => metricValue(await metricsText(h), 'hahaha_watched_pods') === 0, 300_000, 2000);
   try {
     await until('the sleeper pods to be gone', async () => !(await kubectl(['get', 'namespace', ns, '--ignore-not-found'])).includes(ns), 300_000, 3000);
   } catch (err) {
@@ -543,7 +481,7 @@ async function phaseBurst(h: Hahaha): Promise<void> {
     '  shutdown latency in the burst',
     describeHistogram(minus(histogram(after, 'hahaha_sidecar_shutdown_latency_seconds'), histogram(before, 'hahaha_sidecar_shutdown_latency_seconds'))),
   );
-  const failedShutdowns = metricSum(after, 'hahaha_failed_sidecar_shutdowns') - metricSum(before, 'hahaha_failed_sidecar_shutdowns');
+  const failedShutdowns = metricValue(after, 'hahaha_failed_sidecar_shutdowns') - metricValue(before, 'hahaha_failed_sidecar_shutdowns');
   if (failedShutdowns > 0) notes.push(`burst: hahaha_failed_sidecar_shutdowns grew by ${failedShutdowns}`);
   await kubectl(['delete', 'namespace', ns, '--wait=false']);
 }
