@@ -274,7 +274,17 @@ describe('least privilege of the chart on the local cluster', { skip }, () => {
       500,
     );
 
-    const text = (await get(port, '/metrics')).text;
+    // The pod's phase can turn Succeeded a moment before hahaha has recorded the last stop it
+    // verified (it reads the finished pod once the pod leaves its watch): wait for the counts.
+    const text = await eventually(
+      'both shutdowns counted',
+      async () => {
+        const t = (await get(port, '/metrics')).text;
+        const counted = ['vks-sidecar', 'daprd'].map((c) => metricValue(t, 'hahaha_sidecar_shutdowns', { container: c, namespace: podNs }));
+        return counted.every((n) => n > 0) ? t : undefined;
+      },
+      10_000,
+    );
     assert.equal(metricValue(text, 'hahaha_sidecar_shutdowns', { container: 'vks-sidecar', namespace: podNs }), 1);
     assert.equal(metricValue(text, 'hahaha_sidecar_shutdowns', { container: 'daprd', namespace: podNs }), 1);
     assert.equal(metricValue(text, 'hahaha_failed_sidecar_shutdowns'), 0);

@@ -27,7 +27,11 @@ describe('watch scope', () => {
     const reaped = await jobPod(ns, 'reaped');
     await waitJobComplete(ns, 'reaped');
     await eventually('the finished pod dropped', async () => (await watched()) === 1, 10_000);
-    const events = await hahahaEvents(ns, reaped.metadata.name);
+    // Recorded just after the pod turned Succeeded (hahaha reads the finished pod first).
+    const events = await eventually('the Killing event', async () => {
+      const e = await hahahaEvents(ns, reaped.metadata.name);
+      return e.length > 0 ? e : undefined;
+    });
     assert.deepEqual(
       events.map((e) => `${e.type} ${e.message}`),
       ['Normal Shut down container vks-sidecar (exec /bin/kill -s INT 1, exit code 0)'],
