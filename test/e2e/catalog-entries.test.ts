@@ -1,7 +1,7 @@
 /**
  * One Naisjob-like Job per default catalog entry: the main container exits, hahaha stops the
  * sidecar the entry's way, the pod ends Succeeded, the Job Complete, and `kubectl describe pod`
- * shows the Normal Killing event.
+ * shows the Normal Killing event. The look-alike sidecars must have been asked exactly once.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -25,18 +25,31 @@ import {
   testNamespace,
   waitJobComplete,
 } from './harness.ts';
+import { assertShutdownRequests } from './shutdown-requests.ts';
 
 const configmapDir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-configmap-'));
 
-const entries: { entry: string; container: ContainerSpec; via: RegExp; fails?: boolean }[] = [
-  { entry: 'linkerd', container: sidecar('linkerd-proxy', 'linkerd'), via: /http POST :4191\/shutdown, exit code 0/ },
-  { entry: 'istio', container: sidecar('istio-proxy', 'istio'), via: /http POST :15020\/quitquitquit, exit code 0/ },
+/** `asked`: the shutdown requests the look-alike logs (shutdown-requests.ts); the real programs log none. */
+const entries: { entry: string; container: ContainerSpec; via: RegExp; fails?: boolean; asked?: string[] }[] = [
+  { entry: 'linkerd', container: sidecar('linkerd-proxy', 'linkerd'), via: /http POST :4191\/shutdown, exit code 0/, asked: ['linkerd http POST /shutdown'] },
+  {
+    entry: 'istio',
+    container: sidecar('istio-proxy', 'istio'),
+    via: /http POST :15020\/quitquitquit, exit code 0/,
+    asked: ['istio http POST /quitquitquit'],
+  },
   {
     entry: 'cloud-sql-proxy (v2, quitquitquit)',
     container: sidecar('cloud-sql-proxy', 'cloudsql', '--quitquitquit'),
     via: /http POST :9091\/quitquitquit, exit code 0/,
+    asked: ['cloudsql http POST /quitquitquit'],
   },
-  { entry: 'secure-logs-fluentd', container: sidecar('secure-logs-fluentd', 'fluentd'), via: /http GET :24444\/api\/processes.killWorkers, exit code 0/ },
+  {
+    entry: 'secure-logs-fluentd',
+    container: sidecar('secure-logs-fluentd', 'fluentd'),
+    via: /http GET :24444\/api\/processes.killWorkers, exit code 0/,
+    asked: ['fluentd http GET /api/processes.killWorkers'],
+  },
   {
     entry: 'secure-logs-configmap-reload (the real configmap-reload, stopped with killall)',
     container: {
@@ -54,15 +67,27 @@ const entries: { entry: string; container: ContainerSpec; via: RegExp; fails?: b
     // native sidecar does its Job complete (native-sidecars.test.ts).
     fails: true,
   },
-  { entry: 'vks-sidecar', container: sidecar('vks-sidecar', 'vks'), via: /exec \/bin\/kill -s INT 1, exit code 0/ },
-  { entry: 'vault-agent', container: sidecar('vault-agent', 'vault'), via: /http POST :8200\/agent\/v1\/quit, exit code 0/ },
-  { entry: 'dapr', container: sidecar('daprd', 'dapr'), via: /http POST :3500\/v1.0\/shutdown, exit code 0/ },
+  {
+    entry: 'secure-logs-configmap-reload (look-alike, killall counted)',
+    container: sidecar('secure-logs-configmap-reload', 'configmap-reload'),
+    via: /exec \/bin\/killall configmap-reload, exit code 2; a non-zero exit code fails the pod/,
+    fails: true,
+    asked: ['configmap-reload signal terminated'],
+  },
+  { entry: 'vks-sidecar', container: sidecar('vks-sidecar', 'vks'), via: /exec \/bin\/kill -s INT 1, exit code 0/, asked: ['vks signal interrupt'] },
+  {
+    entry: 'vault-agent',
+    container: sidecar('vault-agent', 'vault'),
+    via: /http POST :8200\/agent\/v1\/quit, exit code 0/,
+    asked: ['vault http POST /agent/v1/quit'],
+  },
+  { entry: 'dapr', container: sidecar('daprd', 'dapr'), via: /http POST :3500\/v1.0\/shutdown, exit code 0/, asked: ['dapr http POST /v1.0/shutdown'] },
 ];
 
 describe('every default catalog entry stops its sidecar', () => {
   const ns = testNamespace('e2e-entries');
 
-  for (const [i, { entry, container, via, fails }] of entries.entries()) {
+  for (const [i, { entry, container, via, fails, asked }] of entries.entries()) {
     it(entry, async () => {
       const job = `entry-${i}`;
       await apply(naisjob(ns.name, job, { containers: [main(job, 'sleep 2; echo done'), container] }));
@@ -95,6 +120,7 @@ describe('every default catalog entry stops its sidecar', () => {
       assert.match(event.message, via);
       const described = await kubectl(['describe', 'pod', pod.metadata.name, '-n', ns.name]);
       assert.match(described, new RegExp(`${type}\\s+Killing\\s+.*Shut down container ${container.name}`));
+      if (asked) await assertShutdownRequests(ns.name, pod.metadata.name, container.name, asked);
     });
   }
 });

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { get, type RunningHahaha, startHahaha } from '../unit/chart-assets.ts';
 import { render } from './chart-helm.ts';
 import { apply, eventually, kubectl, main, metricValue, naisjob, namespace, RUN, tokenKubeconfig, waitJobComplete } from './harness.ts';
+import { describeRequests, parseShutdownRequests } from './shutdown-requests.ts';
 
 const RELEASE = 'hahaha-failover';
 const RELEASE_NS = 'hahaha-failover';
@@ -120,9 +121,7 @@ describe('leader election failover', () => {
 
       for (const job of jobs) await waitJobComplete(ns, job, 120_000);
       for (const job of jobs) {
-        const requests = readFileSync(join(logDir, `${job}.log`), 'utf8')
-          .split('\n')
-          .filter((l) => / POST \/shutdown from /.test(l));
+        const requests = describeRequests(parseShutdownRequests(readFileSync(join(logDir, `${job}.log`), 'utf8')));
         assert.equal(requests.length, 1, `${job}'s sidecar got ${requests.length} shutdown requests:\n${requests.join('\n')}`);
       }
       assert.equal(await b.stop(), 0, 'SIGTERM must exit 0');

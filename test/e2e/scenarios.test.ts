@@ -27,6 +27,7 @@ import {
   testNamespace,
   waitJobComplete,
 } from './harness.ts';
+import { assertShutdownRequests } from './shutdown-requests.ts';
 
 describe('reaping scenarios', { concurrency: true }, () => {
   const ns = testNamespace('e2e-scenarios');
@@ -45,6 +46,10 @@ describe('reaping scenarios', { concurrency: true }, () => {
     const finished = ['linkerd-proxy', 'secure-logs-fluentd', 'vks-sidecar'].map((c) => Date.parse(containerState(final, c).terminated.finishedAt));
     const spread = Math.max(...finished) - Math.min(...finished);
     assert.ok(spread <= 1500, `sidecars stopped ${spread} ms apart`);
+    // Each sidecar was asked exactly once, as the sidecars themselves logged it.
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'linkerd-proxy', ['linkerd http POST /shutdown']);
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'secure-logs-fluentd', ['fluentd http GET /api/processes.killWorkers']);
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'vks-sidecar', ['vks signal interrupt']);
     const events = await hahahaEvents(ns.name, pod.metadata.name);
     assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 3, JSON.stringify(events));
     // One event on the Job too, for kubectl describe job.
@@ -82,6 +87,8 @@ describe('reaping scenarios', { concurrency: true }, () => {
     const p = await getPod(ns.name, pod.metadata.name);
     assert.equal(p.status.phase, 'Running');
     assert.ok(containerState(p, 'my-agent')?.running, 'my-agent must be left running');
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'my-agent', []);
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'linkerd-proxy', ['linkerd http POST /shutdown']);
   });
 
   it('does nothing while the main container runs', async () => {
@@ -96,6 +103,7 @@ describe('reaping scenarios', { concurrency: true }, () => {
     const p = await getPod(ns.name, pod.metadata.name);
     assert.ok(containerState(p, 'linkerd-proxy')?.running, 'the sidecar must still run');
     assert.deepEqual(await hahahaEvents(ns.name, pod.metadata.name), []);
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'linkerd-proxy', []);
   });
 
   it('never touches a native sidecar; the kubelet stops it and the Job completes', async () => {
@@ -109,6 +117,8 @@ describe('reaping scenarios', { concurrency: true }, () => {
     const pod = await jobPod(ns.name, job);
     await waitJobComplete(ns.name, job);
     assert.deepEqual(await hahahaEvents(ns.name, pod.metadata.name), []);
+    // Only the kubelet's SIGTERM reached it.
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'linkerd-proxy', ['linkerd signal terminated']);
   });
 
   it('OnFailure: does not reap after a failed attempt, reaps after the successful retry', async () => {
@@ -133,6 +143,7 @@ describe('reaping scenarios', { concurrency: true }, () => {
       const mainFinished = Date.parse(containerState(final, job).terminated.finishedAt);
       const sidecarFinished = Date.parse(containerState(final, 'linkerd-proxy').terminated.finishedAt);
       assert.ok(sidecarFinished >= mainFinished, 'the sidecar stopped before the successful run ended');
+      await assertShutdownRequests(ns.name, pod.metadata.name, 'linkerd-proxy', ['linkerd http POST /shutdown']);
     } finally {
       rmSync(marker, { force: true });
     }
@@ -160,6 +171,8 @@ describe('reaping scenarios', { concurrency: true }, () => {
       /^Unsuccessfully shut down container istio-proxy: http POST :15020\/quitquitquit: timed out after 5s \(then stopped by http POST :15000\/quitquitquit\)/,
     );
     assert.match(events.find((e) => e.type === 'Normal')?.message ?? '', /http POST :15000\/quitquitquit/);
+    // One request to each endpoint: the hanging one was not asked again.
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'istio-proxy', ['hang http "POST /quitquitquit HTTP/1.1"', 'istio http POST /quitquitquit']);
   });
 
   it('an endpoint that refuses: the exec fallback stops the sidecar', async () => {
@@ -176,5 +189,6 @@ describe('reaping scenarios', { concurrency: true }, () => {
     const events = await hahahaEvents(ns.name, pod.metadata.name);
     assert.match(events.find((e) => e.type === 'Normal')?.message ?? '', /^Shut down container cloudsql-proxy \(exec \/bin\/kill -s INT 1, exit code 0\)/);
     assert.match(events.find((e) => e.type === 'Warning')?.message ?? '', /http POST :9091\/quitquitquit: HTTP 500/);
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'cloudsql-proxy', ['refuse http POST /quitquitquit', 'refuse signal interrupt']);
   });
 });

@@ -15,8 +15,16 @@
 //	fake-sidecar refuse    answers every request with an error status; exits 0 on SIGINT
 //	fake-sidecar deaf      no port; catches and ignores every catchable signal, never exits:
 //	                       only SIGKILL stops it, even outside a PID namespace
+//	fake-sidecar configmap-reload
+//	                       no port; runs as a process named configmap-reload (so that
+//	                       `killall configmap-reload` finds it) and, like the real one as
+//	                       PID 1, exits 2 on SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT
 //
-// Every request is logged to stderr as one line.
+// Every request is logged to stderr as one line. Every shutdown request a
+// sidecar receives (a request to its shutdown endpoint, whatever the method
+// and answer; any request to hang and refuse; a signal it handles) is also
+// logged as one line containing "shutdown-request: ", before it is acted on,
+// so that tests can count them from the container's log.
 package main
 
 import (
@@ -28,6 +36,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -62,13 +71,15 @@ func main() {
 		refuse(args)
 	case "deaf":
 		deaf(args)
+	case "configmap-reload":
+		configmapReload(args)
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|vault|dapr|hang|refuse|deaf [flags]")
+	fmt.Fprintln(os.Stderr, "usage: fake-sidecar linkerd|istio|cloudsql|fluentd|vks|vault|dapr|hang|refuse|deaf|configmap-reload [flags]")
 	os.Exit(2)
 }
 
@@ -88,6 +99,24 @@ func (e *exiter) exitAfter(w http.ResponseWriter, code int, why string) {
 			os.Exit(code)
 		}()
 	})
+}
+
+// RequestMarker starts the log message of every shutdown request a sidecar
+// receives; tests count the lines that contain it. Keep it stable.
+const RequestMarker = "shutdown-request: "
+
+// shutdownRequest logs one shutdown request: "shutdown-request: <how>".
+func shutdownRequest(format string, args ...any) {
+	log.Print(RequestMarker + fmt.Sprintf(format, args...))
+}
+
+// counted logs every request to a shutdown endpoint as a shutdown request,
+// before the endpoint handles it (it may end the process).
+func counted(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		shutdownRequest("http %s %s from %s", r.Method, r.URL.Path, r.RemoteAddr)
+		h(w, r)
+	}
 }
 
 func logged(h http.Handler) http.Handler {
@@ -137,6 +166,7 @@ func waitSignals(codes map[os.Signal]int) {
 		signal.Notify(ch, s)
 	}
 	s := <-ch
+	shutdownRequest("signal %v", s)
 	log.Printf("received %v, exiting with %d", s, codes[s])
 	os.Exit(codes[s])
 }
@@ -151,7 +181,7 @@ func linkerd(args []string) {
 	_ = fs.Parse(args)
 	var ex exiter
 	mux := http.NewServeMux()
-	mux.HandleFunc("/shutdown", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/shutdown", counted(func(w http.ResponseWriter, r *http.Request) {
 		if *disabled {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, "shutdown endpoint is not enabled\n")
@@ -164,7 +194,7 @@ func linkerd(args []string) {
 		}
 		_, _ = io.WriteString(w, "shutdown\n")
 		ex.exitAfter(w, 0, "POST /shutdown")
-	})
+	}))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
 	mux.HandleFunc("/live", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "live\n") })
 	mux.HandleFunc("/", http.NotFound)
@@ -183,21 +213,21 @@ func istio(args []string) {
 	var ex exiter
 	if !*noStatus {
 		mux := http.NewServeMux()
-		mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("/quitquitquit", counted(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
 				http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 				return
 			}
 			_, _ = io.WriteString(w, "OK")
 			ex.exitAfter(w, 0, "pilot-agent POST /quitquitquit")
-		})
+		}))
 		mux.HandleFunc("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {})
 		mux.HandleFunc("/", http.NotFound)
 		serve(addr(*bind, *statusPort), mux)
 	}
 	if !*noAdmin {
 		mux := http.NewServeMux()
-		mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("/quitquitquit", counted(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
 				w.WriteHeader(http.StatusMethodNotAllowed)
 				_, _ = io.WriteString(w, "This operation requires a POST method\n")
@@ -205,7 +235,7 @@ func istio(args []string) {
 			}
 			_, _ = io.WriteString(w, "OK\n")
 			ex.exitAfter(w, 0, "envoy POST /quitquitquit")
-		})
+		}))
 		mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "LIVE\n") })
 		mux.HandleFunc("/", http.NotFound)
 		serve(addr(*bind, *adminPort), mux)
@@ -223,13 +253,13 @@ func cloudsql(args []string) {
 	var ex exiter
 	mux := http.NewServeMux()
 	if *quit {
-		mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("/quitquitquit", counted(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost && r.Method != http.MethodGet {
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
 			ex.exitAfter(w, 0, r.Method+" /quitquitquit")
-		})
+		}))
 	}
 	mux.HandleFunc("/", http.NotFound)
 	serve(addr(*bind, *port), mux)
@@ -247,7 +277,7 @@ func fluentd(args []string) {
 	_ = fs.Parse(args)
 	var ex exiter
 	mux := http.NewServeMux()
-	mux.HandleFunc("/api/processes.killWorkers", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/api/processes.killWorkers", counted(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
@@ -255,7 +285,7 @@ func fluentd(args []string) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"ok":true}`)
 		ex.exitAfter(w, 0, "killWorkers")
-	})
+	}))
 	mux.HandleFunc("/", http.NotFound)
 	serve(addr(*bind, *port), mux)
 	waitSignals(gracefulSignals)
@@ -294,6 +324,9 @@ func hang(args []string) {
 						break
 					}
 				}
+				if n > 0 {
+					shutdownRequest("http %q from %s (never answered)", line, c.RemoteAddr())
+				}
 				log.Printf("%q from %s -> no answer", line, c.RemoteAddr())
 				_, _ = io.Copy(io.Discard, c)
 				c.Close()
@@ -309,7 +342,7 @@ func refuse(args []string) {
 	port := fs.Int("port", 4191, "port")
 	status := fs.Int("status", http.StatusInternalServerError, "status answered to every request (e.g. 500 or 405)")
 	_ = fs.Parse(args)
-	serve(addr(*bind, *port), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serve(addr(*bind, *port), counted(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(*status), *status)
 	}))
 	waitSignals(gracefulSignals)
@@ -324,7 +357,7 @@ func postOnly(name string, args []string, defaultPort int, path string, status i
 	_ = fs.Parse(args)
 	var ex exiter
 	mux := http.NewServeMux()
-	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(path, counted(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			w.WriteHeader(http.StatusMethodNotAllowed)
@@ -332,7 +365,7 @@ func postOnly(name string, args []string, defaultPort int, path string, status i
 		}
 		w.WriteHeader(status)
 		ex.exitAfter(w, 0, "POST "+path)
-	})
+	}))
 	mux.HandleFunc("/", http.NotFound)
 	serve(addr(*bind, *port), mux)
 	waitSignals(gracefulSignals)
@@ -359,6 +392,53 @@ func deaf(args []string) {
 	signal.Notify(ch, deafSignals...)
 	log.Printf("running as pid %d; ignoring every catchable signal, only SIGKILL stops me", os.Getpid())
 	for s := range ch {
+		shutdownRequest("signal %v", s)
 		log.Printf("received %v, ignoring it", s)
 	}
+}
+
+// reloadName is the process name `killall configmap-reload` looks for.
+const reloadName = "configmap-reload"
+
+// reloadLinkEnv names the temporary directory of the configmap-reload link,
+// removed by the process started through it.
+const reloadLinkEnv = "FAKE_SIDECAR_RELOAD_LINK_DIR"
+
+// configmapReload stands in for configmap-reload where a test must count the
+// signals it gets: killall matches the process name (the first 15
+// characters, "configmap-reloa", from the file executed) and, for a name
+// that long, the base name of argv[0]. So it re-executes itself, keeping its
+// pid (PID 1 stays PID 1), through a symbolic link named configmap-reload in
+// a temporary directory, removed once started. Then, like configmap-reload
+// v0.12.0 as PID 1 (Go's runtime, no handler), it exits 2 on SIGTERM, SIGINT,
+// SIGHUP, SIGQUIT and SIGABRT and ignores SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM.
+func configmapReload(args []string) {
+	if dir := os.Getenv(reloadLinkEnv); dir != "" {
+		_ = os.RemoveAll(dir)
+		_ = os.Unsetenv(reloadLinkEnv)
+	} else if filepath.Base(os.Args[0]) != reloadName {
+		self, err := os.Executable()
+		if err != nil {
+			log.Fatalf("own executable: %v", err)
+		}
+		dir, err := os.MkdirTemp("", "fake-sidecar-reload-")
+		if err != nil {
+			log.Fatalf("link dir: %v", err)
+		}
+		link := filepath.Join(dir, reloadName)
+		if err := os.Symlink(self, link); err != nil {
+			log.Fatalf("link: %v", err)
+		}
+		env := append(os.Environ(), reloadLinkEnv+"="+dir)
+		argv := append([]string{reloadName, "configmap-reload"}, args...)
+		err = syscall.Exec(link, argv, env)
+		log.Fatalf("exec %s: %v", link, err)
+	}
+	fs := flag.NewFlagSet("configmap-reload", flag.ExitOnError)
+	_ = fs.String("volume-dir", "", "ignored, as the real one's watched directory")
+	_ = fs.String("webhook-url", "", "ignored")
+	_ = fs.Parse(args)
+	signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM)
+	log.Printf("running as pid %d, named %s; killall %s stops me with exit code 2", os.Getpid(), reloadName, reloadName)
+	waitSignals(map[os.Signal]int{syscall.SIGTERM: 2, syscall.SIGINT: 2, syscall.SIGHUP: 2, syscall.SIGQUIT: 2, syscall.SIGABRT: 2})
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,20 +37,67 @@ func freePort(t *testing.T) int {
 }
 
 type sidecar struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	code int
+	cmd    *exec.Cmd
+	done   chan struct{}
+	code   int
+	stderr *syncBuffer
+}
+
+// syncBuffer is the sidecar's stderr, written by exec's copying goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// requests returns what follows the marker on each shutdown request line the
+// sidecar has logged so far, as a test reading the container's log sees it.
+func (s *sidecar) requests() []string {
+	var out []string
+	for _, l := range strings.Split(s.stderr.String(), "\n") {
+		if i := strings.Index(l, RequestMarker); i >= 0 {
+			out = append(out, l[i+len(RequestMarker):])
+		}
+	}
+	return out
+}
+
+// expectRequests fails unless the sidecar has logged exactly the shutdown
+// requests whose descriptions start with want, in this order.
+func (s *sidecar) expectRequests(t *testing.T, want ...string) {
+	t.Helper()
+	got := s.requests()
+	if len(got) != len(want) {
+		t.Fatalf("shutdown requests %q, want %d starting with %q", got, len(want), want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("shutdown request %d is %q, want it to start with %q", i, got[i], want[i])
+		}
+	}
 }
 
 func start(t *testing.T, waitPort int, args ...string) *sidecar {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "FAKE_SIDECAR_AS_MAIN=1")
-	cmd.Stderr = io.Discard
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sidecar{cmd: cmd, done: make(chan struct{})}
+	s := &sidecar{cmd: cmd, done: make(chan struct{}), stderr: stderr}
 	go func() {
 		err := cmd.Wait()
 		var ee *exec.ExitError
@@ -136,6 +186,8 @@ func TestLinkerd(t *testing.T) {
 	if code := s.waitExit(t); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
+	// A refused method on the endpoint is a request too; /ready is not one.
+	s.expectRequests(t, "http GET /shutdown from 127.0.0.1:", "http POST /shutdown from 127.0.0.1:")
 }
 
 func TestLinkerdShutdownDisabled(t *testing.T) {
@@ -145,6 +197,7 @@ func TestLinkerdShutdownDisabled(t *testing.T) {
 		t.Errorf("POST /shutdown when disabled: %d, want 404", code)
 	}
 	s.stillRunning(t)
+	s.expectRequests(t, "http POST /shutdown")
 }
 
 func TestIstio(t *testing.T) {
@@ -165,6 +218,7 @@ func TestIstio(t *testing.T) {
 		if code := s.waitExit(t); code != 0 {
 			t.Errorf("%s: exit code %d", which, code)
 		}
+		s.expectRequests(t, "http GET /quitquitquit", "http POST /quitquitquit")
 	}
 }
 
@@ -178,6 +232,8 @@ func TestCloudSQL(t *testing.T) {
 	if code := s.waitExit(t); code != 143 {
 		t.Errorf("SIGTERM: exit %d, want 143", code)
 	}
+	// Without --quitquitquit there is no endpoint, so the 404 is no shutdown request.
+	s.expectRequests(t, "signal terminated")
 
 	p = freePort(t)
 	s = start(t, p, "cloudsql", "--admin-port", strconv.Itoa(p))
@@ -185,6 +241,7 @@ func TestCloudSQL(t *testing.T) {
 	if code := s.waitExit(t); code != 130 {
 		t.Errorf("SIGINT: exit %d, want 130", code)
 	}
+	s.expectRequests(t, "signal interrupt")
 
 	p = freePort(t)
 	s = start(t, p, "cloudsql", "--admin-port", strconv.Itoa(p), "--exit-zero-on-sigterm")
@@ -205,6 +262,7 @@ func TestCloudSQL(t *testing.T) {
 		if code := s.waitExit(t); code != 0 {
 			t.Errorf("%s /quitquitquit: exit %d", m, code)
 		}
+		s.expectRequests(t, "http PUT /quitquitquit", "http "+m+" /quitquitquit")
 	}
 }
 
@@ -217,6 +275,7 @@ func TestFluentd(t *testing.T) {
 	if code := s.waitExit(t); code != 0 {
 		t.Errorf("exit %d", code)
 	}
+	s.expectRequests(t, "http GET /api/processes.killWorkers")
 }
 
 func TestVKS(t *testing.T) {
@@ -226,6 +285,7 @@ func TestVKS(t *testing.T) {
 	if code := s.waitExit(t); code != 0 {
 		t.Errorf("SIGINT: exit %d", code)
 	}
+	s.expectRequests(t, "signal interrupt")
 }
 
 func TestHangAndRefuse(t *testing.T) {
@@ -239,6 +299,7 @@ func TestHangAndRefuse(t *testing.T) {
 	if code := s.waitExit(t); code != 0 {
 		t.Errorf("hang SIGINT: exit %d", code)
 	}
+	s.expectRequests(t, `http "POST /shutdown HTTP/1.1" from 127.0.0.1:`, "signal interrupt")
 
 	p = freePort(t)
 	s = start(t, p, "refuse", "--port", strconv.Itoa(p))
@@ -250,6 +311,7 @@ func TestHangAndRefuse(t *testing.T) {
 	if code := s.waitExit(t); code != 0 {
 		t.Errorf("refuse SIGINT: exit %d", code)
 	}
+	s.expectRequests(t, "http POST /shutdown", "signal interrupt")
 }
 
 func TestDeaf(t *testing.T) {
@@ -308,6 +370,7 @@ func TestDeaf(t *testing.T) {
 		if err := cmd.Process.Signal(sig); err != nil {
 			t.Fatalf("%v: %v", sig, err)
 		}
+		expect(RequestMarker + "signal " + sig.String())
 		expect("received " + sig.String() + ", ignoring it")
 	}
 	select {
@@ -324,4 +387,82 @@ func TestDeaf(t *testing.T) {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("want killed by SIGKILL, got %v", cmd.ProcessState)
 	}
+}
+
+// Two shutdown requests in a row are two lines, also when the first one
+// already ends the process: what a test needs to see a double stop.
+func TestEveryShutdownRequestIsLogged(t *testing.T) {
+	for _, c := range []struct {
+		name, method, path string
+		args               []string
+	}{
+		{"linkerd", "POST", "/shutdown", []string{"--admin-port"}},
+		{"fluentd", "GET", "/api/processes.killWorkers", []string{"--rpc-port"}},
+		{"vault", "POST", "/agent/v1/quit", []string{"--port"}},
+		{"dapr", "POST", "/v1.0/shutdown", []string{"--port"}},
+		{"cloudsql", "POST", "/quitquitquit", []string{"--quitquitquit", "--admin-port"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := freePort(t)
+			s := start(t, p, append(append([]string{c.name}, c.args...), strconv.Itoa(p))...)
+			call(t, c.method, p, c.path)
+			call(t, c.method, p, c.path) // within the 50 ms before the exit
+			s.waitExit(t)
+			s.expectRequests(t, "http "+c.method+" "+c.path, "http "+c.method+" "+c.path)
+		})
+	}
+}
+
+func TestDapr(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "dapr", "--port", strconv.Itoa(p))
+	if code, _ := call(t, "GET", p, "/v1.0/shutdown"); code != 405 {
+		t.Errorf("GET /v1.0/shutdown: %d, want 405", code)
+	}
+	if code, _ := call(t, "GET", p, "/v1.0/healthz"); code != 404 {
+		t.Errorf("GET /v1.0/healthz: %d, want 404", code)
+	}
+	if code, _ := call(t, "POST", p, "/v1.0/shutdown"); code != 204 {
+		t.Errorf("POST /v1.0/shutdown: %d, want 204", code)
+	}
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	s.expectRequests(t, "http GET /v1.0/shutdown", "http POST /v1.0/shutdown")
+}
+
+// configmap-reload is found by what killall compares (the process name and
+// argv[0]), keeps its pid through the re-exec, exits 2 on SIGTERM as the real
+// one does as PID 1, and logs the signal. killall itself is not run here: it
+// would reach every configmap-reload on the machine.
+func TestConfigmapReload(t *testing.T) {
+	s := start(t, 0, "configmap-reload", "--volume-dir", t.TempDir())
+	pid := s.cmd.Process.Pid
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		if strings.TrimSpace(string(comm)) == "configmap-reloa" && argv0 == "configmap-reload" && strings.Contains(s.stderr.String(), "running as pid") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: comm %q, argv[0] %q; killall configmap-reload would not find it", pid, comm, argv0)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if links, _ := filepath.Glob(filepath.Join(os.TempDir(), "fake-sidecar-reload-*")); len(links) > 0 {
+		for _, l := range links {
+			if target, err := os.Readlink(filepath.Join(l, "configmap-reload")); err == nil && target == os.Args[0] {
+				t.Errorf("link dir %s left behind", l)
+			}
+		}
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGUSR1)
+	s.stillRunning(t)
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.waitExit(t); code != 2 {
+		t.Errorf("SIGTERM: exit %d, want 2", code)
+	}
+	s.expectRequests(t, "signal terminated")
 }
