@@ -13,6 +13,10 @@
 #
 # Progress goes to stderr; the last line of stdout is the kubeconfig path.
 # UP_TIMEOUT (seconds, default 120) bounds each wait.
+# HAHAHA_CLUSTER_AUDIT=1 (off by default) makes the API server write an audit log,
+# logs/audit.log, of the requests of the users in HAHAHA_CLUSTER_AUDIT_USERS
+# (comma-separated; default the chart's ServiceAccount hahaha-system/hahaha) at
+# Metadata level, one line per stage after RequestReceived (bench/cluster.ts).
 set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -211,6 +215,21 @@ start etcd "$ETCD_BIN/etcd" \
 wait_for "etcd healthy" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
 # ---------------------------------------------------------------- kube-apiserver
+AUDIT_ARGS=()
+if [[ ${HAHAHA_CLUSTER_AUDIT:-} == 1 ]]; then
+  AUDIT_USERS=${HAHAHA_CLUSTER_AUDIT_USERS:-system:serviceaccount:hahaha-system:hahaha}
+  {
+    echo "apiVersion: audit.k8s.io/v1"
+    echo "kind: Policy"
+    echo "omitStages: [RequestReceived]"
+    echo "rules:"
+    echo "  - level: Metadata"
+    echo "    users: [\"${AUDIT_USERS//,/\", \"}\"]"
+    echo "  - level: None"
+  } >"$RUN/audit-policy.yaml"
+  AUDIT_ARGS=(--audit-policy-file "$RUN/audit-policy.yaml" --audit-log-path "$RUN/logs/audit.log")
+  say "audit log of ${AUDIT_USERS} in $RUN/logs/audit.log"
+fi
 say "starting kube-apiserver on $API_URL"
 start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
@@ -237,6 +256,7 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --kubelet-preferred-address-types InternalIP \
   --allow-privileged=true \
   --profiling=false \
+  "${AUDIT_ARGS[@]}" \
   --v=1
 wait_for "kube-apiserver ready" curl -fsS --cacert "$PKI/ca.crt" \
   --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$API_URL/readyz"
