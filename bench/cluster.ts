@@ -1,32 +1,80 @@
 /**
- * `npm run bench:cluster`: hahaha against a real (local) cluster of its own, started here in
- * BENCH_CLUSTER_DIR (default $TMPDIR/hahaha-bench-cluster, not the default .cluster) and always torn
- * down at the end, also on failure or Ctrl-C. Measures, with one hahaha process run from the
- * TypeScript sources (node_modules/.bin/node bin/hahaha.js run, admin kubeconfig):
- *   1. RSS (/proc/<pid>/status VmRSS) at 0 and n watched Running pods (bare pods on a virtual
- *      node, see VIRTUAL_NODE), per watched pod = (RSS(n) - RSS(0)) / n;
- *   2. reaction: 20 Jobs one after another (main `sleep 1`, one linkerd sidecar), from hahaha's
- *      hahaha_sidecar_shutdown_latency_seconds and hahaha_attempt_duration_seconds histograms;
- *   3. a burst of 50 Jobs with 3 sidecars each: CPU ms per reaped pod (/proc/<pid>/stat utime +
- *      stime) and pods/s from the first Job created to the last Job Complete;
- *   4. idle with LEADER_ELECT=true for 60 s: lease requests per minute (the API server's
- *      apiserver_request_total{resource="leases"}, minus the rate measured without hahaha's
- *      elector) and CPU seconds per minute.
- * Prints one table and writes it to BENCH_OUT (default $TMPDIR/hahaha-bench-cluster.txt).
- * Phases 2 and 3 run first, then phase 1 with a fresh hahaha process, then phase 4.
- * Knobs: BENCH_RSS_STEPS (default "500,2000,5000,20000"), BENCH_RSS_BUDGET_SECONDS (default 540: no
- * further step after it), BENCH_MAX_LOAD (stop adding pods above this 1-minute load average per
- * core, default 6), BENCH_IDLE_SECONDS (default 60).
- * Not part of CI.
+ * `npm run bench:cluster`: hahaha as a black box (its process, its /metrics, the API server)
+ * against a local cluster of its own, started here in BENCH_CLUSTER_DIR (default
+ * $TMPDIR/hahaha-bench-cluster, never the default .cluster) with the API server's audit log on
+ * (cluster/scripts/up.sh, HAHAHA_CLUSTER_AUDIT=1), and always torn down at the end, also on failure
+ * or Ctrl-C. Not part of CI; about 15 minutes.
+ *
+ * hahaha runs as the image runs it: `tsc -p tsconfig.build.json` into BENCH_APP_DIR/dist (default
+ * <run dir>-app) beside copies of bin/, config/ and package.json (node_modules linked), started as
+ * `node <app dir>/bin/hahaha.js run` with NODE_ENV=production (the repository's own dist/ is left
+ * alone: bin/hahaha.js would prefer it to the sources for everyone). It holds only a TokenRequest token of the chart's ServiceAccount hahaha-system/hahaha
+ * (RBAC from the chart, scripts/hahaha-up.sh --rbac-only), so the audit log attributes every
+ * request to it exactly. Phases, in order:
+ *
+ *   1. Reaction against the raw floor, 1 and 3 sidecars (BENCH_REACTION_SAMPLES pods per variant,
+ *      default 30). The bench watches its pods with one raw HTTPS watch (node:https, no client
+ *      library) and is itself an ideal reaper for "floor" pods: in the watch callback that first
+ *      shows the main container terminated it opens, for each sidecar at once, a WebSocket
+ *      (`ws`, TLS sessions resumed through an https.Agent) to pods/portforward (v4.channel.k8s.io)
+ *      and writes the HTTP request into channel 0 (linkerd POST :4191/shutdown, fluentd GET
+ *      :24444/api/processes.killWorkers), or to pods/exec (v5.channel.k8s.io) for
+ *      `/bin/kill -s INT 1` (vks), exactly hahaha's catalog calls. It uses a token of its own
+ *      ServiceAccount hahaha-system/bench-floor, bound to the chart's ClusterRole and audited
+ *      too, so both reapers pay the same authentication, authorization and audit costs.
+ *      "hahaha" pods are identical bare pods (main `sleep 2`, then the sidecars) but for the
+ *      label hahaha selects; floor and hahaha pods alternate one at a time, after one uncounted
+ *      warm-up pod of each. For both, the span is the same and measured by the same watch:
+ *        the bench's watch event that first shows the main container terminated
+ *        → the bench's watch event that first shows every sidecar terminated.
+ *      It contains the reaper's reaction, the call(s), the sidecar's exit, the node noticing it
+ *      and the API server's status update and watch fan-out; all but the reaper's own part are
+ *      common to both. hahaha's histograms are not used for it: hahaha_sidecar_shutdown_latency's
+ *      first bucket is 250 ms; the mean of hahaha_attempt_duration_seconds (sum/count, exact) is
+ *      printed beside the floor's mean call time (WebSocket start → HTTP status line, or → the
+ *      exec's status on channel 3).
+ *      Quantiles are nearest-rank over the samples (p99 of 30 samples is the maximum).
+ *      overhead = hahaha − floor and ratio = hahaha / floor, each at p50 and at p99.
+ *   2. A burst of BENCH_BURST_JOBS (default 50) Jobs with 3 sidecars created at once, with the
+ *      same process: pods/s (first create → last Job Complete), hahaha's CPU (utime + stime of
+ *      /proc/<pid>/stat) per reaped pod against HAHAHA's 7.6 ms, and hahaha's API requests per
+ *      reaped pod from the audit log (requests received from the create to 4 s after the last
+ *      Job completed; the long-running pod watch opened before is not in it), by verb and
+ *      resource[/subresource], with the HTTP code when it is an error.
+ *   3. Idle RSS of the TypeScript sources (node src/cli.ts, as scripts/hahaha-up.sh runs it),
+ *      for comparison: start, ready, 3 s, VmRSS.
+ *   4. A fresh compiled process, LEADER_ELECT=false: BENCH_IDLE_SECONDS (default 60) idle, API
+ *      requests per minute by verb and resource and CPU s per minute; then RSS at 0 and at each of
+ *      BENCH_RSS_STEPS (default 2000,5000,20000) watched pods. The node admits 110 pods, so these
+ *      are bare pods bound to a Node object without a kubelet (VIRTUAL_NODE) whose status the
+ *      bench sets to Running (main container and a linkerd sidecar with shutdown enabled, both
+ *      running): hahaha watches them as running job pods it can reap later, and nothing runs.
+ *      VmRSS, RssAnon (the heap and other private memory) and RssFile (mostly the node binary's
+ *      mapped pages) from /proc/<pid>/status, the V8 heap used from nodejs_heap_size_used_bytes
+ *      (no forced GC: hahaha is a black box); per pod = (figure(n) − figure(0)) / n.
+ *   5. A fresh compiled process, LEADER_ELECT=true (lease hahaha-system/hahaha, the chart's Role),
+ *      once it holds the lease: BENCH_IDLE_SECONDS idle, API requests per minute by verb and
+ *      resource, CPU s per minute, RSS.
+ * Prints the figures as they come, then one summary table, with the load average and each
+ * phase's 1-minute load average at its start and end, and writes it to BENCH_OUT (default
+ * $TMPDIR/hahaha-bench-cluster.txt). Columns: the figure, hahaha's value, the
+ * reference (the floor of the same run, or HAHAHA's figure from issue 11: 7.6 ms CPU per reaped
+ * 3-sidecar pod, 9 MiB idle, 65 KB taken as KiB per watched pod), ratio = hahaha ÷ reference,
+ * and the issue's target, met or MISSED; details on an indented line below. CPU and latency
+ * figures depend on what else runs on the machine: compare figures of one run, not across runs.
+ * Other knobs: BENCH_RSS_BUDGET_SECONDS (default 540: no further RSS step after it),
+ * BENCH_MAX_LOAD (no further RSS step above this 1-minute load average per core, default 6).
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import WebSocket from 'ws';
 import { metricValue } from '../test/e2e/metric-value.ts';
 import { startHahaha as startTestHahaha } from '../test/unit/chart-assets.ts';
 
@@ -34,35 +82,75 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLUSTER_DIR = process.env.BENCH_CLUSTER_DIR ?? join(tmpdir(), 'hahaha-bench-cluster');
 const OUT = process.env.BENCH_OUT ?? join(tmpdir(), 'hahaha-bench-cluster.txt');
-const RSS_STEPS = (process.env.BENCH_RSS_STEPS ?? '500,2000,5000,20000')
+const RSS_STEPS = (process.env.BENCH_RSS_STEPS ?? '2000,5000,20000')
   .split(',')
   .map((s) => Number(s.trim()))
   .filter((n) => n > 0);
+const REACTION_SAMPLES = Number(process.env.BENCH_REACTION_SAMPLES ?? 30);
+const BURST_JOBS = Number(process.env.BENCH_BURST_JOBS ?? 50);
 const MAX_LOAD_PER_CORE = Number(process.env.BENCH_MAX_LOAD ?? 6);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const RSS_BUDGET_MS = Number(process.env.BENCH_RSS_BUDGET_SECONDS ?? 540) * 1000;
 const LABEL_KEY = 'bench.hahaha.nais.io/pod';
 const SELECTOR = `${LABEL_KEY}=true`;
+const NAMESPACE = 'hahaha-system'; // the chart's release namespace (scripts/hahaha-up.sh)
+const HAHAHA_USER = `system:serviceaccount:${NAMESPACE}:hahaha`;
+const FLOOR_SA = 'bench-floor';
+const FLOOR_USER = `system:serviceaccount:${NAMESPACE}:${FLOOR_SA}`;
+/** HAHAHA's figures, measured on this machine (issue 11), and the issue's targets. */
+const HAHAHA_CPU_MS_PER_POD = 7.6;
+const HAHAHA_IDLE_RSS_MIB = 9;
+/** HAHAHA's "65 KB per watched pod", taken as KiB. */
+const HAHAHA_KIB_PER_POD = 65;
 const CLK_TCK = 100; // USER_HZ on Linux
 const T0 = Date.now();
 
-const rows: [string, string][] = [];
 const notes: string[] = [];
-function row(what: string, value: string): void {
-  rows.push([what, value]);
-  log(`${what}: ${value}`);
-}
 function log(msg: string): void {
   process.stderr.write(`[bench:cluster +${((Date.now() - T0) / 1000).toFixed(0)}s] ${msg}\n`);
 }
+function note(msg: string): void {
+  notes.push(msg);
+  log(msg);
+}
 
-const clusterEnv = { ...process.env, HAHAHA_CLUSTER_DIR: CLUSTER_DIR };
+/** One line of the summary table (`ratio` is hahaha ÷ reference), with details on a line below. */
+interface SummaryRow {
+  readonly figure: string;
+  readonly hahaha: string;
+  readonly reference: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly detail: string;
+}
+const summary: SummaryRow[] = [];
+function sum(row: Partial<SummaryRow> & Pick<SummaryRow, 'figure' | 'hahaha'>): void {
+  const r = { reference: '', ratio: '', target: '', detail: '', ...row };
+  summary.push(r);
+  log([r.figure, r.hahaha, r.reference, r.ratio, r.target, r.detail].filter(Boolean).join(' | '));
+}
+const loads: string[] = [];
+function phaseLoad(phase: string, start: number): void {
+  loads.push(`${phase} ${start.toFixed(2)} → ${(loadavg()[0] as number).toFixed(2)}`);
+}
+const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : 'n/a');
+const check = (ok: boolean, what: string) => `${ok ? 'met' : 'MISSED'}: ${what}`;
+
+const clusterEnv = {
+  ...process.env,
+  HAHAHA_CLUSTER_DIR: CLUSTER_DIR,
+  HAHAHA_CLUSTER_AUDIT: '1',
+  HAHAHA_CLUSTER_AUDIT_USERS: `${HAHAHA_USER},${FLOOR_USER}`,
+};
 const K8S_BIN = execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8', env: clusterEnv })
   .split('\n')
   .find((l) => l.startsWith('K8S_BIN='))
   ?.slice('K8S_BIN='.length);
 if (!K8S_BIN) throw new Error('cluster/scripts/build.sh --print-env printed no K8S_BIN');
 let KUBECONFIG = '';
+/** The compiled daemon's directory: beside the run dir, which up.sh wipes and down.sh sweeps. */
+const APP = process.env.BENCH_APP_DIR ?? `${CLUSTER_DIR}-app`;
+const AUDIT_LOG = join(CLUSTER_DIR, 'logs', 'audit.log');
 
 async function kubectl(args: string[], input?: string, timeoutS = 60): Promise<string> {
   const child = run(`${K8S_BIN}/kubectl`, ['--kubeconfig', KUBECONFIG, `--request-timeout=${timeoutS}s`, ...args], {
@@ -94,6 +182,199 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
+// ------------------------------------------------------------------ raw API access
+/** The API server over node:https with one identity: the admin's client certificate or a token. */
+interface Api {
+  readonly server: URL;
+  readonly agent: Agent;
+  readonly headers: Record<string, string>;
+}
+
+async function adminApi(): Promise<Api> {
+  const kc = JSON.parse(await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']));
+  const b64 = (s: string) => Buffer.from(s, 'base64');
+  return {
+    server: new URL(kc.clusters[0].cluster.server),
+    agent: new Agent({
+      keepAlive: true,
+      maxSockets: 16,
+      ca: b64(kc.clusters[0].cluster['certificate-authority-data']),
+      cert: b64(kc.users[0].user['client-certificate-data']),
+      key: b64(kc.users[0].user['client-key-data']),
+    }),
+    headers: {},
+  };
+}
+
+/** A token of a ServiceAccount as an Api, and as a kubeconfig file for hahaha. */
+async function serviceAccountApi(account: string): Promise<{ api: Api; kubeconfig: string }> {
+  const token = (await kubectl(['create', 'token', account, '-n', NAMESPACE, '--duration=6h'])).trim();
+  const kc = JSON.parse(await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']));
+  const cluster = kc.clusters[0].cluster;
+  const file = join(CLUSTER_DIR, `${account}.kubeconfig`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'local', cluster }],
+      users: [{ name: account, user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'local', user: account, namespace: NAMESPACE } }],
+      'current-context': 'sa',
+    }),
+    { mode: 0o600 },
+  );
+  return {
+    api: {
+      server: new URL(cluster.server),
+      // keep-alive for plain requests; an upgraded socket leaves the pool, its TLS session stays cached
+      agent: new Agent({ keepAlive: true, ca: Buffer.from(cluster['certificate-authority-data'], 'base64'), maxCachedSessions: 100 }),
+      headers: { authorization: `Bearer ${token}` },
+    },
+    kubeconfig: file,
+  };
+}
+
+function apiCall(api: Api, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        agent: api.agent,
+        method,
+        host: api.server.hostname,
+        port: api.server.port,
+        path,
+        headers: {
+          ...api.headers,
+          accept: 'application/json',
+          ...(data === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(data) }),
+        },
+        timeout: 60_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+async function apiJson(api: Api, method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
+  const res = await apiCall(api, method, path, body, contentType);
+  if (res.status < 200 || res.status > 299) throw new Error(`${method} ${path}: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
+  return JSON.parse(res.text);
+}
+
+/**
+ * A raw watch of pods (newline-delimited JSON over one HTTPS response): `onPod` gets each
+ * object with the time its chunk arrived, before it is parsed.
+ */
+function rawPodWatch(api: Api, ns: string, selector: string, onPod: (pod: any, at: number) => void): Promise<() => void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        agent: false,
+        ca: (api.agent.options as { ca?: Buffer }).ca,
+        host: api.server.hostname,
+        port: api.server.port,
+        path: `/api/v1/namespaces/${ns}/pods?watch=true&timeoutSeconds=3600&labelSelector=${encodeURIComponent(selector)}`,
+        headers: { ...api.headers, accept: 'application/json' },
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          reject(new Error(`watch pods in ${ns}: HTTP ${res.statusCode}`));
+          res.resume();
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          const at = performance.now();
+          buf += chunk;
+          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim() === '') continue;
+            const ev = JSON.parse(line) as { type: string; object: any };
+            if (ev.type === 'ERROR') note(`reaction watch: ${JSON.stringify(ev.object).slice(0, 200)}`);
+            else onPod(ev.object, at);
+          }
+        });
+        resolve(() => req.destroy());
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// ------------------------------------------------------------------ the floor: an ideal reaper
+/** What the bench's floor reaper sends to one sidecar: hahaha's catalog calls for it. */
+type FloorCall = { kind: 'portforward'; port: number; method: string; path: string } | { kind: 'exec'; command: string[] };
+
+function channelUrl(api: Api, ns: string, pod: string, sub: string, query: URLSearchParams): string {
+  return `wss://${api.server.host}/api/v1/namespaces/${ns}/pods/${pod}/${sub}?${query}`;
+}
+
+/**
+ * Runs one call over a pods/portforward or pods/exec WebSocket; resolves with its duration in
+ * ms (start → HTTP status line, or → the exec's status on channel 3), or with the error.
+ */
+function floorCall(api: Api, ns: string, pod: string, container: string, call: FloorCall): Promise<number | Error> {
+  const t = performance.now();
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (r: number | Error) => {
+      if (done) return;
+      done = true;
+      resolve(r);
+    };
+    let ws: WebSocket;
+    if (call.kind === 'portforward') {
+      ws = new WebSocket(channelUrl(api, ns, pod, 'portforward', new URLSearchParams({ ports: String(call.port) })), ['v4.channel.k8s.io'], {
+        agent: api.agent,
+        headers: api.headers,
+        perMessageDeflate: false,
+      });
+      ws.on('open', () => {
+        const http = `${call.method} ${call.path} HTTP/1.1\r\nHost: localhost:${call.port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+        ws.send(Buffer.concat([Buffer.of(0), Buffer.from(http)]));
+      });
+      let answer = '';
+      ws.on('message', (data: Buffer) => {
+        // channel 0 data; its first 2 bytes (the port) come in a frame of their own
+        if (data[0] === 0 && data.length > 3) answer += data.subarray(1).toString('latin1');
+        if (answer.includes('HTTP/1.')) {
+          finish(performance.now() - t);
+          ws.terminate();
+        }
+      });
+    } else {
+      const query = new URLSearchParams({ container, stdout: 'true', stderr: 'true' });
+      for (const arg of call.command) query.append('command', arg);
+      ws = new WebSocket(channelUrl(api, ns, pod, 'exec', query), ['v5.channel.k8s.io'], { agent: api.agent, headers: api.headers, perMessageDeflate: false });
+      // channel 3 carries the command's final status
+      ws.on('message', (data: Buffer) => {
+        if (data[0] === 3) finish(performance.now() - t);
+      });
+    }
+    ws.on('close', () => finish(performance.now() - t));
+    ws.on('error', (err) => finish(err));
+    setTimeout(() => {
+      finish(new Error('timed out after 10 s'));
+      ws.terminate();
+    }, 10_000).unref();
+  });
+}
+
 // ------------------------------------------------------------------ hahaha process
 interface Hahaha {
   child: ChildProcess;
@@ -102,9 +383,37 @@ interface Hahaha {
   stop(): Promise<void>;
 }
 
-/** A hahaha from the sources (the tests' launcher), ready once /readyz answers 200. */
-async function startHahaha(env: Record<string, string>): Promise<Hahaha> {
-  const h = await startTestHahaha({ KUBECONFIG, WATCH_SELECTOR: SELECTOR, INSTANCE_NAME: 'hahaha-bench', LEASE_NAMESPACE: 'default', ...env }, 30_000);
+/** Builds the compiled daemon into APP, laid out as the image's /app. */
+async function buildApp(): Promise<void> {
+  rmSync(APP, { recursive: true, force: true });
+  mkdirSync(APP, { recursive: true });
+  await run(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.build.json`, '--outDir', join(APP, 'dist')], {
+    cwd: ROOT,
+    timeout: 300_000,
+  });
+  cpSync(`${ROOT}bin`, join(APP, 'bin'), { recursive: true });
+  cpSync(`${ROOT}config`, join(APP, 'config'), { recursive: true });
+  cpSync(`${ROOT}package.json`, join(APP, 'package.json'));
+  symlinkSync(`${ROOT}node_modules`, join(APP, 'node_modules'));
+}
+
+let saKubeconfig = '';
+/** A hahaha (compiled, as the image runs it, unless `sources`), ready once /readyz answers 200. */
+async function startHahaha(env: Record<string, string>, sources = false): Promise<Hahaha> {
+  const h = await startTestHahaha(
+    {
+      KUBECONFIG: saKubeconfig,
+      WATCH_SELECTOR: SELECTOR,
+      INSTANCE_NAME: 'hahaha-bench',
+      POD_NAMESPACE: NAMESPACE,
+      LEASE_NAMESPACE: NAMESPACE,
+      LEASE_NAME: 'hahaha',
+      ...(sources ? {} : { NODE_ENV: 'production' }),
+      ...env,
+    },
+    30_000,
+    sources ? undefined : { script: join(APP, 'bin', 'hahaha.js'), cwd: APP },
+  );
   await until('hahaha /readyz 200', async () => (await fetch(`http://127.0.0.1:${h.port}/readyz`)).status === 200, 60_000);
   return {
     child: h.child,
@@ -122,70 +431,29 @@ async function metricsText(h: Hahaha): Promise<string> {
   return res.text();
 }
 
-interface Histogram {
-  buckets: [number, number][]; // [le, cumulative count], summed over label sets
-  sum: number;
-  count: number;
-}
-function histogram(text: string, name: string): Histogram {
-  const byLe = new Map<number, number>();
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}_bucket\\{([^}]*)\\}\\s+(\\S+)`).exec(line);
-    if (!m) continue;
-    const le = /le="([^"]+)"/.exec(m[1] as string)?.[1] as string;
-    const key = le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le);
-    byLe.set(key, (byLe.get(key) ?? 0) + Number(m[2]));
-  }
-  return {
-    buckets: [...byLe.entries()].sort((a, b) => a[0] - b[0]),
-    sum: metricValue(text, `${name}_sum`),
-    count: metricValue(text, `${name}_count`),
-  };
-}
-function minus(a: Histogram, b: Histogram): Histogram {
-  return {
-    buckets: a.buckets.map(([le, c]) => [le, c - (b.buckets.find(([l]) => l === le)?.[1] ?? 0)]),
-    sum: a.sum - b.sum,
-    count: a.count - b.count,
-  };
-}
-/** Quantile by linear interpolation inside the bucket, as PromQL's histogram_quantile. */
-function quantile(h: Histogram, q: number): number {
-  if (h.count === 0) return Number.NaN;
-  const rank = q * h.count;
-  let prevLe = 0;
-  let prevCount = 0;
-  for (const [le, c] of h.buckets) {
-    if (c >= rank) {
-      if (le === Number.POSITIVE_INFINITY) return prevLe;
-      return prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(c - prevCount, 1e-9);
-    }
-    prevLe = le;
-    prevCount = c;
-  }
-  return prevLe;
-}
-function describeHistogram(h: Histogram): string {
-  const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
-  const counts = h.buckets
-    .filter(([, c], i, all) => i === 0 || c !== (all[i - 1] as [number, number])[1])
-    .map(([le, c]) => `≤${le === Number.POSITIVE_INFINITY ? '+Inf' : le}:${c}`)
-    .join(' ');
-  if (h.count === 0) return 'no observations';
-  const first = h.buckets[0];
-  // every observation in the first bucket: an interpolated quantile would only be an artefact
-  const q =
-    first !== undefined && first[1] === h.count
-      ? `p50 and p99 ≤ ${ms(first[0])}`
-      : `p50 ≈${ms(quantile(h, 0.5))}, p99 ≈${ms(quantile(h, 0.99))} (interpolated in buckets)`;
-  return `n=${h.count} mean ${ms(h.sum / h.count)}, ${q}; buckets ${counts}`;
+/** Mean of a histogram between two scrapes, in ms, and its count. */
+function histogramMean(before: string, after: string, name: string, labels: Record<string, string> = {}): { meanMs: number; count: number } {
+  const count = metricValue(after, `${name}_count`, labels) - metricValue(before, `${name}_count`, labels);
+  const total = metricValue(after, `${name}_sum`, labels) - metricValue(before, `${name}_sum`, labels);
+  return { meanMs: count > 0 ? (total * 1000) / count : Number.NaN, count };
 }
 
 // ------------------------------------------------------------------ /proc
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]);
+interface Rss {
+  vmRss: number;
+  anon: number;
+  file: number;
+  shmem: number;
+}
+/** VmRSS and its parts, in KiB. */
+function rss(pid: number): Rss {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => {
+    const m = new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status);
+    if (!m) throw new Error(`no ${name} for ${pid}`);
+    return Number(m[1]);
+  };
+  return { vmRss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), shmem: field('RssShmem') };
 }
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -195,11 +463,93 @@ function cpuSeconds(pid: number): number {
 }
 const MiB = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
 
-async function apiLeaseRequests(): Promise<number> {
-  return metricValue(await kubectl(['get', '--raw', '/metrics']), 'apiserver_request_total', { resource: 'leases' });
+// ------------------------------------------------------------------ audit log
+/**
+ * hahaha's requests received in [fromMs, toMs), from the API server's audit log: one per audit
+ * ID (a watch or a WebSocket is logged at ResponseStarted and ResponseComplete), keyed by verb and
+ * resource[/subresource].
+ */
+function auditRequests(user: string, fromMs: number, toMs: number): Map<string, number> {
+  const seen = new Set<string>();
+  const byKey = new Map<string, number>();
+  for (const line of readFileSync(AUDIT_LOG, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const ev = JSON.parse(line) as {
+      auditID: string;
+      verb: string;
+      user?: { username?: string };
+      objectRef?: { resource?: string; subresource?: string };
+      requestURI: string;
+      requestReceivedTimestamp: string;
+      responseStatus?: { code?: number };
+    };
+    if (ev.user?.username !== user || seen.has(ev.auditID)) continue;
+    const at = Date.parse(ev.requestReceivedTimestamp);
+    if (at < fromMs || at >= toMs) continue;
+    seen.add(ev.auditID);
+    const ref = ev.objectRef;
+    const what = ref?.resource ? `${ref.resource}${ref.subresource ? `/${ref.subresource}` : ''}` : ev.requestURI.split('?')[0];
+    const code = ev.responseStatus?.code ?? 0;
+    const key = `${ev.verb} ${what}${code >= 400 ? ` (${code})` : ''}`;
+    byKey.set(key, (byKey.get(key) ?? 0) + 1);
+  }
+  return byKey;
+}
+function describeRequests(byKey: Map<string, number>, per: number): { total: number; text: string } {
+  let total = 0;
+  const parts = [...byKey.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([k, n]) => {
+      total += n;
+      return `${k} ${(n / per).toFixed(2)}`;
+    });
+  return { total: total / per, text: parts.length === 0 ? 'none' : parts.join(', ') };
 }
 
 // ------------------------------------------------------------------ objects
+const SIDECARS: { container: { name: string; image: string; command: string[] }; call: FloorCall }[] = [
+  {
+    container: { name: 'linkerd-proxy', image: 'example.invalid/linkerd-proxy:bench', command: ['fake-sidecar', 'linkerd'] },
+    call: { kind: 'portforward', port: 4191, method: 'POST', path: '/shutdown' },
+  },
+  {
+    container: { name: 'secure-logs-fluentd', image: 'example.invalid/fluentd:bench', command: ['fake-sidecar', 'fluentd'] },
+    call: { kind: 'portforward', port: 24444, method: 'GET', path: '/api/processes.killWorkers' },
+  },
+  {
+    container: { name: 'vks-sidecar', image: 'example.invalid/vks:bench', command: ['fake-sidecar', 'vks'] },
+    call: { kind: 'exec', command: ['/bin/kill', '-s', 'INT', '1'] },
+  },
+];
+
+/** A job pod's template: main container `sleep <mainSeconds>`, then 1 or 3 sidecars. */
+function podTemplate(name: string, sidecars: 1 | 3, labels: Record<string, string>, mainSeconds: number) {
+  return {
+    metadata: {
+      labels: { ...labels, app: name },
+      annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled', 'hahaha.nais.io/native-sidecars': 'false' },
+    },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 5,
+      // hahaha finds the main container by the pod's app label
+      containers: [
+        { name, image: 'example.invalid/main:bench', command: ['sleep', String(mainSeconds)] },
+        ...SIDECARS.slice(0, sidecars).map((s) => s.container),
+      ],
+    },
+  };
+}
+
+function job(ns: string, name: string, sidecars: 1 | 3) {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: ns },
+    spec: { backoffLimit: 0, template: podTemplate(name, sidecars, { [LABEL_KEY]: 'true' }, 1) },
+  };
+}
+
 /**
  * The local node admits 110 pods (kubelet's default), so the RSS phase binds its pods to a Node
  * object without a kubelet and sets their status to Running itself (PATCH pods/status as the
@@ -208,32 +558,20 @@ async function apiLeaseRequests(): Promise<number> {
  */
 const VIRTUAL_NODE = 'bench-virtual-node';
 
-async function patchRunning(ns: string, names: string[]): Promise<void> {
-  const kc = JSON.parse(await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']));
-  const server = new URL(kc.clusters[0].cluster.server);
-  const b64 = (s: string) => Buffer.from(s, 'base64');
-  const agent = new Agent({
-    keepAlive: true,
-    maxSockets: 16,
-    ca: b64(kc.clusters[0].cluster['certificate-authority-data']),
-    cert: b64(kc.users[0].user['client-certificate-data']),
-    key: b64(kc.users[0].user['client-key-data']),
-  });
+async function patchRunning(admin: Api, ns: string, names: string[]): Promise<void> {
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const one = (name: string) =>
-    new Promise<void>((resolve, reject) => {
-      const body = JSON.stringify({
+  const one = async (name: string) => {
+    await apiJson(
+      admin,
+      'PATCH',
+      `/api/v1/namespaces/${ns}/pods/${name}/status`,
+      {
         status: {
           phase: 'Running',
           startTime: now,
           hostIP: '127.0.0.1',
           podIP: '10.99.0.1',
-          conditions: [
-            { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
-            { type: 'Initialized', status: 'True', lastTransitionTime: now },
-            { type: 'ContainersReady', status: 'True', lastTransitionTime: now },
-            { type: 'Ready', status: 'True', lastTransitionTime: now },
-          ],
+          conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True', lastTransitionTime: now })),
           containerStatuses: [name, 'linkerd-proxy'].map((c) => ({
             name: c,
             image: `example.invalid/${c}:bench`,
@@ -245,33 +583,16 @@ async function patchRunning(ns: string, names: string[]): Promise<void> {
             state: { running: { startedAt: now } },
           })),
         },
-      });
-      const req = request(
-        {
-          agent,
-          method: 'PATCH',
-          host: server.hostname,
-          port: server.port,
-          path: `/api/v1/namespaces/${ns}/pods/${name}/status`,
-          headers: { 'content-type': 'application/merge-patch+json', 'content-length': Buffer.byteLength(body) },
-          timeout: 30_000,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PATCH ${name}/status: HTTP ${res.statusCode}`))));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`PATCH ${name}/status timed out`)));
-      req.on('error', reject);
-      req.end(body);
-    });
+      },
+      'application/merge-patch+json',
+    );
+  };
   const queue = [...names];
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       for (let n = queue.shift(); n !== undefined; n = queue.shift()) await one(n);
     }),
   );
-  agent.destroy();
 }
 
 function sleeperPods(ns: string, from: number, count: number) {
@@ -281,7 +602,13 @@ function sleeperPods(ns: string, from: number, count: number) {
     items: Array.from({ length: count }, (_, i) => ({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `sleeper-${from + i}`, namespace: ns, labels: { [LABEL_KEY]: 'true', app: `sleeper-${from + i}` } },
+      metadata: {
+        name: `sleeper-${from + i}`,
+        namespace: ns,
+        labels: { [LABEL_KEY]: 'true', app: `sleeper-${from + i}` },
+        // a sidecar hahaha can stop: no SidecarPreflight warning (an Event per pod) at first sight
+        annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' },
+      },
       spec: {
         nodeName: VIRTUAL_NODE,
         tolerations: [{ operator: 'Exists' }],
@@ -296,34 +623,6 @@ function sleeperPods(ns: string, from: number, count: number) {
   };
 }
 
-function job(ns: string, name: string, sidecars: 1 | 3) {
-  const side = [
-    { name: 'linkerd-proxy', image: 'example.invalid/linkerd-proxy:bench', command: ['fake-sidecar', 'linkerd'] },
-    { name: 'secure-logs-fluentd', image: 'example.invalid/fluentd:bench', command: ['fake-sidecar', 'fluentd'] },
-    { name: 'vks-sidecar', image: 'example.invalid/vks:bench', command: ['fake-sidecar', 'vks'] },
-  ].slice(0, sidecars);
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name, namespace: ns },
-    spec: {
-      backoffLimit: 0,
-      template: {
-        metadata: {
-          labels: { [LABEL_KEY]: 'true', app: name },
-          annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled', 'hahaha.nais.io/native-sidecars': 'false' },
-        },
-        spec: {
-          restartPolicy: 'Never',
-          terminationGracePeriodSeconds: 5,
-          // hahaha finds the main container by the pod's app label
-          containers: [{ name, image: 'example.invalid/main:bench', command: ['sleep', '1'] }, ...side],
-        },
-      },
-    },
-  };
-}
-
 async function createNamespace(ns: string): Promise<void> {
   await kubectl(['create', 'namespace', ns]);
   await until(
@@ -333,25 +632,208 @@ async function createNamespace(ns: string): Promise<void> {
   );
 }
 
-async function runningPods(ns: string): Promise<number> {
-  const out = await kubectl(['get', 'pods', '-n', ns, '--field-selector=status.phase=Running', '-o', 'name'], undefined, 120);
-  return out.split('\n').filter(Boolean).length;
+/** Nearest-rank quantile of sorted values. */
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
 }
-
-async function completeJobs(ns: string): Promise<{ complete: number; failed: string[] }> {
-  const list = JSON.parse(await kubectl(['get', 'jobs', '-n', ns, '-o', 'json'])) as { items: any[] };
-  let complete = 0;
-  const failed: string[] = [];
-  for (const j of list.items) {
-    const c: any[] = j.status?.conditions ?? [];
-    if (c.some((x) => x.type === 'Complete' && x.status === 'True')) complete += 1;
-    if (c.some((x) => x.type === 'Failed' && x.status === 'True')) failed.push(j.metadata.name);
-  }
-  return { complete, failed };
-}
+const ms = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'n/a');
 
 // ------------------------------------------------------------------ phases
-async function phaseRss(h: Hahaha): Promise<void> {
+interface Sample {
+  readonly name: string;
+  readonly floor: boolean;
+  readonly sidecars: string[];
+  mainEnded?: number;
+  stopped?: number;
+  calls: Promise<(number | Error)[]> | undefined;
+  resolve: () => void;
+  readonly done: Promise<void>;
+}
+
+async function phaseReaction(h: Hahaha, admin: Api, floorApi: Api): Promise<void> {
+  const ns = 'bench-reaction';
+  await createNamespace(ns);
+  const samples = new Map<string, Sample>();
+  const stopWatch = await rawPodWatch(floorApi, ns, 'bench.hahaha.nais.io/reaction=true', (pod, at) => {
+    const s = samples.get(pod.metadata?.name);
+    if (s === undefined || s.stopped !== undefined) return;
+    const statuses: any[] = pod.status?.containerStatuses ?? [];
+    const terminated = (c: string) => statuses.some((st) => st.name === c && st.state?.terminated !== undefined);
+    if (s.mainEnded === undefined) {
+      if (!terminated(s.name)) return;
+      s.mainEnded = at;
+      if (s.floor) {
+        s.calls = Promise.all(
+          SIDECARS.filter((sc) => s.sidecars.includes(sc.container.name)).map((sc) => floorCall(floorApi, ns, s.name, sc.container.name, sc.call)),
+        );
+      }
+    }
+    if (s.sidecars.every(terminated)) {
+      s.stopped = at;
+      s.resolve();
+    }
+  });
+  try {
+    for (const sidecars of [1, 3] as const) {
+      const spans = { floor: [] as number[], hahaha: [] as number[] };
+      const callMs: number[] = [];
+      let lost = 0;
+      /** One pod of a variant: its span and the floor's call durations, or undefined if lost. */
+      const one = async (name: string, floor: boolean): Promise<{ span: number; calls: (number | Error)[] } | undefined> => {
+        let resolve = () => {};
+        const done = new Promise<void>((r) => {
+          resolve = r;
+        });
+        const s: Sample = { name, floor, sidecars: SIDECARS.slice(0, sidecars).map((sc) => sc.container.name), calls: undefined, resolve, done };
+        samples.set(name, s);
+        const labels = { [LABEL_KEY]: floor ? 'floor' : 'true', 'bench.hahaha.nais.io/reaction': 'true' };
+        const tpl = podTemplate(name, sidecars, labels, 2);
+        await apiJson(admin, 'POST', `/api/v1/namespaces/${ns}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { ...tpl.metadata, name }, spec: tpl.spec });
+        const ok = await Promise.race([done.then(() => true), sleep(40_000).then(() => false)]);
+        samples.delete(name);
+        await apiCall(admin, 'DELETE', `/api/v1/namespaces/${ns}/pods/${name}`);
+        if (!ok || s.mainEnded === undefined || s.stopped === undefined) {
+          note(`reaction: ${name}: sidecars not seen terminated within 40 s (main ended: ${s.mainEnded !== undefined})`);
+          return undefined;
+        }
+        return { span: s.stopped - s.mainEnded, calls: (await s.calls) ?? [] };
+      };
+      // one pod of each variant first, not counted: first connections, lazy code paths
+      await one(`r${sidecars}-f-warm`, true);
+      await one(`r${sidecars}-h-warm`, false);
+      const before = await metricsText(h);
+      const load0 = loadavg()[0] as number;
+      for (let i = 0; i < REACTION_SAMPLES; i++) {
+        // alternate which variant goes first, so that drifting load weighs on both alike
+        for (const floor of i % 2 === 0 ? [true, false] : [false, true]) {
+          const name = `r${sidecars}-${floor ? 'f' : 'h'}-${i}`;
+          const r = await one(name, floor);
+          if (r === undefined) {
+            lost += 1;
+            continue;
+          }
+          (floor ? spans.floor : spans.hahaha).push(r.span);
+          for (const c of r.calls) {
+            if (c instanceof Error) note(`reaction: ${name}: floor call failed: ${c.message}`);
+            else callMs.push(c);
+          }
+        }
+      }
+      const after = await metricsText(h);
+      phaseLoad(`reaction ${sidecars} sidecar(s)`, load0);
+      const f = spans.floor.sort((a, b) => a - b);
+      const hh = spans.hahaha.sort((a, b) => a - b);
+      const attempt = histogramMean(before, after, 'hahaha_attempt_duration_seconds');
+      const fp50 = quantile(f, 0.5);
+      const hp50 = quantile(hh, 0.5);
+      const fp99 = quantile(f, 0.99);
+      const hp99 = quantile(hh, 0.99);
+      const meanCall = callMs.reduce((a, b) => a + b, 0) / callMs.length;
+      const label = `reaction, ${sidecars} sidecar${sidecars === 1 ? '' : 's'}`;
+      const overhead = (d: number, max: number) => `overhead ${d >= 0 ? '+' : ''}${ms(d)}${sidecars === 1 ? `; ${check(d <= max, `≤ ${max} ms`)}` : ''}`;
+      const spread = (v: number[]) => (v.length === 0 ? 'n/a' : `${v.map((n) => n.toFixed(0)).join(' ')} ms`);
+      sum({ figure: `${label}, p50`, hahaha: ms(hp50), reference: `floor ${ms(fp50)}`, ratio: x(hp50 / fp50), target: overhead(hp50 - fp50, 15) });
+      sum({
+        figure: `${label}, p99`,
+        hahaha: ms(hp99),
+        reference: `floor ${ms(fp99)}`,
+        ratio: x(hp99 / fp99),
+        target: overhead(hp99 - fp99, 50),
+        detail: `n = ${hh.length} hahaha, ${f.length} floor (p99 = max); sorted: hahaha ${spread(hh)}; floor ${spread(f)}`,
+      });
+      sum({
+        figure: `${label}, one call`,
+        hahaha: `${ms(attempt.meanMs)} mean`,
+        reference: `floor ${ms(meanCall)}`,
+        ratio: x(attempt.meanMs / meanCall),
+        detail: `hahaha: hahaha_attempt_duration_seconds sum/count, n = ${attempt.count}; floor: WebSocket start → HTTP status line or exec status, n = ${callMs.length}`,
+      });
+      if (lost > 0) note(`reaction ${sidecars}: ${lost} samples lost`);
+    }
+  } finally {
+    stopWatch();
+  }
+  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+}
+
+async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
+  const ns = 'bench-burst';
+  await createNamespace(ns);
+  await sleep(3000); // the previous phase's last events and verifications stay out of the window
+  const before = await metricsText(h);
+  const load0 = loadavg()[0] as number;
+  const cpu0 = cpuSeconds(h.pid);
+  const t = Date.now();
+  const jobs = Array.from({ length: BURST_JOBS }, (_, i) => job(ns, `burst-${i}`, 3));
+  await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: jobs }));
+  await until(
+    `${BURST_JOBS} burst Jobs complete`,
+    async () => {
+      const list = await apiJson(admin, 'GET', `/apis/batch/v1/namespaces/${ns}/jobs`);
+      let complete = 0;
+      for (const j of list.items as any[]) {
+        const c: any[] = j.status?.conditions ?? [];
+        if (c.some((x) => x.type === 'Failed' && x.status === 'True')) throw new Error(`job ${j.metadata.name} failed`);
+        if (c.some((x) => x.type === 'Complete' && x.status === 'True')) complete += 1;
+      }
+      return complete === BURST_JOBS;
+    },
+    240_000,
+    250,
+  );
+  const seconds = (Date.now() - t) / 1000;
+  await sleep(3000); // the last verifications and events
+  const cpu = cpuSeconds(h.pid) - cpu0;
+  const after = await metricsText(h);
+  phaseLoad('burst', load0);
+  const cpuMs = (cpu * 1000) / BURST_JOBS;
+  sum({
+    figure: `burst of ${BURST_JOBS} 3-sidecar Jobs: throughput`,
+    hahaha: `${(BURST_JOBS / seconds).toFixed(2)} pods/s`,
+    detail: `${seconds.toFixed(1)} s from the create to the last Job Complete`,
+  });
+  sum({
+    figure: 'burst: CPU per reaped 3-sidecar pod',
+    hahaha: `${cpuMs.toFixed(1)} ms`,
+    reference: `HAHAHA ${HAHAHA_CPU_MS_PER_POD} ms`,
+    ratio: x(cpuMs / HAHAHA_CPU_MS_PER_POD),
+    target: check(cpuMs <= 8, '≤ 8 ms'),
+    detail: `${cpu.toFixed(2)} s utime+stime for ${BURST_JOBS} pods`,
+  });
+  await sleep(1000);
+  const req = describeRequests(auditRequests(HAHAHA_USER, t, Date.now()), BURST_JOBS);
+  sum({ figure: 'burst: API requests per reaped pod', hahaha: req.total.toFixed(2), detail: `per reaped pod: ${req.text}` });
+  const attempts = metricValue(after, 'hahaha_attempt_duration_seconds_count') - metricValue(before, 'hahaha_attempt_duration_seconds_count');
+  const failed = metricValue(after, 'hahaha_failed_sidecar_shutdowns') - metricValue(before, 'hahaha_failed_sidecar_shutdowns');
+  sum({
+    figure: 'burst: attempts per sidecar',
+    hahaha: (attempts / (BURST_JOBS * 3)).toFixed(2),
+    target: check(attempts === BURST_JOBS * 3, '1, no double stop'),
+    detail: `${attempts} attempts for ${BURST_JOBS * 3} sidecars; ${failed} failed shutdowns`,
+  });
+  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+}
+
+/** Idle for IDLE_SECONDS: requests per minute by verb and resource, CPU s per minute. */
+async function idleWindow(h: Hahaha, what: string): Promise<void> {
+  await sleep(5000);
+  const load0 = loadavg()[0] as number;
+  const cpu0 = cpuSeconds(h.pid);
+  const t = Date.now();
+  await sleep(IDLE_SECONDS * 1000);
+  const minutes = (Date.now() - t) / 60_000;
+  const cpu = cpuSeconds(h.pid) - cpu0;
+  const t1 = Date.now();
+  await sleep(1000);
+  phaseLoad(`idle ${what}`, load0);
+  const req = describeRequests(auditRequests(HAHAHA_USER, t, t1), minutes);
+  sum({ figure: `idle, ${what}: API requests/min`, hahaha: req.total.toFixed(1), detail: `per minute: ${req.text}` });
+  sum({ figure: `idle, ${what}: CPU/min`, hahaha: `${(cpu / minutes).toFixed(2)} s`, detail: `utime+stime over ${(minutes * 60).toFixed(0)} s` });
+}
+
+async function phaseIdleAndRss(h: Hahaha, admin: Api): Promise<void> {
+  await idleWindow(h, 'LEADER_ELECT=false');
   const ns = 'bench-rss';
   await createNamespace(ns);
   await kubectl(
@@ -359,16 +841,33 @@ async function phaseRss(h: Hahaha): Promise<void> {
     JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: VIRTUAL_NODE, labels: { 'bench.hahaha.nais.io/virtual': 'true' } } }),
   );
   await sleep(3000);
-  const base = rssKiB(h.pid);
+  const base = rss(h.pid);
   const baseHeap = metricValue(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
-  row('RSS, 0 watched pods', `${MiB(base)}; V8 heap used ${MiB(baseHeap)}`);
+  sum({
+    figure: 'RSS idle, compiled: VmRSS',
+    hahaha: MiB(base.vmRss),
+    reference: `HAHAHA ${HAHAHA_IDLE_RSS_MIB} MiB`,
+    ratio: x(base.vmRss / 1024 / HAHAHA_IDLE_RSS_MIB),
+    target: check(base.vmRss <= 64 * 1024, '≤ 64 MiB'),
+    detail: `RssFile ${MiB(base.file)}, RssShmem ${MiB(base.shmem)}; V8 heap used ${MiB(baseHeap)}`,
+  });
+  sum({
+    figure: 'RSS idle, compiled: RssAnon',
+    hahaha: MiB(base.anon),
+    reference: `HAHAHA ${HAHAHA_IDLE_RSS_MIB} MiB VmRSS`,
+    ratio: x(base.anon / 1024 / HAHAHA_IDLE_RSS_MIB),
+  });
   let created = 0;
+  const load0 = loadavg()[0] as number;
   const deadline = Date.now() + RSS_BUDGET_MS;
   for (const n of RSS_STEPS) {
     const load = (loadavg()[0] as number) / cpus().length;
     if (load > MAX_LOAD_PER_CORE) {
-      notes.push(`RSS: stopped before ${n} pods: load average ${load.toFixed(1)} per core > BENCH_MAX_LOAD ${MAX_LOAD_PER_CORE}`);
-      log(notes.at(-1) as string);
+      note(`RSS: stopped before ${n} pods: load average ${load.toFixed(1)} per core > BENCH_MAX_LOAD ${MAX_LOAD_PER_CORE}`);
+      break;
+    }
+    if (Date.now() > deadline) {
+      note(`RSS: stopped before ${n} pods: BENCH_RSS_BUDGET_SECONDS spent`);
       break;
     }
     const t = Date.now();
@@ -376,6 +875,7 @@ async function phaseRss(h: Hahaha): Promise<void> {
       const batch = Math.min(500, n - created);
       await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(sleeperPods(ns, created, batch)), 120);
       await patchRunning(
+        admin,
         ns,
         Array.from({ length: batch }, (_, i) => `sleeper-${created + i}`),
       );
@@ -386,129 +886,58 @@ async function phaseRss(h: Hahaha): Promise<void> {
         `${n} Running pods watched by hahaha`,
         async () => {
           const watched = metricValue(await metricsText(h), 'hahaha_watched_pods');
-          log(`  watched ${watched}/${n}, Running ${await runningPods(ns)}, load ${loadavg()[0]?.toFixed(1)}`);
+          log(`  watched ${watched}/${n}, load ${loadavg()[0]?.toFixed(1)}`);
           return watched >= n;
         },
-        Math.max(10_000, deadline - Date.now()),
+        Math.max(30_000, deadline - Date.now()),
         5000,
       );
     } catch (err) {
-      notes.push(`RSS at ${n} pods not measured: ${(err as Error).message}`);
-      log(notes.at(-1) as string);
+      note(`RSS at ${n} pods not measured: ${(err as Error).message}`);
       break;
     }
     const ready = (await fetch(`http://127.0.0.1:${h.port}/readyz`)).status;
     await sleep(5000); // let the list/watch settle
-    const rss = rssKiB(h.pid);
+    const r = rss(h.pid);
     const heap = metricValue(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
-    row(
-      `RSS, ${n} watched pods`,
-      `${MiB(rss)}: ${((rss - base) / n).toFixed(1)} KiB per pod; V8 heap used ${MiB(heap)}, ${((heap - baseHeap) / n).toFixed(1)} KiB per pod (not after a full GC); readyz ${ready}; ${((Date.now() - t) / 1000).toFixed(0)} s to create`,
-    );
+    const perPod = (r.vmRss - base.vmRss) / n;
+    const anonPerPod = (r.anon - base.anon) / n;
+    sum({
+      figure: `RSS at ${n} watched pods: VmRSS`,
+      hahaha: `${MiB(r.vmRss)}, ${perPod.toFixed(2)} KiB/pod`,
+      reference: `HAHAHA ${HAHAHA_KIB_PER_POD} KiB/pod`,
+      ratio: x(perPod / HAHAHA_KIB_PER_POD),
+      target: check(perPod <= 2, '≤ 2 KiB/pod'),
+    });
+    sum({
+      figure: `RSS at ${n} watched pods: RssAnon`,
+      hahaha: `${MiB(r.anon)}, ${anonPerPod.toFixed(2)} KiB/pod`,
+      reference: `HAHAHA ${HAHAHA_KIB_PER_POD} KiB/pod`,
+      ratio: x(anonPerPod / HAHAHA_KIB_PER_POD),
+      target: check(anonPerPod <= 2, '≤ 2 KiB/pod'),
+      detail: `RssFile ${MiB(r.file)}; V8 heap used ${MiB(heap)}, ${((heap - baseHeap) / n).toFixed(2)} KiB/pod (no full GC); readyz ${ready}; ${((Date.now() - t) / 1000).toFixed(0)} s to create the pods`,
+    });
   }
+  phaseLoad('RSS', load0);
   log('deleting the sleeper pods');
   // no kubelet finishes their graceful deletion: one deletecollection with grace 0 removes them
   await kubectl(['delete', '--raw', `/api/v1/namespaces/${ns}/pods?gracePeriodSeconds=0`], undefined, 600);
   await kubectl(['delete', 'namespace', ns, '--wait=false']);
   await kubectl(['delete', 'node', VIRTUAL_NODE, '--wait=false']);
   await until('hahaha to drop the deleted pods', async () => metricValue(await metricsText(h), 'hahaha_watched_pods') === 0, 300_000, 2000);
-  try {
-    await until('the sleeper pods to be gone', async () => !(await kubectl(['get', 'namespace', ns, '--ignore-not-found'])).includes(ns), 300_000, 3000);
-  } catch (err) {
-    notes.push(`RSS: the sleeper pods were still being deleted during the next phases (${(err as Error).message})`);
-  }
 }
 
-async function phaseReaction(h: Hahaha): Promise<void> {
-  const ns = 'bench-reaction';
-  await createNamespace(ns);
-  const before = await metricsText(h);
-  const t = Date.now();
-  for (let i = 0; i < 20; i++) {
-    const name = `react-${i}`;
-    await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(job(ns, name, 1)));
-    await until(
-      `job ${name} complete`,
-      async () => {
-        const j = JSON.parse(await kubectl(['get', 'job', name, '-n', ns, '-o', 'json']));
-        const c: any[] = j.status?.conditions ?? [];
-        if (c.some((x) => x.type === 'Failed' && x.status === 'True')) throw new Error(`job ${name} failed`);
-        return c.some((x) => x.type === 'Complete' && x.status === 'True');
-      },
-      30_000,
-      250,
-    );
-  }
-  await sleep(1000);
-  const after = await metricsText(h);
-  row('reaction: 20 sequential Jobs, 1 sidecar', `${((Date.now() - t) / 1000).toFixed(1)} s in all`);
-  row(
-    '  shutdown latency (main ended → sidecar seen ended)',
-    describeHistogram(minus(histogram(after, 'hahaha_sidecar_shutdown_latency_seconds'), histogram(before, 'hahaha_sidecar_shutdown_latency_seconds'))),
-  );
-  row(
-    '  attempt duration (one shutdown attempt)',
-    describeHistogram(minus(histogram(after, 'hahaha_attempt_duration_seconds'), histogram(before, 'hahaha_attempt_duration_seconds'))),
-  );
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
-}
-
-async function phaseBurst(h: Hahaha): Promise<void> {
-  const ns = 'bench-burst';
-  await createNamespace(ns);
-  const before = await metricsText(h);
-  const cpu0 = cpuSeconds(h.pid);
-  const t = Date.now();
-  const jobs = Array.from({ length: 50 }, (_, i) => job(ns, `burst-${i}`, 3));
-  await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: jobs }));
-  await until(
-    '50 burst Jobs complete',
-    async () => {
-      const { complete, failed } = await completeJobs(ns);
-      if (failed.length > 0) throw new Error(`failed jobs: ${failed.join(' ')}`);
-      return complete === 50;
-    },
-    180_000,
-    500,
-  );
-  const seconds = (Date.now() - t) / 1000;
-  await sleep(2000); // the last verifications and events
-  const cpu = cpuSeconds(h.pid) - cpu0;
-  const after = await metricsText(h);
-  row('burst: 50 Jobs at once, 3 sidecars each', `${seconds.toFixed(1)} s first create → last Complete = ${(50 / seconds).toFixed(2)} pods/s`);
-  row('  hahaha CPU per reaped pod', `${((cpu * 1000) / 50).toFixed(1)} ms (${cpu.toFixed(2)} s utime+stime for 50 pods)`);
-  row(
-    '  shutdown latency in the burst',
-    describeHistogram(minus(histogram(after, 'hahaha_sidecar_shutdown_latency_seconds'), histogram(before, 'hahaha_sidecar_shutdown_latency_seconds'))),
-  );
-  const failedShutdowns = metricValue(after, 'hahaha_failed_sidecar_shutdowns') - metricValue(before, 'hahaha_failed_sidecar_shutdowns');
-  if (failedShutdowns > 0) notes.push(`burst: hahaha_failed_sidecar_shutdowns grew by ${failedShutdowns}`);
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
-}
-
-async function phaseIdle(leaseRatePerMin: number): Promise<void> {
+async function phaseIdleLeader(): Promise<void> {
   const h = await startHahaha({ LEADER_ELECT: 'true' });
+  hahaha = h;
   try {
-    await until(
-      'hahaha to hold the lease',
-      async () => (await kubectl(['get', 'lease', 'hahaha', '-n', 'default', '--ignore-not-found'])).includes('hahaha'),
-      60_000,
-    );
-    await sleep(5000);
-    const req0 = await apiLeaseRequests();
-    const cpu0 = cpuSeconds(h.pid);
-    const t = Date.now();
-    await sleep(IDLE_SECONDS * 1000);
-    const minutes = (Date.now() - t) / 60_000;
-    const cpu = cpuSeconds(h.pid) - cpu0;
-    const req = (await apiLeaseRequests()) - req0;
-    const perMin = req / minutes;
-    row(
-      `idle ${IDLE_SECONDS} s, LEADER_ELECT=true`,
-      `${(perMin - leaseRatePerMin).toFixed(1)} lease requests/min by hahaha (${perMin.toFixed(1)}/min in all − ${leaseRatePerMin.toFixed(1)}/min without its elector), ${(cpu / minutes).toFixed(2)} CPU s/min, RSS ${MiB(rssKiB(h.pid))}`,
-    );
+    await until('hahaha to lead', async () => metricValue(await metricsText(h), 'hahaha_leader') === 1, 60_000);
+    await idleWindow(h, 'LEADER_ELECT=true');
+    const r = rss(h.pid);
+    sum({ figure: 'RSS idle, compiled, leading: VmRSS', hahaha: MiB(r.vmRss), detail: `RssAnon ${MiB(r.anon)}` });
   } finally {
     await h.stop();
+    hahaha = undefined;
   }
 }
 
@@ -532,68 +961,80 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-async function main(): Promise<void> {
-  log(`starting a cluster in ${CLUSTER_DIR}`);
-  clusterUp = true;
-  const up = await run('bash', [`${ROOT}cluster/scripts/up.sh`], { env: clusterEnv, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
-  KUBECONFIG = up.stdout.trim().split('\n').at(-1) as string;
-  log(`cluster up (${((Date.now() - T0) / 1000).toFixed(0)} s), kubeconfig ${KUBECONFIG}`);
-
-  hahaha = await startHahaha({ LEADER_ELECT: 'false' });
-  log(`hahaha pid ${hahaha.pid}, metrics :${hahaha.port}`);
-  const phases: [string, () => Promise<void>][] = [
-    ['reaction', () => phaseReaction(hahaha as Hahaha)],
-    ['burst', () => phaseBurst(hahaha as Hahaha)],
-    [
-      'RSS',
-      async () => {
-        // a fresh process, so that RSS(0) holds nothing from the reaps above
-        await (hahaha as Hahaha).stop();
-        hahaha = await startHahaha({ LEADER_ELECT: 'false' });
-        await phaseRss(hahaha);
-      },
-    ],
-  ];
-  for (const [name, phase] of phases) {
-    try {
-      await phase();
-    } catch (err) {
-      notes.push(`${name} phase failed: ${(err as Error).message.split('\n')[0]}`);
-      log(notes.at(-1) as string);
-    }
-  }
-  await hahaha.stop();
-  hahaha = undefined;
-  // lease requests of everything but hahaha's elector (the node's heartbeat), in a quiet window
-  // without hahaha (namespace deletions above also touch leases)
-  await sleep(5000);
-  const lease0 = await apiLeaseRequests();
-  const leaseT0 = Date.now();
-  await sleep((IDLE_SECONDS * 1000) / 2);
-  const baseRate = ((await apiLeaseRequests()) - lease0) / ((Date.now() - leaseT0) / 60_000);
+async function phase(name: string, fn: () => Promise<void>): Promise<void> {
   try {
-    await phaseIdle(baseRate);
+    await fn();
   } catch (err) {
-    notes.push(`idle phase failed: ${(err as Error).message.split('\n')[0]}`);
+    note(`${name} phase failed: ${(err as Error).message.split('\n')[0]}`);
   }
 }
 
+async function main(): Promise<void> {
+  log(`starting a cluster in ${CLUSTER_DIR} and building the compiled daemon in ${APP}`);
+  clusterUp = true;
+  const built = buildApp().then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  const up = await run('bash', [`${ROOT}cluster/scripts/up.sh`], { env: clusterEnv, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
+  KUBECONFIG = up.stdout.trim().split('\n').at(-1) as string;
+  log(`cluster up (${((Date.now() - T0) / 1000).toFixed(0)} s), kubeconfig ${KUBECONFIG}`);
+  const buildError = await built;
+  if (buildError) throw new Error(`building the compiled daemon failed: ${buildError.message}`);
+  await run('bash', [`${ROOT}scripts/hahaha-up.sh`, '--rbac-only'], { env: clusterEnv, timeout: 300_000 });
+  await kubectl(['create', 'serviceaccount', FLOOR_SA, '-n', NAMESPACE]);
+  await kubectl(['create', 'clusterrolebinding', FLOOR_SA, '--clusterrole=hahaha', `--serviceaccount=${NAMESPACE}:${FLOOR_SA}`]);
+  const admin = await adminApi();
+  const floor = await serviceAccountApi(FLOOR_SA);
+  saKubeconfig = (await serviceAccountApi('hahaha')).kubeconfig;
+
+  hahaha = await startHahaha({ LEADER_ELECT: 'false' });
+  log(`hahaha pid ${hahaha.pid}, metrics :${hahaha.port}`);
+  await phase('reaction', () => phaseReaction(hahaha as Hahaha, admin, floor.api));
+  await phase('burst', () => phaseBurst(hahaha as Hahaha, admin));
+  await hahaha.stop();
+  await phase('RSS from sources', async () => {
+    const h = await startHahaha({ LEADER_ELECT: 'false' }, true);
+    hahaha = h;
+    await sleep(3000);
+    const r = rss(h.pid);
+    sum({ figure: 'RSS idle, from sources: VmRSS', hahaha: MiB(r.vmRss), detail: `RssAnon ${MiB(r.anon)}; node src/cli.ts, as scripts/hahaha-up.sh runs it` });
+    await h.stop();
+  });
+  // a fresh process, so that idle and RSS(0) hold nothing from the reaps above
+  hahaha = await startHahaha({ LEADER_ELECT: 'false' });
+  await phase('idle and RSS', () => phaseIdleAndRss(hahaha as Hahaha, admin));
+  await hahaha.stop();
+  hahaha = undefined;
+  await phase('idle with leader election', phaseIdleLeader);
+}
+
 let rc = 0;
+const load0 = loadavg().map((l) => l.toFixed(2));
 try {
   await main();
 } catch (err) {
   rc = 1;
-  notes.push(`aborted: ${(err as Error).message}`);
-  log(notes.at(-1) as string);
+  note(`aborted: ${(err as Error).message}`);
 } finally {
   if (hahaha) await hahaha.stop();
   await down();
 }
-const width = Math.max(...rows.map(([w]) => w.length), 10);
+const cols = ['figure', 'hahaha', 'reference', 'ratio', 'target'] as const;
+const widths = cols.map((c) => Math.max(c.length, ...summary.map((r) => r[c].length)));
+const line = (r: Record<(typeof cols)[number], string>) =>
+  cols
+    .map((c, i) => r[c].padEnd(widths[i] as number))
+    .join('  ')
+    .trimEnd();
 const table = [
   `hahaha cluster benchmark, ${new Date().toISOString()}, ${cpus().length} cores, run took ${((Date.now() - T0) / 1000).toFixed(0)} s`,
+  `load average at start ${load0.join(' ')}, at end ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}; 1-minute load per phase (start → end): ${loads.join('; ')}`,
   '',
-  ...rows.map(([w, v]) => `${w.padEnd(width)}  ${v}`),
+  line({ figure: 'figure', hahaha: 'hahaha', reference: 'reference', ratio: 'ratio', target: 'target' }),
+  ...summary.flatMap((r) => [line(r), ...(r.detail ? [`    ${r.detail}`] : [])]),
   ...(notes.length > 0 ? ['', 'notes:', ...notes.map((n) => `- ${n}`)] : []),
   '',
 ].join('\n');
