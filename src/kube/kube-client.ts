@@ -55,6 +55,12 @@ const MAX_ERROR_BODY = 4096;
 /** How long a token read from a file is used before the file is read again (client-go: 1 min). */
 const TOKEN_FILE_TTL_MS = 60_000;
 const EXEC_PLUGIN_TIMEOUT_MS = 60_000;
+/**
+ * Connections for REST calls (watches included); more requests wait for a free one. Without a
+ * bound, a thousand pods turning up at once (a relist after an outage) meant a thousand event
+ * posts on a thousand TLS connections, about 200 KiB of memory each.
+ */
+const MAX_CONNECTIONS = 16;
 
 interface TlsMaterial {
   ca?: Buffer;
@@ -77,6 +83,8 @@ export class KubeClient {
   private readonly secure: boolean;
   private readonly userAgent: string;
   private agent: http.Agent;
+  /** Watches hold their connection for minutes: they get their own, outside the REST pool. */
+  private streamAgent: http.Agent;
   private agentCert: Buffer | undefined;
   private auth: Cached | undefined;
   private authPending: Promise<Cached> | undefined;
@@ -89,6 +97,7 @@ export class KubeClient {
     this.secure = access.server.startsWith('https:');
     this.userAgent = opts.userAgent ?? 'hahaha';
     this.agent = this.makeAgent(undefined);
+    this.streamAgent = this.makeAgent(undefined, false);
   }
 
   /** Sends a request and parses the JSON answer; a status of 400 or more throws ApiError. */
@@ -111,7 +120,7 @@ export class KubeClient {
     const headers = await this.headers();
     const url = this.url(path, { ...query, watch: true });
     return new Promise<void>((resolvePromise, reject) => {
-      const req = this.transport().request(url, { method: 'GET', agent: this.agent, headers: { ...headers, accept: 'application/json' }, signal: opts.signal });
+      const req = this.transport().request(url, { method: 'GET', agent: this.streamAgent, headers: { ...headers, accept: 'application/json' }, signal: opts.signal });
       req.setTimeout(opts.idleMs, () => req.destroy(new Error(`watch silent for ${opts.idleMs / 1000}s`)));
       req.on('error', reject);
       req.on('response', (res) => {
@@ -200,6 +209,7 @@ export class KubeClient {
   /** Closes idle keep-alive connections. */
   close(): void {
     this.agent.destroy();
+    this.streamAgent.destroy();
   }
 
   private tlsConnect(options: tls.ConnectionOptions): tls.TLSSocket {
@@ -255,19 +265,21 @@ export class KubeClient {
     };
   }
 
-  private makeAgent(cert: Buffer | undefined): http.Agent {
+  private makeAgent(cert: Buffer | undefined, bounded = true): http.Agent {
     this.agentCert = cert;
-    if (!this.secure) return new http.Agent({ keepAlive: true });
-    return new https.Agent({ keepAlive: true, maxCachedSessions: 16, ...this.tlsMaterial() });
+    const pool = bounded ? { keepAlive: true, maxSockets: MAX_CONNECTIONS, maxFreeSockets: 4 } : { keepAlive: false };
+    if (!this.secure) return new http.Agent(pool);
+    return new https.Agent({ ...pool, maxCachedSessions: 16, ...this.tlsMaterial() });
   }
 
   private async headers(): Promise<Record<string, string>> {
     const auth = await this.credentials();
     // A credential plugin that hands out client certificates changes the TLS material.
     if (auth.cert !== this.agentCert && this.secure) {
-      const old = this.agent;
+      const old = [this.agent, this.streamAgent];
       this.agent = this.makeAgent(auth.cert);
-      old.destroy();
+      this.streamAgent = this.makeAgent(auth.cert, false);
+      for (const agent of old) agent.destroy();
     }
     return { 'user-agent': this.userAgent, ...(auth.header !== undefined && { authorization: auth.header }) };
   }
