@@ -237,7 +237,7 @@ async function run(catalogOverride: string | undefined): Promise<number> {
   const credentials = loadKubeConfig({ env: process.env });
   log.info({ credentials: credentials.source, context: credentials.context, server: credentials.server }, 'using Kubernetes credentials');
   const { startDaemon } = await import('./daemon.ts');
-  const daemon = await startDaemon(config, log, credentials.kubeConfig);
+  const daemon = await startDaemon(config, log, credentials.access);
   const onSignal = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'received signal');
     void daemon.stop();

@@ -7,11 +7,10 @@
  * plus the metrics server and graceful shutdown.
  */
 import type http from 'node:http';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { loadCatalog } from './config/catalog-file.ts';
 import type { Config } from './config/env.ts';
-import { loadKubeConfig } from './config/kubeconfig.ts';
+import { type ClusterAccess, loadKubeConfig } from './config/kubeconfig.ts';
 import { AccessCheck } from './controller/access-check.ts';
 import { ReaperController } from './controller/reaper-controller.ts';
 import { annotationsRead } from './domain/catalog.ts';
@@ -21,6 +20,7 @@ import { ApiAccessReviewer } from './kube/access-review.ts';
 import { ApiEphemeralRunner } from './kube/ephemeral-runner.ts';
 import { ApiEventSink } from './kube/event-sink.ts';
 import { ApiExecutor } from './kube/executor.ts';
+import { KubeClient } from './kube/kube-client.ts';
 import { ApiLeaseLock } from './kube/lease-lock.ts';
 import { ApiPodReader } from './kube/pod-reader.ts';
 import { PodSource } from './kube/pod-source.ts';
@@ -50,8 +50,9 @@ export interface Daemon {
   readonly webhook?: WebhookServer;
 }
 
-/** `kc` defaults to the credentials loadKubeConfig finds (never client-node's silent localhost:8080). */
-export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = loadKubeConfig().kubeConfig): Promise<Daemon> {
+/** `clusterAccess` defaults to the credentials loadKubeConfig finds. */
+export async function startDaemon(config: Config, log: Logger, clusterAccess: ClusterAccess = loadKubeConfig().access): Promise<Daemon> {
+  const kc = new KubeClient(clusterAccess);
   const catalog = loadCatalog(config.catalogPath);
   // Validated by the config already (config/env.ts); parsed again for the webhook's matching.
   const selector = parseLabelSelector(config.watchSelector);
@@ -62,7 +63,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       catalog: config.catalogPath,
       sidecars: catalog.entries.map((e) => e.name),
       native: catalog.entries.filter((e) => e.native).map((e) => e.name),
-      server: kc.getCurrentCluster()?.server,
+      server: kc.server,
       leaderElect: config.leaderElect,
       webhook: config.webhookEnabled,
       dryRun: config.dryRun,
@@ -160,6 +161,7 @@ export async function startDaemon(config: Config, log: Logger, kc: KubeConfig = 
       await webhook?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
+      kc.close();
       log.info('stopped');
       resolveDone();
     })();

@@ -114,8 +114,9 @@ export async function doctorCommand(args: string[], env: NodeJS.ProcessEnv): Pro
   // Loaded here so that the rest of the CLI does not pay for the Kubernetes client.
   const { loadKubeConfig } = await import('./config/kubeconfig.ts');
   const { DoctorApi } = await import('./kube/doctor-api.ts');
+  const { KubeClient } = await import('./kube/kube-client.ts');
   const credentials = loadKubeConfig({ env });
-  const report = await gatherReport(new DoctorApi(credentials.kubeConfig, credentials.server), {
+  const report = await gatherReport(new DoctorApi(new KubeClient(credentials.access, { userAgent: 'hahaha-doctor' })), {
     scope: { selector, ...(namespace !== undefined && { namespace }) },
     hahaha,
     catalog,

@@ -104,7 +104,7 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** Timestamps arrive as RFC 3339 strings (raw JSON) or Date objects (client-node models). */
+/** Timestamps arrive as RFC 3339 strings; a Date is accepted too. */
 function time(v: unknown): number | undefined {
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
   if (typeof v !== 'string') return undefined;
@@ -132,7 +132,7 @@ function got(v: unknown): string {
 
 const STATE_KINDS = ['waiting', 'running', 'terminated'];
 
-/** Present: neither undefined nor null (client-node models carry unset fields as undefined). */
+/** Present: neither undefined nor null (JSON may carry null, objects built in code undefined). */
 function present(v: unknown): boolean {
   return v !== undefined && v !== null;
 }

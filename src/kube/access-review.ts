@@ -2,9 +2,9 @@
  * Asks the API server whether hahaha's own credentials allow something
  * (SelfSubjectAccessReview, which every authenticated user may create: no RBAC of its own).
  */
-import { AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { AccessNeed } from '../domain/required-access.ts';
 import type { AccessReviewer } from '../ports.ts';
+import type { KubeClient } from './kube-client.ts';
 
 /** An access need as the authorization API's ResourceAttributes (self and subject reviews alike). */
 export function resourceAttributes(need: AccessNeed) {
@@ -18,24 +18,27 @@ export function resourceAttributes(need: AccessNeed) {
   };
 }
 
-export class ApiAccessReviewer implements AccessReviewer {
-  private readonly api: AuthorizationV1Api;
+/** The path of a SelfSubjectAccessReview or SubjectAccessReview create. */
+export function reviewPath(kind: 'selfsubjectaccessreviews' | 'subjectaccessreviews'): string {
+  return `/apis/authorization.k8s.io/v1/${kind}`;
+}
 
-  constructor(kc: KubeConfig) {
-    this.api = kc.makeApiClient(AuthorizationV1Api);
+export interface ReviewStatus {
+  readonly status?: { readonly allowed?: boolean; readonly reason?: string };
+}
+
+export class ApiAccessReviewer implements AccessReviewer {
+  private readonly client: KubeClient;
+
+  constructor(client: KubeClient) {
+    this.client = client;
   }
 
   async review(need: AccessNeed): Promise<{ allowed: boolean; reason?: string }> {
-    const review = await this.api.createSelfSubjectAccessReview({
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SelfSubjectAccessReview',
-        spec: {
-          resourceAttributes: resourceAttributes(need),
-        },
-      },
+    const review = await this.client.request<ReviewStatus>('POST', reviewPath('selfsubjectaccessreviews'), {
+      body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: resourceAttributes(need) } },
     });
-    const status = review.status;
+    const status = review?.status;
     return { allowed: status?.allowed === true, ...(status?.reason && { reason: status.reason }) };
   }
 }

@@ -3,9 +3,9 @@
  * stdout, 2 stderr, 3 the final Status: Success, or Failure with reason NonZeroExitCode and the
  * exit code as a cause, or Failure for a command that could not run at all.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { ExecCall, ExecResult, Executor, PodRef } from '../ports.ts';
 import { openPodChannel } from './channel-socket.ts';
+import type { KubeClient } from './kube-client.ts';
 
 const MAX_OUTPUT = 4096;
 
@@ -28,16 +28,16 @@ export function exitCodeFromStatus(status: StatusObject): number {
 }
 
 export class ApiExecutor implements Executor {
-  private readonly kc: KubeConfig;
+  private readonly client: KubeClient;
 
-  constructor(kc: KubeConfig) {
-    this.kc = kc;
+  constructor(client: KubeClient) {
+    this.client = client;
   }
 
   async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
     const query = new URLSearchParams({ container: call.container, stdout: 'true', stderr: 'true' });
     for (const arg of call.command) query.append('command', arg);
-    const { ws, signal } = await openPodChannel(this.kc, pod, 'exec', query, {
+    const { ws, signal } = await openPodChannel(this.client, pod, 'exec', query, {
       protocols: ['v5.channel.k8s.io', 'v4.channel.k8s.io'],
       timeoutMs: call.timeoutMs,
       signal: call.signal,

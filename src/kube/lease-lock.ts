@@ -1,10 +1,15 @@
 /**
  * LeaseLock on a coordination.k8s.io/v1 Lease. Times are MicroTime values, which the API server
- * only parses with six fractional digits, so they are written as strings here rather than as
- * Date objects (which client-node would send with three).
+ * only parses with six fractional digits.
  */
-import { ApiException, CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { LeaseConflict, type LeaseLock, type LeaseRecord } from '../ports.ts';
+import { apiStatus, type KubeClient } from './kube-client.ts';
+import { leasePath } from './paths.ts';
+
+interface Lease {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
 
 /** RFC 3339 with microseconds, as metav1.MicroTime expects. */
 export function microTime(ms: number): string {
@@ -12,7 +17,6 @@ export function microTime(ms: number): string {
 }
 
 function parseTime(v: unknown): number {
-  if (v instanceof Date) return v.getTime();
   if (typeof v === 'string') {
     const t = Date.parse(v);
     if (!Number.isNaN(t)) return t;
@@ -21,16 +25,16 @@ function parseTime(v: unknown): number {
 }
 
 function isStatus(err: unknown, code: number): boolean {
-  return err instanceof ApiException && err.code === code;
+  return apiStatus(err) === code;
 }
 
 export class ApiLeaseLock implements LeaseLock {
-  private readonly api: CoordinationV1Api;
+  private readonly client: KubeClient;
   private readonly namespace: string;
   private readonly name: string;
 
-  constructor(kc: KubeConfig, namespace: string, name: string) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+  constructor(client: KubeClient, namespace: string, name: string) {
+    this.client = client;
     this.namespace = namespace;
     this.name = name;
   }
@@ -40,9 +44,9 @@ export class ApiLeaseLock implements LeaseLock {
   }
 
   async get(): Promise<{ record: LeaseRecord; version: string } | undefined> {
-    let lease: V1Lease;
+    let lease: Lease;
     try {
-      lease = await this.api.readNamespacedLease({ namespace: this.namespace, name: this.name });
+      lease = await this.client.request<Lease>('GET', leasePath(this.namespace, this.name), { timeoutMs: 10_000 });
     } catch (err) {
       if (isStatus(err, 404)) return undefined;
       throw err;
@@ -62,7 +66,7 @@ export class ApiLeaseLock implements LeaseLock {
 
   async create(record: LeaseRecord): Promise<string> {
     try {
-      const lease = await this.api.createNamespacedLease({ namespace: this.namespace, body: this.body(record) });
+      const lease = await this.client.request<Lease>('POST', leasePath(this.namespace), { body: this.body(record), timeoutMs: 10_000 });
       return lease.metadata?.resourceVersion ?? '';
     } catch (err) {
       if (isStatus(err, 409)) throw new LeaseConflict('lease already exists');
@@ -72,11 +76,7 @@ export class ApiLeaseLock implements LeaseLock {
 
   async update(record: LeaseRecord, version: string): Promise<string> {
     try {
-      const lease = await this.api.replaceNamespacedLease({
-        namespace: this.namespace,
-        name: this.name,
-        body: this.body(record, version),
-      });
+      const lease = await this.client.request<Lease>('PUT', leasePath(this.namespace, this.name), { body: this.body(record, version), timeoutMs: 10_000 });
       return lease.metadata?.resourceVersion ?? '';
     } catch (err) {
       if (isStatus(err, 409)) throw new LeaseConflict('lease changed since it was read');
@@ -84,7 +84,7 @@ export class ApiLeaseLock implements LeaseLock {
     }
   }
 
-  private body(record: LeaseRecord, version?: string): V1Lease {
+  private body(record: LeaseRecord, version?: string): Lease & { apiVersion: string; kind: string } {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -92,9 +92,8 @@ export class ApiLeaseLock implements LeaseLock {
       spec: {
         holderIdentity: record.holderIdentity,
         leaseDurationSeconds: record.leaseDurationSeconds,
-        // MicroTime strings; see the module comment.
-        acquireTime: microTime(record.acquireTime) as unknown as Date,
-        renewTime: microTime(record.renewTime) as unknown as Date,
+        acquireTime: microTime(record.acquireTime),
+        renewTime: microTime(record.renewTime),
         leaseTransitions: record.leaseTransitions,
       },
     };

@@ -3,26 +3,26 @@
  * running pods only and, as a pod finishes, delivers its previous state; this is how hahaha
  * learns the state it finished in.
  */
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { isMalformed, type ParseOptions, type PodView, parsePod } from '../domain/pod-view.ts';
 import type { PodReader, PodRef } from '../ports.ts';
+import { apiStatus, type KubeClient } from './kube-client.ts';
+import { podPath } from './paths.ts';
 
 export class ApiPodReader implements PodReader {
-  private readonly api: CoreV1Api;
+  private readonly client: KubeClient;
   private readonly opts: ParseOptions;
 
-  constructor(kc: KubeConfig, opts: ParseOptions = {}) {
-    this.api = kc.makeApiClient(CoreV1Api);
+  constructor(client: KubeClient, opts: ParseOptions = {}) {
+    this.client = client;
     this.opts = opts;
   }
 
   async read(pod: PodRef): Promise<PodView | undefined> {
     try {
-      const raw = await this.api.readNamespacedPod({ namespace: pod.namespace, name: pod.name });
-      const parsed = parsePod({ ...raw, kind: 'Pod' }, this.opts);
+      const parsed = parsePod(await this.client.request('GET', podPath(pod)), this.opts);
       return isMalformed(parsed) || parsed.uid !== pod.uid ? undefined : parsed;
     } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
+      if (apiStatus(err) === 404) return undefined;
       throw err;
     }
   }

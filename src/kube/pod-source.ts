@@ -8,13 +8,19 @@
  * 30 s, reset once a watch delivers again). Only slim PodViews are kept.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type KubeConfig, type V1PodList, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isMalformed, type PodView, parsePod, podKey } from '../domain/pod-view.ts';
 import type { PodCache } from '../pod-cache.ts';
 import type { PodWatch, PodWatchEvents } from '../ports.ts';
 import { retryDelayMs } from '../reconcile/retry-policy.ts';
 import type { Metrics } from '../record/metrics.ts';
+import type { KubeClient } from './kube-client.ts';
+import { podsPath } from './paths.ts';
+
+interface PodList {
+  items?: unknown[];
+  metadata?: { continue?: string; resourceVersion?: string };
+}
 
 export interface PodSourceOptions {
   readonly selector: string;
@@ -44,8 +50,7 @@ interface Scope {
 }
 
 export class PodSource implements PodWatch {
-  private readonly kc: KubeConfig;
-  private readonly api: CoreV1Api;
+  private readonly client: KubeClient;
   private readonly opts: PodSourceOptions;
   private readonly cache: PodCache;
   private readonly events: PodWatchEvents;
@@ -58,9 +63,8 @@ export class PodSource implements PodWatch {
   /** Aborted by stop(): ends every scope's backoff sleep at once. */
   private readonly stopping = new AbortController();
 
-  constructor(kc: KubeConfig, opts: PodSourceOptions, cache: PodCache, events: PodWatchEvents, metrics: Metrics, log: Logger) {
-    this.kc = kc;
-    this.api = kc.makeApiClient(CoreV1Api);
+  constructor(client: KubeClient, opts: PodSourceOptions, cache: PodCache, events: PodWatchEvents, metrics: Metrics, log: Logger) {
+    this.client = client;
     this.opts = opts;
     this.cache = cache;
     this.events = events;
@@ -121,20 +125,15 @@ export class PodSource implements PodWatch {
     let cont: string | undefined;
     let resourceVersion = '';
     do {
-      const page: V1PodList =
-        scope.namespace === undefined
-          ? await this.api.listPodForAllNamespaces({ ...this.selectors(), limit: PAGE_SIZE, ...(cont !== undefined && { _continue: cont }) })
-          : await this.api.listNamespacedPod({
-              namespace: scope.namespace,
-              ...this.selectors(),
-              limit: PAGE_SIZE,
-              ...(cont !== undefined && { _continue: cont }),
-            });
-      for (const item of page.items) {
+      const page = await this.client.request<PodList>('GET', podsPath(scope.namespace), {
+        query: { ...this.selectors(), limit: PAGE_SIZE, continue: cont },
+        timeoutMs: 60_000,
+      });
+      for (const item of page.items ?? []) {
         const pod = this.accept(item);
         if (pod !== undefined) pods.push(pod);
       }
-      cont = page.metadata?._continue || undefined;
+      cont = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (cont !== undefined && !this.stopped);
 
@@ -150,45 +149,43 @@ export class PodSource implements PodWatch {
 
   /** Watches until the server ends the watch; returns the last resourceVersion seen. */
   private async watch(scope: Scope, fromVersion: string): Promise<string> {
-    const path = scope.namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${scope.namespace}/pods`;
     const timeoutSeconds = 240 + Math.floor(Math.random() * 60);
-    const watch = new Watch(this.kc);
-    // Watch aborts after 30 s without a byte by default; a quiet cluster sends nothing for
-    // longer than that, so allow the server's own timeout plus a margin instead.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;
+    const abort = new AbortController();
+    scope.abort = abort;
+    if (this.stopped) abort.abort();
     let resourceVersion = fromVersion;
-    return new Promise<string>((resolve, reject) => {
-      let gone = false;
-      const handle = (type: string, obj: unknown): void => {
-        const meta = (obj as { metadata?: { resourceVersion?: string } } | null)?.metadata;
-        if (type === 'ERROR') {
-          const code = (obj as { code?: number } | null)?.code;
-          if (code === 410) gone = true;
-          else this.log.warn({ status: obj }, 'watch error event');
-          scope.abort?.abort();
-          return;
-        }
-        if (meta?.resourceVersion !== undefined) resourceVersion = meta.resourceVersion;
-        scope.failures = 0;
-        if (type === 'BOOKMARK') return;
-        const pod = this.accept(obj);
-        if (pod === undefined) return;
-        if (type === 'DELETED') this.delete(scope, podKey(pod));
-        else this.upsert(scope, pod);
-      };
-      const done = (err: unknown): void => {
-        if (gone) reject(new Gone('resource version expired'));
-        else if (err !== null && err !== undefined && !this.stopped) reject(err);
-        else resolve(resourceVersion);
-      };
-      watch
-        .watch(path, { ...this.selectors(), resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, handle, done)
-        .then((controller) => {
-          scope.abort = controller;
-          if (this.stopped) controller.abort();
-        })
-        .catch(reject);
-    });
+    let gone = false;
+    let failed: unknown;
+    const handle = (type: string, obj: unknown): void => {
+      const meta = (obj as { metadata?: { resourceVersion?: string } } | null)?.metadata;
+      if (type === 'ERROR') {
+        const code = (obj as { code?: number } | null)?.code;
+        if (code === 410) gone = true;
+        else failed = obj;
+        abort.abort();
+        return;
+      }
+      if (meta?.resourceVersion !== undefined) resourceVersion = meta.resourceVersion;
+      scope.failures = 0;
+      if (type === 'BOOKMARK') return;
+      const pod = this.accept(obj);
+      if (pod === undefined) return;
+      if (type === 'DELETED') this.delete(scope, podKey(pod));
+      else this.upsert(scope, pod);
+    };
+    try {
+      // The server ends the watch after timeoutSeconds; silence beyond that plus a margin means
+      // a dead connection.
+      await this.client.watch(podsPath(scope.namespace), { ...this.selectors(), resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, handle, {
+        signal: abort.signal,
+        idleMs: (timeoutSeconds + 60) * 1000,
+      });
+    } catch (err) {
+      if (!gone && !abort.signal.aborted && !this.stopped) throw err;
+    }
+    if (gone) throw new Gone('resource version expired');
+    if (failed !== undefined) throw new Error(`watch error event: ${(failed as { message?: string } | null)?.message ?? JSON.stringify(failed)}`);
+    return resourceVersion;
   }
 
   private selectors(): { labelSelector: string; fieldSelector?: string } {

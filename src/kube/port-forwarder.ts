@@ -7,10 +7,10 @@
  */
 import http from 'node:http';
 import { Duplex } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type WebSocket from 'ws';
 import type { HttpCall, HttpReply, PodRef, PortForwarder } from '../ports.ts';
 import { channelFrame, openPodChannel } from './channel-socket.ts';
+import type { KubeClient } from './kube-client.ts';
 
 const MAX_BODY = 4096;
 
@@ -71,14 +71,14 @@ class TunnelStream extends Duplex {
 }
 
 export class ApiPortForwarder implements PortForwarder {
-  private readonly kc: KubeConfig;
+  private readonly client: KubeClient;
 
-  constructor(kc: KubeConfig) {
-    this.kc = kc;
+  constructor(client: KubeClient) {
+    this.client = client;
   }
 
   async request(pod: PodRef, call: HttpCall): Promise<HttpReply> {
-    const { ws, signal } = await openPodChannel(this.kc, pod, 'portforward', new URLSearchParams({ ports: String(call.port) }), {
+    const { ws, signal } = await openPodChannel(this.client, pod, 'portforward', new URLSearchParams({ ports: String(call.port) }), {
       protocols: ['v4.channel.k8s.io'],
       timeoutMs: call.timeoutMs,
       signal: call.signal,

@@ -4,7 +4,9 @@
  * - a candidate takes the lease when it is free (no holder) or has not been renewed for a lease
  *   duration, measured on the local clock from when this candidate last saw it change (so clock
  *   skew between replicas does not matter);
- * - the leader renews every retry period; when it cannot renew within the renew deadline it
+ * - the leader renews every retry period with a single update from the version it last wrote
+ *   (a get first only when that fails), so an idle leader costs 30 requests a minute and a
+ *   standby 30 gets; when it cannot renew within the renew deadline it
  *   stops leading at once (the deadline is shorter than the lease, so it stops before anyone
  *   else can take over);
  * - `release()` clears the holder so a standby takes over on its next try, without waiting.
@@ -75,6 +77,19 @@ export class LeaderElector {
       renewTime: now,
       leaseTransitions: 0,
     };
+    // The leader renews with one request, optimistically from the version it last wrote (as
+    // client-go does); only when that fails does it read the lease first.
+    const observed = this.observed;
+    if (this.leading && observed !== undefined && observed.record.holderIdentity === this.opts.identity) {
+      const next = { ...mine, acquireTime: observed.record.acquireTime, leaseTransitions: observed.record.leaseTransitions };
+      try {
+        const version = await this.lock.update(next, observed.version);
+        this.observed = { record: next, version, at: now };
+        return true;
+      } catch (err) {
+        if (!(err instanceof LeaseConflict)) this.log.debug({ err }, 'optimistic lease renewal failed; reading the lease');
+      }
+    }
     const current = await this.lock.get();
     if (current === undefined) {
       const version = await this.lock.create(mine);

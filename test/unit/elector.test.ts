@@ -172,4 +172,52 @@ describe('leader election', () => {
     assert.ok(await until(() => !e.isLeader), 'stopped leading');
     assert.deepEqual(events, ['start', 'stop']);
   });
+
+  it('a leader renews with one update per retry period, and reads the lease only when that update conflicts', async (t) => {
+    const lock = new MemoryLease();
+    const calls: string[] = [];
+    const counting: LeaseLock = {
+      get: () => {
+        calls.push('get');
+        return lock.get();
+      },
+      create: (r) => {
+        calls.push('create');
+        return lock.create(r);
+      },
+      update: (r, v) => {
+        calls.push('update');
+        return lock.update(r, v);
+      },
+      describe: () => lock.describe(),
+    };
+    const events: string[] = [];
+    const elector = new LeaderElector(
+      counting,
+      {
+        identity: 'a',
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 10,
+        onStartedLeading: () => events.push('start'),
+        onStoppedLeading: () => events.push('stop'),
+      },
+      log,
+    );
+    t.after(() => elector.stop());
+    elector.start();
+    assert.ok(await until(() => calls.filter((c) => c === 'update').length >= 6));
+    // get+create to acquire, then updates only.
+    assert.deepEqual(calls.slice(0, 2), ['get', 'create']);
+    assert.deepEqual(new Set(calls.slice(2)), new Set(['update']));
+
+    // Someone else writes the lease (here: the same holder, as after a restart): the next
+    // optimistic update conflicts, and the leader reads the lease and renews from it.
+    lock.version += 1;
+    const before = calls.length;
+    assert.ok(await until(() => calls.length >= before + 4));
+    assert.deepEqual(calls.slice(before, before + 3), ['update', 'get', 'update']);
+    assert.equal(elector.isLeader, true);
+    assert.deepEqual(events, ['start']);
+  });
 });

@@ -164,7 +164,7 @@ describe('explain input errors', () => {
     const out = await explainInProcess(JSON.stringify(fromTemplate));
     assert.equal(out.code, 0, out.stderr);
     assert.ok(!isMalformed(parsePod(done())));
-    // An absent state is waiting, as the API documents; client-node models carry unset kinds as undefined.
+    // An absent state is waiting, as the API documents; an unset kind may also arrive as undefined.
     const p = done();
     status(p, 'linkerd-proxy').state = { running: { startedAt: '2026-11-27T06:00:00Z' }, waiting: undefined, terminated: null };
     status(p, 'cloudsql-proxy').state = {};

@@ -1,6 +1,6 @@
 /**
  * Start-up failures of `hahaha run` before it reaches the cluster: a bad or missing kubeconfig
- * (exit 2), no credentials at all (exit 3, at once, instead of client-node's silent
+ * (exit 2), no credentials at all (exit 3, at once, instead of a client library's silent
  * localhost:8080), a metrics port in use or a host not on this machine (exit 2), a too old Node
  * (exit 2), bad usage (exit 2). Each prints one line and no stack; only a bug prints a stack.
  */
@@ -117,7 +117,7 @@ describe('kubeconfig errors (hahaha run)', () => {
     writeFileSync(join(sa, 'token'), 'token');
     writeFileSync(join(sa, 'ca.crt'), '');
     const home = join(root, 'home');
-    // client-node's loadFromCluster reads the service address from process.env itself.
+    // The service address is read from the lookup's env; process.env is set too, as in a pod.
     const env = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
     const saved = process.env;
     process.env = { ...saved, ...env };

@@ -1,0 +1,390 @@
+/**
+ * The one connection to the API server: JSON requests, watch streams and the "channel"
+ * WebSockets of exec and port-forward, over Node's own http/https and `ws`.
+ *
+ * Why not a generated client: hahaha calls a dozen endpoints. A generated client's model classes
+ * cost about 50 MiB of resident memory at start and convert every object twice; here each
+ * response is parsed once, as JSON, and handed to the domain's own parser.
+ *
+ * Connections: REST calls share one keep-alive agent, so a burst of event posts and reads reuses
+ * a few TLS connections. Every WebSocket needs a connection of its own (the upgrade consumes it),
+ * so the TLS session of the last one is offered to the next: a resumed handshake skips the
+ * certificate exchange and its verification.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { isAbsolute, resolve } from 'node:path';
+import tls from 'node:tls';
+import WebSocket from 'ws';
+import type { ClusterAccess, ExecPlugin } from '../config/kubeconfig.ts';
+
+/** A response with a status of 400 or more, carrying the API server's Status message. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly status: number;
+  readonly reason: string | undefined;
+
+  constructor(status: number, message: string, reason?: string) {
+    super(message);
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+/** The status code of an ApiError, else undefined. */
+export function apiStatus(err: unknown): number | undefined {
+  return err instanceof ApiError ? err.status : undefined;
+}
+
+export interface RequestOptions {
+  readonly query?: Record<string, string | number | boolean | undefined>;
+  readonly body?: unknown;
+  /** @default application/json */
+  readonly contentType?: string;
+  readonly signal?: AbortSignal;
+  /** @default 30 s */
+  readonly timeoutMs?: number;
+}
+
+export type WatchHandler = (type: string, object: unknown) => void;
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_ERROR_BODY = 4096;
+/** How long a token read from a file is used before the file is read again (client-go: 1 min). */
+const TOKEN_FILE_TTL_MS = 60_000;
+const EXEC_PLUGIN_TIMEOUT_MS = 60_000;
+/**
+ * Connections for REST calls (watches included); more requests wait for a free one. Without a
+ * bound, a thousand pods turning up at once (a relist after an outage) meant a thousand event
+ * posts on a thousand TLS connections, about 200 KiB of memory each.
+ */
+const MAX_CONNECTIONS = 16;
+
+interface TlsMaterial {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  rejectUnauthorized: boolean;
+  servername?: string;
+}
+
+interface Cached {
+  readonly header: string | undefined;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  readonly until: number;
+}
+
+export class KubeClient {
+  readonly server: string;
+  private readonly access: ClusterAccess;
+  private readonly secure: boolean;
+  private readonly userAgent: string;
+  private agent: http.Agent;
+  /** Watches hold their connection for minutes: they get their own, outside the REST pool. */
+  private streamAgent: http.Agent;
+  private agentCert: Buffer | undefined;
+  private auth: Cached | undefined;
+  private authPending: Promise<Cached> | undefined;
+  /** The last TLS session a WebSocket's connection got, offered to the next one. */
+  private wsSession: Buffer | undefined;
+
+  constructor(access: ClusterAccess, opts: { userAgent?: string } = {}) {
+    this.access = access;
+    this.server = access.server;
+    this.secure = access.server.startsWith('https:');
+    this.userAgent = opts.userAgent ?? 'hahaha';
+    this.agent = this.makeAgent(undefined);
+    this.streamAgent = this.makeAgent(undefined, false);
+  }
+
+  /** Sends a request and parses the JSON answer; a status of 400 or more throws ApiError. */
+  async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    let res = await this.send(method, path, opts);
+    // A credential plugin's token may have been revoked before it expired: ask once more.
+    if (res.status === 401 && this.access.auth.kind === 'exec') {
+      this.auth = undefined;
+      res = await this.send(method, path, opts);
+    }
+    if (res.status >= 400) throw errorFrom(res.status, res.body);
+    return (res.body === '' ? undefined : JSON.parse(res.body)) as T;
+  }
+
+  /**
+   * Streams a watch: calls `onEvent` per event line until the server ends the response, then
+   * resolves. Rejects on a failed request or a broken stream. `idleMs` bounds silence.
+   */
+  async watch(path: string, query: RequestOptions['query'], onEvent: WatchHandler, opts: { signal: AbortSignal; idleMs: number }): Promise<void> {
+    const headers = await this.headers();
+    const url = this.url(path, { ...query, watch: true });
+    return new Promise<void>((resolvePromise, reject) => {
+      const req = this.transport().request(url, { method: 'GET', agent: this.streamAgent, headers: { ...headers, accept: 'application/json' }, signal: opts.signal });
+      req.setTimeout(opts.idleMs, () => req.destroy(new Error(`watch silent for ${opts.idleMs / 1000}s`)));
+      req.on('error', reject);
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        if ((res.statusCode ?? 0) >= 400) {
+          readAll(res).then((body) => reject(errorFrom(res.statusCode ?? 0, body)), reject);
+          return;
+        }
+        let partial = '';
+        res.on('data', (chunk: string) => {
+          partial += chunk;
+          let nl = partial.indexOf('\n');
+          while (nl >= 0) {
+            const line = partial.slice(0, nl);
+            partial = partial.slice(nl + 1);
+            if (line.trim() !== '') {
+              let event: { type?: unknown; object?: unknown };
+              try {
+                event = JSON.parse(line);
+              } catch {
+                req.destroy(new Error(`unreadable watch event: ${line.slice(0, 200)}`));
+                return;
+              }
+              try {
+                onEvent(String(event.type), event.object);
+              } catch (err) {
+                req.destroy(err as Error);
+                return;
+              }
+            }
+            nl = partial.indexOf('\n');
+          }
+        });
+        res.on('end', () => resolvePromise());
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error('watch stream aborted')));
+      });
+      req.end();
+    });
+  }
+
+  /** Opens a channel WebSocket (exec, port-forward); `handshakeTimeoutMs` bounds the upgrade. */
+  async openSocket(path: string, protocols: readonly string[], opts: { handshakeTimeoutMs: number; signal?: AbortSignal | undefined }): Promise<WebSocket> {
+    const headers = await this.headers();
+    const material = this.tlsMaterial();
+    opts.signal?.throwIfAborted();
+    const url = this.url(path).replace(/^http/, 'ws');
+    const wsOptions: WebSocket.ClientOptions = {
+      handshakeTimeout: opts.handshakeTimeoutMs,
+      perMessageDeflate: false,
+      headers: { ...headers },
+      ...material,
+      // ws hands its https options to this; typed as net's connect, it is called with tls options.
+      ...(this.secure && { createConnection: ((o: tls.ConnectionOptions) => this.tlsConnect(o)) as unknown as WebSocket.ClientOptions['createConnection'] }),
+    };
+    return new Promise((resolvePromise, reject) => {
+      const ws = new WebSocket(url, [...protocols], wsOptions);
+      const onAbort = () => {
+        ws.terminate();
+        reject(opts.signal?.reason ?? new Error('aborted'));
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      ws.once('open', () => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        resolvePromise(ws);
+      });
+      ws.once('unexpected-response', (_req, res) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        res.setEncoding('utf8');
+        readAll(res).then(
+          (body) => {
+            const status = res.statusCode ?? 0;
+            reject(new ApiError(status, `API server refused the upgrade: HTTP ${status}${statusMessage(body) === '' ? '' : `: ${statusMessage(body)}`}`));
+            ws.terminate();
+          },
+          (err) => reject(err),
+        );
+      });
+      ws.once('error', (err) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      });
+    });
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.agent.destroy();
+    this.streamAgent.destroy();
+  }
+
+  private tlsConnect(options: tls.ConnectionOptions): tls.TLSSocket {
+    const socket = tls.connect({ ...options, ...(this.wsSession !== undefined && { session: this.wsSession }) });
+    socket.once('session', (session: Buffer) => {
+      this.wsSession = session;
+    });
+    return socket;
+  }
+
+  private transport(): typeof https | typeof http {
+    return this.secure ? https : http;
+  }
+
+  private url(path: string, query?: RequestOptions['query']): string {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url.toString();
+  }
+
+  private async send(method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
+    const headers: Record<string, string> = { ...(await this.headers()), accept: 'application/json' };
+    let payload: string | undefined;
+    if (opts.body !== undefined) {
+      payload = JSON.stringify(opts.body);
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout]);
+    return new Promise((resolvePromise, reject) => {
+      const req = this.transport().request(this.url(path, opts.query), { method, agent: this.agent, headers, signal });
+      req.on('error', (err) =>
+        reject(timeout.aborted ? new Error(`${method} ${path}: no answer within ${(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000}s`) : err),
+      );
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        readAll(res).then((body) => resolvePromise({ status: res.statusCode ?? 0, body }), reject);
+      });
+      req.end(payload);
+    });
+  }
+
+  private tlsMaterial(): TlsMaterial {
+    const { tls: t } = this.access;
+    const cert = this.auth?.cert ?? t.cert;
+    const key = this.auth?.key ?? t.key;
+    return {
+      rejectUnauthorized: !t.insecureSkipVerify,
+      ...(t.ca !== undefined && { ca: t.ca }),
+      ...(cert !== undefined && key !== undefined && { cert, key }),
+      ...(t.serverName !== undefined && { servername: t.serverName }),
+    };
+  }
+
+  private makeAgent(cert: Buffer | undefined, bounded = true): http.Agent {
+    this.agentCert = cert;
+    const pool = bounded ? { keepAlive: true, maxSockets: MAX_CONNECTIONS, maxFreeSockets: 4 } : { keepAlive: false };
+    if (!this.secure) return new http.Agent(pool);
+    return new https.Agent({ ...pool, maxCachedSessions: 16, ...this.tlsMaterial() });
+  }
+
+  private async headers(): Promise<Record<string, string>> {
+    const auth = await this.credentials();
+    // A credential plugin that hands out client certificates changes the TLS material.
+    if (auth.cert !== this.agentCert && this.secure) {
+      const old = [this.agent, this.streamAgent];
+      this.agent = this.makeAgent(auth.cert);
+      this.streamAgent = this.makeAgent(auth.cert, false);
+      for (const agent of old) agent.destroy();
+    }
+    return { 'user-agent': this.userAgent, ...(auth.header !== undefined && { authorization: auth.header }) };
+  }
+
+  private async credentials(): Promise<Cached> {
+    if (this.auth !== undefined && Date.now() < this.auth.until) return this.auth;
+    this.authPending ??= this.readCredentials().finally(() => {
+      this.authPending = undefined;
+    });
+    this.auth = await this.authPending;
+    return this.auth;
+  }
+
+  private async readCredentials(): Promise<Cached> {
+    const { auth } = this.access;
+    switch (auth.kind) {
+      case 'none':
+        return { header: undefined, until: Number.POSITIVE_INFINITY };
+      case 'token':
+        return { header: `Bearer ${auth.token}`, until: Number.POSITIVE_INFINITY };
+      case 'basic':
+        return { header: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`, until: Number.POSITIVE_INFINITY };
+      case 'tokenFile': {
+        try {
+          return { header: `Bearer ${readFileSync(auth.path, 'utf8').trim()}`, until: Date.now() + TOKEN_FILE_TTL_MS };
+        } catch (err) {
+          // Keep the last token while a rotation is in progress; without one, say why.
+          if (this.auth !== undefined) return { ...this.auth, until: Date.now() + 5_000 };
+          throw new Error(`cannot read the token file ${auth.path}: ${(err as Error).message}`);
+        }
+      }
+      case 'exec':
+        return runExecPlugin(auth.plugin, this.server, this.access.tls.ca);
+    }
+  }
+}
+
+/** Runs a client-go credential plugin and reads its ExecCredential. */
+async function runExecPlugin(plugin: ExecPlugin, server: string, ca: Buffer | undefined): Promise<Cached> {
+  const command = plugin.command.includes('/') && !isAbsolute(plugin.command) ? resolve(plugin.dir, plugin.command) : plugin.command;
+  const info = {
+    apiVersion: plugin.apiVersion,
+    kind: 'ExecCredential',
+    spec: {
+      interactive: false,
+      ...(plugin.provideClusterInfo && { cluster: { server, ...(ca !== undefined && { 'certificate-authority-data': ca.toString('base64') }) } }),
+    },
+  };
+  const stdout = await new Promise<string>((resolvePromise, reject) => {
+    execFile(
+      command,
+      [...plugin.args],
+      { env: { ...process.env, ...plugin.env, KUBERNETES_EXEC_INFO: JSON.stringify(info) }, timeout: EXEC_PLUGIN_TIMEOUT_MS, maxBuffer: 1 << 20 },
+      (err, out, stderr) => {
+        if (err !== null) reject(new Error(`credential plugin ${plugin.command} failed: ${(stderr || err.message).trim().split('\n')[0]}`));
+        else resolvePromise(out);
+      },
+    );
+  });
+  let status: { token?: unknown; clientCertificateData?: unknown; clientKeyData?: unknown; expirationTimestamp?: unknown } | undefined;
+  try {
+    status = (JSON.parse(stdout) as { status?: typeof status }).status;
+  } catch {
+    throw new Error(`credential plugin ${plugin.command} printed no ExecCredential JSON`);
+  }
+  const expires = typeof status?.expirationTimestamp === 'string' ? Date.parse(status.expirationTimestamp) : Number.NaN;
+  const until = Number.isNaN(expires) ? Number.POSITIVE_INFINITY : expires - 10_000;
+  if (typeof status?.token === 'string' && status.token !== '') return { header: `Bearer ${status.token}`, until };
+  if (typeof status?.clientCertificateData === 'string' && typeof status.clientKeyData === 'string') {
+    return { header: undefined, cert: Buffer.from(status.clientCertificateData), key: Buffer.from(status.clientKeyData), until };
+  }
+  throw new Error(`credential plugin ${plugin.command} returned neither a token nor a client certificate`);
+}
+
+function readAll(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    let body = '';
+    res.on('data', (d: string) => {
+      body += d;
+    });
+    res.on('end', () => resolvePromise(body));
+    res.on('error', reject);
+  });
+}
+
+/** The `message` of a Status object, else the trimmed text (shortened). */
+function statusMessage(body: string): string {
+  const text = body.trim();
+  try {
+    const parsed = JSON.parse(text) as { message?: unknown };
+    if (typeof parsed.message === 'string') return parsed.message;
+  } catch {
+    // not a Status object
+  }
+  return text.slice(0, MAX_ERROR_BODY).replace(/\s+/g, ' ');
+}
+
+function errorFrom(status: number, body: string): ApiError {
+  let reason: string | undefined;
+  try {
+    const parsed = JSON.parse(body) as { reason?: unknown };
+    if (typeof parsed.reason === 'string') reason = parsed.reason;
+  } catch {
+    // not a Status object
+  }
+  const message = statusMessage(body);
+  return new ApiError(status, `HTTP ${status}${message === '' ? '' : `: ${message}`}`, reason);
+}
