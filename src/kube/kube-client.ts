@@ -124,7 +124,12 @@ export class KubeClient {
     const headers = await this.headers();
     const url = this.url(path, { ...query, watch: true });
     return new Promise<void>((resolvePromise, reject) => {
-      const req = this.transport().request(url, { method: 'GET', agent: this.streamAgent, headers: { ...headers, accept: 'application/json' }, signal: opts.signal });
+      const req = this.transport().request(url, {
+        method: 'GET',
+        agent: this.streamAgent,
+        headers: { ...headers, accept: 'application/json' },
+        signal: opts.signal,
+      });
       req.setTimeout(opts.idleMs, () => req.destroy(new Error(`watch silent for ${opts.idleMs / 1000}s`)));
       req.on('error', reject);
       req.on('response', (res) => {
