@@ -62,10 +62,13 @@ const EXEC_PLUGIN_TIMEOUT_MS = 60_000;
  */
 const MAX_CONNECTIONS = 16;
 
-interface TlsMaterial {
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
+/**
+ * What every TLS connection to the API server is opened with. The SecureContext (CA, client
+ * certificate and key, parsed) is built once: built per connection, it was the largest single
+ * CPU cost of a sidecar stop.
+ */
+interface TlsOptions {
+  secureContext: tls.SecureContext;
   rejectUnauthorized: boolean;
   servername?: string;
 }
@@ -86,6 +89,7 @@ export class KubeClient {
   /** Watches hold their connection for minutes: they get their own, outside the REST pool. */
   private streamAgent: http.Agent;
   private agentCert: Buffer | undefined;
+  private tlsOptions: TlsOptions | undefined;
   private auth: Cached | undefined;
   private authPending: Promise<Cached> | undefined;
   /** The last TLS session a WebSocket's connection got, offered to the next one. */
@@ -120,7 +124,12 @@ export class KubeClient {
     const headers = await this.headers();
     const url = this.url(path, { ...query, watch: true });
     return new Promise<void>((resolvePromise, reject) => {
-      const req = this.transport().request(url, { method: 'GET', agent: this.streamAgent, headers: { ...headers, accept: 'application/json' }, signal: opts.signal });
+      const req = this.transport().request(url, {
+        method: 'GET',
+        agent: this.streamAgent,
+        headers: { ...headers, accept: 'application/json' },
+        signal: opts.signal,
+      });
       req.setTimeout(opts.idleMs, () => req.destroy(new Error(`watch silent for ${opts.idleMs / 1000}s`)));
       req.on('error', reject);
       req.on('response', (res) => {
@@ -165,14 +174,13 @@ export class KubeClient {
   /** Opens a channel WebSocket (exec, port-forward); `handshakeTimeoutMs` bounds the upgrade. */
   async openSocket(path: string, protocols: readonly string[], opts: { handshakeTimeoutMs: number; signal?: AbortSignal | undefined }): Promise<WebSocket> {
     const headers = await this.headers();
-    const material = this.tlsMaterial();
     opts.signal?.throwIfAborted();
     const url = this.url(path).replace(/^http/, 'ws');
     const wsOptions: WebSocket.ClientOptions = {
       handshakeTimeout: opts.handshakeTimeoutMs,
       perMessageDeflate: false,
       headers: { ...headers },
-      ...material,
+      ...(this.tlsOptions !== undefined && this.tlsOptions),
       // ws hands its https options to this; typed as net's connect, it is called with tls options.
       ...(this.secure && { createConnection: ((o: tls.ConnectionOptions) => this.tlsConnect(o)) as unknown as WebSocket.ClientOptions['createConnection'] }),
     };
@@ -253,14 +261,16 @@ export class KubeClient {
     });
   }
 
-  private tlsMaterial(): TlsMaterial {
+  private makeTlsOptions(): TlsOptions {
     const { tls: t } = this.access;
     const cert = this.auth?.cert ?? t.cert;
     const key = this.auth?.key ?? t.key;
     return {
+      secureContext: tls.createSecureContext({
+        ...(t.ca !== undefined && { ca: t.ca }),
+        ...(cert !== undefined && key !== undefined && { cert, key }),
+      }),
       rejectUnauthorized: !t.insecureSkipVerify,
-      ...(t.ca !== undefined && { ca: t.ca }),
-      ...(cert !== undefined && key !== undefined && { cert, key }),
       ...(t.serverName !== undefined && { servername: t.serverName }),
     };
   }
@@ -269,13 +279,15 @@ export class KubeClient {
     this.agentCert = cert;
     const pool = bounded ? { keepAlive: true, maxSockets: MAX_CONNECTIONS, maxFreeSockets: 4 } : { keepAlive: false };
     if (!this.secure) return new http.Agent(pool);
-    return new https.Agent({ ...pool, maxCachedSessions: 16, ...this.tlsMaterial() });
+    this.tlsOptions ??= this.makeTlsOptions();
+    return new https.Agent({ ...pool, maxCachedSessions: 16, ...this.tlsOptions });
   }
 
   private async headers(): Promise<Record<string, string>> {
     const auth = await this.credentials();
     // A credential plugin that hands out client certificates changes the TLS material.
     if (auth.cert !== this.agentCert && this.secure) {
+      this.tlsOptions = this.makeTlsOptions();
       const old = [this.agent, this.streamAgent];
       this.agent = this.makeAgent(auth.cert);
       this.streamAgent = this.makeAgent(auth.cert, false);

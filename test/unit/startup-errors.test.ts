@@ -73,6 +73,36 @@ const kubeconfigCases: [string, string | undefined, number, RegExp[]][] = [
     2,
     [/cluster "c" has server "ftp:\/\/x", not an http\(s\) URL/],
   ],
+  [
+    'a user with an auth-provider',
+    kubeconfig([CLUSTER, 'users: [{name: u, user: {auth-provider: {name: oidc}}}]', CONTEXT, 'current-context: a']),
+    2,
+    [/"u": uses auth-provider "oidc", which hahaha does not support \(use an exec credential plugin\)/],
+  ],
+  [
+    'a client certificate without its key',
+    kubeconfig([CLUSTER, 'users: [{name: u, user: {client-certificate-data: Zm9v}}]', CONTEXT, 'current-context: a']),
+    2,
+    [/"u": has a client certificate or a client key but not both/],
+  ],
+  [
+    'a credential plugin of an unknown apiVersion',
+    kubeconfig([CLUSTER, 'users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1alpha1}}}]', CONTEXT, 'current-context: a']),
+    2,
+    [/"u": exec\.apiVersion "client\.authentication\.k8s\.io\/v1alpha1" is not client\.authentication\.k8s\.io\/v1 or v1beta1/],
+  ],
+  [
+    'a CA file that does not exist',
+    kubeconfig(['clusters: [{name: c, cluster: {server: "https://127.0.0.1:9", certificate-authority: no-such-ca.crt}}]', USER, CONTEXT, 'current-context: a']),
+    2,
+    [/"c": certificate-authority .*no-such-ca\.crt: cannot read: ENOENT/],
+  ],
+  [
+    'a proxy-url',
+    kubeconfig(['clusters: [{name: c, cluster: {server: "https://127.0.0.1:9", proxy-url: "http://proxy:3128"}}]', USER, CONTEXT, 'current-context: a']),
+    2,
+    [/cluster "c" uses proxy-url, which hahaha does not support/],
+  ],
 ];
 
 describe('kubeconfig errors (hahaha run)', () => {
