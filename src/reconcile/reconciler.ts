@@ -55,6 +55,8 @@ export function failedBySidecar(pod: PodView): boolean {
  * cannot have stopped it (refused, 404, missing binary, forbidden) go on to the next attempt at once.
  */
 const SETTLE_MS = 750;
+/** How long the read of a pod that left the watch is shared by the stops and the count that need it. */
+const LEFT_READ_REUSE_MS = 1000;
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -139,6 +141,7 @@ export class Reconciler {
   /** Pods being reconciled now, and those to forget once that ends. */
   private readonly inFlight = new Set<string>();
   private readonly forgetAfter = new Set<string>();
+  private readonly leftReads = new Map<string, Promise<PodView | undefined>>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -155,7 +158,7 @@ export class Reconciler {
     this.forget(pod.uid);
     if (!wasActive || pod.deletionTimestamp !== undefined || this.deps.reader === undefined) return;
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
-    this.deps.reader.read(pod).then(
+    this.readLeft(pod).then(
       (final) => {
         if (final !== undefined && hasFinished(final)) this.ended(final, log);
       },
@@ -419,10 +422,28 @@ export class Reconciler {
     if (seen !== undefined || this.deps.reader === undefined) return seen;
     if (this.deps.store.get(podKey(ref)) !== undefined) return undefined;
     try {
-      return await this.deps.reader.read(ref);
+      return await this.readLeft(ref);
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Reads a pod that left the watch from the API, once: the stops waiting on its sidecars and
+   * the count of how it ended share one GET (it was one per waiting sidecar plus one).
+   */
+  private readLeft(ref: PodRef): Promise<PodView | undefined> {
+    const reader = this.deps.reader;
+    if (reader === undefined) return Promise.resolve(undefined);
+    let read = this.leftReads.get(ref.uid);
+    if (read === undefined) {
+      read = reader.read(ref);
+      this.leftReads.set(ref.uid, read);
+      // Kept a moment for the waiters that arrive together, then dropped.
+      const drop = () => setTimeout(() => this.leftReads.delete(ref.uid), LEFT_READ_REUSE_MS).unref();
+      read.then(drop, drop);
+    }
+    return read;
   }
 
   private stopped(

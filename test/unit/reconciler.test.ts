@@ -8,9 +8,9 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
-import { isMalformed, NATIVE_SIDECARS_ANNOTATION, parsePod, podKey } from '../../src/domain/pod-view.ts';
+import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod, podKey } from '../../src/domain/pod-view.ts';
 import { PodCache } from '../../src/pod-cache.ts';
-import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodRef, PortForwarder } from '../../src/ports.ts';
+import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodReader, PodRef, PortForwarder } from '../../src/ports.ts';
 import { exitClass, Reconciler } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
@@ -27,7 +27,7 @@ class World {
   readonly metrics = new Metrics({ defaultMetrics: false });
   readonly behaviour = new Map<string, Behaviour>();
   failEventPosts = false;
-  private raw: Record<string, any>;
+  raw: Record<string, any>;
   private rv = 1;
   readonly reconciler: Reconciler;
 
@@ -65,9 +65,10 @@ class World {
       },
     };
     const log = pino({ level: 'silent' });
-    this.makeReconciler = (ephemeralImage?: string, dryRun?: boolean) =>
+    this.makeReconciler = (ephemeralImage?: string, dryRun?: boolean, reader?: PodReader) =>
       new Reconciler({
         ...(dryRun !== undefined && { dryRun }),
+        ...(reader !== undefined && { reader }),
         store: this.cache,
         catalog: loadCatalog(DEFAULT_CATALOG_PATH),
         strategies: createRegistry({
@@ -93,7 +94,14 @@ class World {
     this.reconciler = this.makeReconciler();
   }
 
-  readonly makeReconciler: (ephemeralImage?: string, dryRun?: boolean) => Reconciler;
+  readonly makeReconciler: (ephemeralImage?: string, dryRun?: boolean, reader?: PodReader) => Reconciler;
+
+  /** The pod as the API has it now. */
+  current(): PodView {
+    const p = parsePod(structuredClone(this.raw), PARSE);
+    assert.ok(!isMalformed(p));
+    return p as PodView;
+  }
 
   get key(): string {
     return 'team/job-1';
@@ -412,6 +420,38 @@ describe('reconcile', () => {
     const h = (await w.metrics.registry.getSingleMetric('hahaha_sidecar_shutdown_latency_seconds')?.get())?.values ?? [];
     const sum = h.find((v) => (v as { metricName?: string }).metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum')?.value ?? 0;
     assert.ok(sum >= 0.005 && sum < 1, `latency ${sum} s: measured from when hahaha saw the main container end`);
+  });
+
+  it('a pod that leaves the watch as its sidecars stop is read from the API once, for every stop waiting on it and for its count', async () => {
+    const w = new World(running('linkerd-proxy'), running('istio-proxy'), running('secure-logs-fluentd'));
+    let reads = 0;
+    const reconciler = w.makeReconciler(undefined, undefined, {
+      read: async () => {
+        reads += 1;
+        await sleep(20);
+        return w.current();
+      },
+    });
+    const sidecars = new Set(['linkerd-proxy', 'istio-proxy', 'secure-logs-fluentd']);
+    const terminate = w.terminate.bind(w);
+    w.terminate = (container: string, exitCode: number) => {
+      sidecars.delete(container);
+      if (sidecars.size > 0) {
+        terminate(container, exitCode);
+        return;
+      }
+      // The last stop finishes the pod: it leaves the watch with its previous state.
+      const before = w.current();
+      terminated(container, exitCode, T0 + 2000)(w.raw);
+      phase('Succeeded')(w.raw);
+      w.cache.remove(w.key);
+      reconciler.left(before);
+    };
+    const result = await reconciler.reconcile(w.key);
+    assert.deepEqual(result, { kind: 'done' });
+    assert.equal(w.events.filter((e) => e.reason === 'Killing').length, 3);
+    await sleep(50);
+    assert.equal(reads, 1, 'one GET of the finished pod');
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
