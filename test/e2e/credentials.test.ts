@@ -6,33 +6,19 @@
  * SubjectAccessReviews with it. A failing credential plugin is one line and exit 3.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DoctorReport } from '../../src/doctor/report.ts';
-import { KUBECONFIG, kubectl, namespace, ROOT } from './harness.ts';
+import { hahaha } from '../unit/cli-run.ts';
+import { KUBECONFIG, kubectl, namespace } from './harness.ts';
 
 const SELECTOR = `e2e-credentials=${process.pid}-none`;
 
-function doctor(kubeconfig: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}bin/hahaha.js`, 'doctor', '-l', SELECTOR, '-o', 'json'], {
-      env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), KUBECONFIG: kubeconfig },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** `hahaha doctor` as a user runs it, with only PATH, an empty HOME and this KUBECONFIG. */
+function doctor(kubeconfig: string) {
+  return hahaha(['doctor', '-l', SELECTOR, '-o', 'json'], { KUBECONFIG: kubeconfig });
 }
 
 async function assertReaches(kubeconfig: string): Promise<void> {
