@@ -107,8 +107,9 @@ export class KubeClient {
   /** Sends a request and parses the JSON answer; a status of 400 or more throws ApiError. */
   async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     let res = await this.send(method, path, opts);
-    // A credential plugin's token may have been revoked before it expired: ask once more.
-    if (res.status === 401 && this.access.auth.kind === 'exec') {
+    // A credential plugin's token may have been revoked before it expired, a token file rotated
+    // since it was read: read the credentials again and ask once more.
+    if (res.status === 401 && (this.access.auth.kind === 'exec' || this.access.auth.kind === 'tokenFile')) {
       this.auth = undefined;
       res = await this.send(method, path, opts);
     }
