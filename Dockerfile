@@ -42,6 +42,10 @@ COPY package.json ./
 COPY bin ./bin
 COPY config ./config
 ENV NODE_ENV=production
+# A young generation of at most 1 MiB per semi-space: V8 keeps the pages a bigger one grew to
+# (while the first pod list was parsed) pooled for good. Measured at 5 000 watched pods, fresh
+# start: 193 -> 163 MiB VmRSS (with 100-pod list pages: 177 -> 145 MiB).
+ENV NODE_OPTIONS=--max-semi-space-size=1
 # distroless' nonroot user; the chart runs the pod as the same uid.
 USER 65532:65532
 EXPOSE 8999

@@ -235,7 +235,7 @@ chmod -R go-w "$FINAL"
 as_image_user() {
   (
     cd /
-    exec env -i PATH=/usr/bin:/bin NODE_ENV=production HOME=/nonexistent "${RUN_ENV[@]}" \
+    exec env -i PATH=/usr/bin:/bin HOME=/nonexistent "${STAGE_ENV[@]}" "${RUN_ENV[@]}" \
       setpriv --reuid "$RUN_UID" --regid "$RUN_UID" --clear-groups "$NODE" "$SCRIPT" "$@"
   )
 }
@@ -294,7 +294,7 @@ RUN_ENV=(KUBECONFIG="$WORK/kubeconfig" LEADER_ELECT=false METRICS_HOST=127.0.0.1
 # Inline rather than through as_image_user, so that $! is the node process itself.
 (
   cd /
-  exec env -i PATH=/usr/bin:/bin NODE_ENV=production HOME=/nonexistent "${RUN_ENV[@]}" \
+  exec env -i PATH=/usr/bin:/bin HOME=/nonexistent "${STAGE_ENV[@]}" "${RUN_ENV[@]}" \
     setpriv --reuid "$RUN_UID" --regid "$RUN_UID" --clear-groups "$NODE" "$SCRIPT" "${CMD_ARGS[@]}"
 ) >"$WORK/run.out" 2>&1 &
 daemon=$!

@@ -37,7 +37,12 @@ export interface PodSourceOptions {
 }
 
 const BACKOFF = { baseMs: 800, maxMs: 30_000 };
-const PAGE_SIZE = 500;
+/**
+ * Pods per list page. Each page is parsed whole before its pods are kept, and what the heap grows
+ * to while doing so stays resident (V8 pools the pages): 500 per page cost ~16 MiB more RSS than
+ * 100 at 5 000 pods. 20 000 pods are 200 requests at 100.
+ */
+const PAGE_SIZE = 100;
 
 class Gone extends Error {}
 
