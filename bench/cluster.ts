@@ -7,8 +7,9 @@
  *
  * hahaha runs as the image runs it: `tsc -p tsconfig.build.json` into BENCH_APP_DIR/dist (default
  * <run dir>-app) beside copies of bin/, config/ and package.json (node_modules linked), started as
- * `node <app dir>/bin/hahaha.js run` with NODE_ENV=production (the repository's own dist/ is left
- * alone: bin/hahaha.js would prefer it to the sources for everyone). It holds only a TokenRequest token of the chart's ServiceAccount hahaha-system/hahaha
+ * `node <app dir>/bin/hahaha.js run` with the ENV of the Dockerfile's final stage (NODE_ENV,
+ * NODE_OPTIONS; the repository's own dist/ is left alone: bin/hahaha.js would prefer it to the
+ * sources for everyone). It holds only a TokenRequest token of the chart's ServiceAccount hahaha-system/hahaha
  * (RBAC from the chart, scripts/hahaha-up.sh --rbac-only), so the audit log attributes every
  * request to it exactly. Phases, in order:
  *
@@ -402,6 +403,24 @@ async function buildApp(): Promise<void> {
   symlinkSync(`${ROOT}node_modules`, join(APP, 'node_modules'));
 }
 
+/**
+ * The image's final stage's `ENV KEY=VALUE` lines (NODE_ENV, NODE_OPTIONS, …), so that the
+ * compiled daemon runs with what the image sets.
+ */
+function imageEnv(): Record<string, string> {
+  const lines = readFileSync(`${ROOT}Dockerfile`, 'utf8').split('\n');
+  const env: Record<string, string> = {};
+  for (const line of lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)))) {
+    const m = /^ENV\s+(.*)$/i.exec(line.trim());
+    if (!m) continue;
+    for (const pair of (m[1] as string).split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+    }
+  }
+  return env;
+}
+
 let saKubeconfig = '';
 /** A hahaha (compiled, as the image runs it, unless `sources`), ready once /readyz answers 200. */
 async function startHahaha(env: Record<string, string>, sources = false): Promise<Hahaha> {
@@ -413,7 +432,7 @@ async function startHahaha(env: Record<string, string>, sources = false): Promis
       POD_NAMESPACE: NAMESPACE,
       LEASE_NAMESPACE: NAMESPACE,
       LEASE_NAME: 'hahaha',
-      ...(sources ? {} : { NODE_ENV: 'production' }),
+      ...(sources ? {} : imageEnv()),
       ...env,
     },
     30_000,

@@ -23,7 +23,10 @@
  *   - events lost: a sidecar hahaha reaped without its `Killing` event on the pod.
  * Prints one result line on stdout and exits 1 when a target (0 hung, 0 double stops, 0 events
  * lost, every expected hang warned about, every Job finished) is missed.
- * SOAK_SEED (default 1) seeds the deck and the main containers' durations.
+ * Knobs besides: SOAK_SEED (default 1) seeds the deck and the main containers' durations;
+ * SOAK_KEEP_CLUSTER=1 leaves the cluster running; SOAK_OUT (default $TMPDIR/hahaha-soak.txt) gets
+ * the result line and the details; SOAK_TIMEOUT_SECONDS (default 600 + 2 per Job) bounds the run;
+ * SOAK_ALLOW_KNOWN_EVENT_LOSS=1 does not fail on events lost in the two known ways (see below).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,7 +63,6 @@ interface Tracked {
   spec?: any;
   /** The pod's last status seen. */
   status?: any;
-  annotations?: Record<string, string>;
   mainEndedAt?: number;
   finishedAt?: number;
   phase?: string;
@@ -202,7 +204,6 @@ async function poll(): Promise<void> {
     if (t.pod === undefined) {
       t.pod = { namespace: NS, name: pod.metadata.name, uid: pod.metadata.uid };
       t.spec = pod.spec;
-      t.annotations = pod.metadata.annotations ?? {};
       t.expectedHang = reapedSidecars(t).some(isDeaf);
     }
     if (t.pod.uid !== pod.metadata.uid) continue;
@@ -361,8 +362,8 @@ function fault(name: string): void {
 }
 
 async function replace(r: Replica): Promise<void> {
-  killed.push(r);
   await replicas.kill(r);
+  killed.push(r);
   await replicas.start(r.slot);
 }
 
