@@ -6,6 +6,14 @@ import type WebSocket from 'ws';
 import type { PodRef } from '../ports.ts';
 import type { KubeClient } from './kube-client.ts';
 
+/** WebSocket close code of a connection that ended without a close frame (RFC 6455 7.4.1). */
+export const ABNORMAL_CLOSURE = 1006;
+/**
+ * Why a channel socket ended without a close frame: the connection to the API server broke (it
+ * restarted, or the network did), not the pod's side. The strategies tell this apart by its text.
+ */
+export const LOST_API_SERVER = 'lost the connection to the API server (the WebSocket closed without a close frame)';
+
 /** Prepends the channel byte to a payload. */
 export function channelFrame(channel: number, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.of(channel), payload]);

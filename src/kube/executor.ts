@@ -4,7 +4,7 @@
  * exit code as a cause, or Failure for a command that could not run at all.
  */
 import type { ExecCall, ExecResult, Executor, PodRef } from '../ports.ts';
-import { openPodChannel } from './channel-socket.ts';
+import { ABNORMAL_CLOSURE, LOST_API_SERVER, openPodChannel } from './channel-socket.ts';
 import type { KubeClient } from './kube-client.ts';
 
 const MAX_OUTPUT = 4096;
@@ -66,7 +66,7 @@ export class ApiExecutor implements Executor {
         signal.removeEventListener('abort', onAbort);
         reject(err);
       });
-      ws.on('close', () => {
+      ws.on('close', (code: number) => {
         signal.removeEventListener('abort', onAbort);
         if (signal.aborted) return;
         try {
@@ -76,7 +76,7 @@ export class ApiExecutor implements Executor {
           return;
         }
         if (status === undefined) {
-          reject(new Error('exec stream closed without an exit status'));
+          reject(new Error(code === ABNORMAL_CLOSURE ? LOST_API_SERVER : 'exec stream closed without an exit status'));
           return;
         }
         try {

@@ -210,7 +210,8 @@ export class KubeClient {
       });
       ws.once('error', (err) => {
         opts.signal?.removeEventListener('abort', onAbort);
-        reject(err);
+        // Before the upgrade, an error is the API server's: refused, reset, TLS, no answer.
+        reject(new Error(`cannot reach the API server: ${err.message}`));
       });
     });
   }

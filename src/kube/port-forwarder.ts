@@ -9,7 +9,7 @@ import http from 'node:http';
 import { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import type { HttpCall, HttpReply, PodRef, PortForwarder } from '../ports.ts';
-import { channelFrame, openPodChannel } from './channel-socket.ts';
+import { ABNORMAL_CLOSURE, channelFrame, LOST_API_SERVER, openPodChannel } from './channel-socket.ts';
 import type { KubeClient } from './kube-client.ts';
 
 const MAX_BODY = 4096;
@@ -36,8 +36,9 @@ class TunnelStream extends Duplex {
       if (channel === 0) this.push(payload);
       else if (channel === 1) this.remoteError += payload.toString('utf8');
     });
-    ws.on('close', () => {
+    ws.on('close', (code: number) => {
       if (this.remoteError !== '') this.destroy(new Error(this.remoteError.trim()));
+      else if (code === ABNORMAL_CLOSURE) this.destroy(new Error(LOST_API_SERVER));
       else this.push(null);
     });
     ws.on('error', (err) => this.destroy(err));

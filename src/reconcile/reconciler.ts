@@ -67,6 +67,8 @@ export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, e
       return attempt.kind === 'exec'
         ? `${attempt.command[0]} is not in the image (distroless?), so exec cannot stop it: make it a native sidecar (catalog native: true) or use an image that has it`
         : entryHint;
+    case 'api-unavailable':
+      return 'the API server failed, not the sidecar: hahaha asks the same way again once it answers';
     case 'ignored':
       return attempt.kind === 'exec'
         ? 'the sidecar accepted the signal but kept running: it ignores it; make it a native sidecar (the kubelet SIGKILLs it after the grace period)'
@@ -391,7 +393,7 @@ export class Reconciler {
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
         // A cut-off answer most likely landed: verify it like an accepted one, so that the sidecar
         // is asked a second time only when the first ask provably did not stop it.
-        const waitMs = outcome.cause === 'cut-off' ? this.deps.verifyTimeoutMs : SETTLE_MS;
+        const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? this.deps.verifyTimeoutMs : SETTLE_MS;
         const settled = cannotHaveStopped(outcome.cause)
           ? this.deps.store.get(key)
           : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, waitMs, signal));
@@ -400,6 +402,9 @@ export class Reconciler {
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
         note(attempt, outcome.cause);
+        // The API server failed, not the sidecar: the next attempt would fail the same way, or
+        // worse, take a path that ends the sidecar differently (a signal instead of its endpoint).
+        if (outcome.cause === 'api-unavailable') break;
         continue;
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');

@@ -17,9 +17,12 @@ import type { PodRef } from '../ports.ts';
  * - cut-off: the answer was cut off the way a stopping sidecar cuts it: an exec whose command was
  *   killed by a signal (137, 143: it dies with the container's PID namespace when PID 1 exits) or
  *   whose stream closed without a status. The ask most likely landed;
+ * - api-unavailable: the API server, not the pod, failed: it could not be reached, answered the
+ *   upgrade with 5xx or 429, or the connection to it broke mid-call (it restarted). The next
+ *   attempt would go through the same API server, so none is tried: the pod is retried later;
  * - error: anything else.
  */
-export type FailureCause = 'forbidden' | 'missing-binary' | 'endpoint-missing' | 'refused' | 'timeout' | 'rejected' | 'cut-off' | 'error';
+export type FailureCause = 'forbidden' | 'missing-binary' | 'endpoint-missing' | 'refused' | 'timeout' | 'rejected' | 'cut-off' | 'api-unavailable' | 'error';
 
 export type AttemptOutcome =
   | {
@@ -43,12 +46,13 @@ export function isPermanent(cause: FailureCause): boolean {
  * the others (a cut-off answer, a timeout) the sidecar may be dying mid-answer.
  */
 export function cannotHaveStopped(cause: FailureCause): boolean {
-  return cause !== 'error' && cause !== 'timeout' && cause !== 'cut-off';
+  return cause !== 'error' && cause !== 'timeout' && cause !== 'cut-off' && cause !== 'api-unavailable';
 }
 
 /** The cause of a thrown error: the API server's refusal, a refused connection, a timeout. */
 export function causeOf(err: unknown): FailureCause {
   const text = errorText(err);
+  if (/cannot reach the API server|lost the connection to the API server|refused the upgrade: HTTP (5\d\d|429)\b/.test(text)) return 'api-unavailable';
   if (/refused the upgrade: HTTP 403\b/.test(text)) return 'forbidden';
   if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused';
   if (/timed out|timeout|TimeoutError/i.test(text)) return 'timeout';

@@ -17,7 +17,20 @@ import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
 import { annotated, linkerdShutdown, type Mod, nativeSidecar, ownedByJob, PARSE, phase, rawPod, running, T0, terminated, withApp } from './pod-fixtures.ts';
 
-type Behaviour = 'stop' | 'stop-130' | 'refuse' | 'cut-off' | 'hang' | 'accept-only' | 'http-500' | 'http-404' | 'forbidden' | 'missing' | 'killed-137';
+type Behaviour =
+  | 'stop'
+  | 'stop-130'
+  | 'refuse'
+  | 'api-lost'
+  | 'api-down'
+  | 'cut-off'
+  | 'hang'
+  | 'accept-only'
+  | 'http-500'
+  | 'http-404'
+  | 'forbidden'
+  | 'missing'
+  | 'killed-137';
 
 class World {
   readonly cache = new PodCache();
@@ -126,6 +139,11 @@ class World {
     switch (b) {
       case 'refuse':
         throw new Error('connection refused');
+      case 'api-lost':
+        // The API server restarted mid-call (the kube adapters' wording).
+        throw new Error('lost the connection to the API server (the WebSocket closed without a close frame)');
+      case 'api-down':
+        throw new Error('cannot reach the API server: connect ECONNREFUSED 10.0.0.1:443');
       case 'cut-off':
         throw new Error('exec stream closed without an exit status');
       case 'forbidden':
@@ -203,6 +221,26 @@ describe('reconcile', () => {
     assert.equal(w.calls.length, 1);
     assert.equal(w.events.length, 1);
   });
+
+  for (const [behaviour, error] of [
+    ['api-lost', 'lost the connection to the API server'],
+    ['api-down', 'cannot reach the API server: connect ECONNREFUSED'],
+  ] as const) {
+    it(`does not fall back to the next attempt when the API server fails (${behaviour}): the pod is retried the same way`, async () => {
+      const w = new World(running('cloudsql-proxy'));
+      w.behaviour.set(':9091', behaviour);
+      w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
+      const first = await w.reconciler.reconcile(w.key);
+      assert.equal(first.kind, 'retry');
+      assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'no kill -s INT 1 (exit 130 would fail the Job)');
+      assert.match(w.events[0]?.message ?? '', new RegExp(`http POST :9091/quitquitquit: ${error}.*hint: the API server failed, not the sidecar`));
+
+      w.behaviour.delete(':9091');
+      assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+      assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'http POST :9091/quitquitquit']);
+      assert.match(w.events.at(-1)?.message ?? '', /^Shut down container cloudsql-proxy \(http POST :9091\/quitquitquit, exit code 0\)$/);
+    });
+  }
 
   it('falls back to the next attempt when the first is refused (cloudsql: HTTP, then exec)', async () => {
     const w = new World(running('cloudsql-proxy'));
