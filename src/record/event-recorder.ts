@@ -1,8 +1,12 @@
 /**
  * Posts Events about pods without storms: an event repeated for the same pod (same type, reason
  * and message) increments the existing event's series instead of creating a new object.
- * Never throws: a failed post is logged and counted (hahaha_total_unsuccessful_event_posts).
+ * Never throws. A post that fails because the API server is away (no answer, 5xx, 429) is tried
+ * again in the background for about half a minute (an API server restart), so that the event
+ * of a stop is not lost; one that still fails, or is refused (4xx), is logged and counted
+ * (hahaha_total_unsuccessful_event_posts).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { EventSink, PodEvent } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
@@ -14,6 +18,14 @@ interface Posted {
 
 /** Bound on remembered events; the pod remembered longest is forgotten first. */
 const MAX_REMEMBERED = 10_000;
+/** Waits before each further try of a post that failed transiently: 31 s in all. */
+const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 16_000];
+
+/** Whether a failed post may succeed later: no answer at all, or the server's 5xx or 429. */
+export function isTransientPostError(err: unknown): boolean {
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status !== 'number' || status >= 500 || status === 429;
+}
 
 export class EventRecorder {
   /** Posted events by pod uid, then by type, reason and message. */
@@ -23,22 +35,51 @@ export class EventRecorder {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly now: () => Date;
+  private readonly retryDelaysMs: readonly number[];
 
-  constructor(sink: EventSink, metrics: Metrics, log: Logger, now: () => Date = () => new Date()) {
+  constructor(sink: EventSink, metrics: Metrics, log: Logger, now: () => Date = () => new Date(), retryDelaysMs: readonly number[] = RETRY_DELAYS_MS) {
     this.sink = sink;
     this.metrics = metrics;
     this.log = log;
     this.now = now;
+    this.retryDelaysMs = retryDelaysMs;
   }
 
+  /** Resolves after the first try; transient failures are retried in the background. */
   async record(event: PodEvent): Promise<void> {
+    const err = await this.post(event);
+    if (err === undefined) return;
+    if (isTransientPostError(err) && this.retryDelaysMs.length > 0) {
+      this.log.debug({ err, namespace: event.pod.namespace, pod: event.pod.name }, 'could not post event; trying again');
+      void this.retry(event, 0);
+      return;
+    }
+    this.gaveUp(event, err);
+  }
+
+  private async retry(event: PodEvent, n: number): Promise<void> {
+    await sleep(this.retryDelaysMs[n] ?? 0, undefined, { ref: false });
+    const err = await this.post(event);
+    if (err === undefined) return;
+    if (isTransientPostError(err) && n + 1 < this.retryDelaysMs.length) return this.retry(event, n + 1);
+    this.gaveUp(event, err);
+  }
+
+  private gaveUp(event: PodEvent, err: unknown): void {
+    this.metrics.unsuccessfulEventPosts.inc();
+    this.log.warn({ err, namespace: event.pod.namespace, pod: event.pod.name, type: event.type, message: event.message }, 'could not post event');
+  }
+
+  /** One try; the error when it failed. */
+  private async post(event: PodEvent): Promise<unknown> {
     const key = `${event.type}\u0000${event.reason}\u0000${event.message}`;
     const ofPod = this.posted.get(event.pod.uid);
     const seen = ofPod?.get(key);
     try {
       if (seen !== undefined) {
-        seen.count += 1;
-        await this.sink.repeat(event.pod.namespace, seen.name, seen.count, this.now());
+        const count = seen.count + 1;
+        await this.sink.repeat(event.pod.namespace, seen.name, count, this.now());
+        seen.count = count;
         return;
       }
       const { name } = await this.sink.create(event, this.now());
@@ -53,9 +94,9 @@ export class EventRecorder {
         this.forgetPod(oldest);
       }
     } catch (err) {
-      this.metrics.unsuccessfulEventPosts.inc();
-      this.log.warn({ err, namespace: event.pod.namespace, pod: event.pod.name, type: event.type, message: event.message }, 'could not post event');
+      return err;
     }
+    return undefined;
   }
 
   /** Drops what is remembered about a pod once it is gone. */

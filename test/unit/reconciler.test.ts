@@ -69,7 +69,7 @@ class World {
     };
     const sink: EventSink = {
       async create(event) {
-        if (self.failEventPosts) throw new Error('forbidden');
+        if (self.failEventPosts) throw Object.assign(new Error('events is forbidden'), { status: 403 });
         self.events.push(event);
         return { name: `ev-${self.events.length}` };
       },
