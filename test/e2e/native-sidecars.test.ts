@@ -150,7 +150,8 @@ describe('native sidecar conversion at admission', { concurrency: true }, () => 
   it('OnFailure: converted; the main container fails once, is restarted beside the running sidecar, the Job completes', async () => {
     const job = 'onfailure';
     const marker = join(tmpdir(), `hahaha-e2e-native-onfailure-${randomUUID()}`);
-    const script = `if [ -e ${marker} ]; then sleep 1; exit 0; fi; touch ${marker}; sleep 1; exit 1`;
+    // The second run lasts 5 s: the window in which the test must see the sidecar still running.
+    const script = `if [ -e ${marker} ]; then sleep 5; exit 0; fi; touch ${marker}; sleep 1; exit 1`;
     try {
       await apply(
         naisjob(ns.name, job, {
