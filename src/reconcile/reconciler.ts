@@ -3,6 +3,7 @@
  * Level-based and idempotent: it never depends on which watch event arrived, and a sidecar that
  * already terminated is simply no longer a target.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
@@ -57,6 +58,8 @@ export function failedBySidecar(pod: PodView): boolean {
 const SETTLE_MS = 750;
 /** How long the read of a pod that left the watch is shared by the stops and the count that need it. */
 const LEFT_READ_REUSE_MS = 1000;
+/** Wait between reads of a pod that left the watch while the API server does not answer. */
+const LEFT_READ_RETRY_MS = 500;
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -326,12 +329,20 @@ export class Reconciler {
         posts.push(
           this.killingEvent(ref, r.exitCode === 0 ? 'Normal' : 'Warning', `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`),
         );
+      } else if (signal?.aborted) {
+        // Interrupted (shutdown, or the lease lost): what happened is not known yet, and a
+        // Warning here would often be wrong (the ask may have landed). The next run, here or on
+        // the next leader, verifies and reports it.
+        failed += 1;
+        transient += 1;
+        log.info({ container: r.container, errors: r.errors }, 'interrupted before the stop was verified; left to the next run');
       } else {
         failed += 1;
-        if (!r.permanent) transient += 1;
+        const permanent = r.permanent && this.confirmedPermanent(pod.uid, r);
+        if (!permanent) transient += 1;
         const message = `Unsuccessfully shut down container ${r.container}: ${r.errors.join('; ')}${r.hint === undefined ? '' : ` (hint: ${r.hint})`}`;
         // A permanent failure is reported once per pod, container and message; rechecks stay quiet.
-        if (!r.permanent || this.firstTime(pod.uid, `permanent:${message}`)) {
+        if (!permanent || this.firstTime(pod.uid, `permanent:${message}`)) {
           this.deps.metrics.failedSidecarShutdowns.inc(labels(r.container));
           posts.push(this.killingEvent(ref, 'Warning', message));
           jobSummary.failed.push(`${r.container}: ${r.errors.join('; ')}${r.hint === undefined ? '' : ` (hint: ${r.hint})`}`);
@@ -396,7 +407,7 @@ export class Reconciler {
         const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? this.deps.verifyTimeoutMs : SETTLE_MS;
         const settled = cannotHaveStopped(outcome.cause)
           ? this.deps.store.get(key)
-          : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, waitMs, signal));
+          : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, waitMs, signal), signal);
         const state = terminatedState(settled, pod.uid, target.container);
         if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
@@ -408,7 +419,7 @@ export class Reconciler {
         continue;
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
-      const after = await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal));
+      const after = await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal), signal);
       const state = terminatedState(after, pod.uid, target.container);
       if (state !== undefined) return this.stopped(target.container, state, attempt, errors, outcome.via);
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
@@ -423,13 +434,20 @@ export class Reconciler {
    * What a wait saw, or, when the pod left the watch meanwhile (the stop finished it, so it
    * arrived as DELETED with its previous state), the pod as the API has it now.
    */
-  private async afterLeaving(ref: PodRef, seen: PodView | undefined): Promise<PodView | undefined> {
+  private async afterLeaving(ref: PodRef, seen: PodView | undefined, signal?: AbortSignal): Promise<PodView | undefined> {
     if (seen !== undefined || this.deps.reader === undefined) return seen;
     if (this.deps.store.get(podKey(ref)) !== undefined) return undefined;
-    try {
-      return await this.readLeft(ref);
-    } catch {
-      return undefined;
+    // The pod may have left because the watch relisted while the API server restarted: keep
+    // trying to read it for the verify window rather than call an unreadable pod not stopped.
+    const deadline = this.now() + this.deps.verifyTimeoutMs;
+    for (;;) {
+      try {
+        return await this.readLeft(ref);
+      } catch {
+        if (this.now() >= deadline || signal?.aborted) return undefined;
+        this.leftReads.delete(ref.uid);
+        await sleep(Math.min(LEFT_READ_RETRY_MS, Math.max(0, deadline - this.now())), undefined, signal ? { signal } : {}).catch(() => {});
+      }
     }
   }
 
@@ -526,6 +544,16 @@ export class Reconciler {
   /** Records an event with HAHAHA's reason and action. */
   private killingEvent(pod: PodRef, type: 'Normal' | 'Warning', message: string): Promise<void> {
     return this.deps.events.record({ pod, type, reason: EVENT_REASON, action: EVENT_REASON, message });
+  }
+
+  /**
+   * A refusal (403) counts as permanent only the second time for a pod: an API server that has
+   * just restarted answers 403 until its RBAC cache has caught up (seen in the soak), and that
+   * must not leave a sidecar alone for the 10-minute recheck.
+   */
+  private confirmedPermanent(uid: string, r: { readonly errors: readonly string[] }): boolean {
+    const forbidden = r.errors.some((e) => /refused the upgrade: HTTP 403\b/.test(e));
+    return !forbidden || !this.firstTime(uid, 'forbidden-once');
   }
 
   private firstTime(uid: string, what: string): boolean {

@@ -293,13 +293,14 @@ describe('reconcile', () => {
     );
   });
 
-  it('permanent failures (404, missing binary, forbidden) are reported once and not retried with backoff', async () => {
+  it('permanent failures (404, missing binary, forbidden the second time) are reported once and not retried with backoff', async () => {
     const w = new World(running('linkerd-proxy'), running('vks-sidecar'), running('daprd'));
     w.behaviour.set(':4191', 'http-404');
     w.behaviour.set('vks-sidecar:exec', 'missing');
     w.behaviour.set(':3500', 'forbidden');
     const first = await w.reconciler.reconcile(w.key);
-    assert.equal(first.kind, 'permanent');
+    // A first 403 may be an API server that has just restarted: asked again with backoff.
+    assert.equal(first.kind, 'retry');
     const warnings = w.events
       .filter((e) => e.type === 'Warning')
       .map((e) => e.message)
@@ -314,11 +315,15 @@ describe('reconcile', () => {
       warnings[2] ?? '',
       /vks-sidecar: exec \/bin\/kill -s INT 1: command exited with code 127.*\(hint: \/bin\/kill is not in the image \(distroless\?\)/,
     );
+    // The second 403 confirms it: permanent, its Warning repeated once.
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'permanent');
+    assert.equal(w.events.length, 3);
+    assert.equal(w.repeats.length, 1);
     // The slow recheck finds the same: no new Warning, no new count.
     assert.equal((await w.reconciler.reconcile(w.key)).kind, 'permanent');
     assert.equal(w.events.length, 3);
-    assert.equal(w.repeats.length, 0);
-    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 3);
+    assert.equal(w.repeats.length, 1);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 4);
   });
 
   it('a refused connection goes on to the next attempt at once, without the settle wait', async () => {
@@ -490,6 +495,40 @@ describe('reconcile', () => {
     assert.equal(w.events.filter((e) => e.reason === 'Killing').length, 3);
     await sleep(50);
     assert.equal(reads, 1, 'one GET of the finished pod');
+  });
+
+  it('an interrupted reap (shutdown, lost lease) posts no Warning: the next run verifies and reports', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 50);
+    const result = await w.reconciler.reconcile(w.key, abort.signal);
+    assert.equal(result.kind, 'retry');
+    assert.deepEqual(
+      w.events.filter((e) => e.type === 'Warning'),
+      [],
+    );
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+  });
+
+  it('a pod that left the watch while the API server does not answer is read again within the verify window', async () => {
+    const w = new World(running('linkerd-proxy'));
+    let reads = 0;
+    const reconciler = w.makeReconciler(undefined, undefined, {
+      read: async () => {
+        reads += 1;
+        if (reads <= 1) throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
+        return w.current();
+      },
+    });
+    w.terminate = (container: string, exitCode: number) => {
+      terminated(container, exitCode, T0 + 2000)(w.raw);
+      phase('Succeeded')(w.raw);
+      w.cache.remove(w.key);
+    };
+    assert.deepEqual(await reconciler.reconcile(w.key), { kind: 'done' });
+    assert.ok(reads >= 2, `${reads} reads`);
+    assert.match(w.events[0]?.message ?? '', /^Shut down container linkerd-proxy \(http POST :4191\/shutdown, exit code 0\)$/);
   });
 
   it('exitClass: 0 is zero, 1-128 error, above 128 signal', () => {
