@@ -158,6 +158,8 @@ export class Metrics {
       labelNames: ['container'],
       registers: [registry],
     });
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    // The event-loop delay histogram samples every 100 ms instead of prom-client's 10 ms: at 10 ms
+    // its timer alone was an idle daemon's CPU (0.24 of 0.28 CPU-seconds a minute, measured).
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   }
 }
