@@ -78,6 +78,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { metricValue } from '../test/e2e/metric-value.ts';
+import { until as poll } from '../test/soak/cluster.ts';
 import { startHahaha as startTestHahaha } from '../test/unit/chart-assets.ts';
 
 const run = promisify(execFile);
@@ -170,20 +171,9 @@ async function kubectl(args: string[], input?: string, timeoutS = 60): Promise<s
   }
 }
 
-/** Polls `fn` until it returns something other than undefined/false; fails after timeoutMs. */
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+/** The soak's poll, every 500 ms by default here: hahaha's /metrics is often what is polled. */
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 500): Promise<T> {
+  return poll(what, fn, timeoutMs, everyMs);
 }
 
 // ------------------------------------------------------------------ raw API access

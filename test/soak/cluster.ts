@@ -128,7 +128,8 @@ export class Api {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of ours still runs. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { alive } from '../../soak/cluster.ts';
 import {
   apply,
   eventually,
@@ -26,15 +27,6 @@ import {
 } from '../harness.ts';
 
 const PIDFILE = `${RUN}/pids/kube-apiserver.pid`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** SIGKILLs the cluster's kube-apiserver and starts it again with the same command line. */
 async function crashAndRestartApiServer(downMs: number): Promise<void> {
