@@ -24,7 +24,7 @@ const NOT_FINISHED = 'status.phase!=Succeeded,status.phase!=Failed';
 
 /** The API server's own message from a failed call, else the error's. */
 function apiMessage(err: unknown): string {
-  if (err instanceof ApiError) return oneLine(err.message.replace(/^HTTP \d+: /, '')).slice(0, 300);
+  if (err instanceof ApiError) return oneLine(err.serverMessage === '' ? `HTTP ${err.status}` : err.serverMessage).slice(0, 300);
   const e = err as { message?: string; cause?: { message?: string; code?: string } };
   const cause = e.cause?.code ?? e.cause?.message;
   return oneLine(`${e.message ?? String(err)}${cause === undefined ? '' : ` (${cause})`}`);

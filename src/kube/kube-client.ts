@@ -24,12 +24,15 @@ import type { ClusterAccess, ExecPlugin } from '../config/kubeconfig.ts';
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: number;
-  readonly reason: string | undefined;
+  /** The API server's own words (a Status object's message, else the body), without the status. */
+  readonly serverMessage: string;
 
-  constructor(status: number, message: string, reason?: string) {
-    super(message);
+  /** `context` prefixes the message, e.g. "API server refused the upgrade: ". */
+  constructor(status: number, body: string, context = '') {
+    const serverMessage = statusMessage(body);
+    super(`${context}HTTP ${status}${serverMessage === '' ? '' : `: ${serverMessage}`}`);
     this.status = status;
-    this.reason = reason;
+    this.serverMessage = serverMessage;
   }
 }
 
@@ -113,7 +116,7 @@ export class KubeClient {
       this.auth = undefined;
       res = await this.send(method, path, opts);
     }
-    if (res.status >= 400) throw errorFrom(res.status, res.body);
+    if (res.status >= 400) throw new ApiError(res.status, res.body);
     return (res.body === '' ? undefined : JSON.parse(res.body)) as T;
   }
 
@@ -136,7 +139,7 @@ export class KubeClient {
       req.on('response', (res) => {
         res.setEncoding('utf8');
         if ((res.statusCode ?? 0) >= 400) {
-          readAll(res).then((body) => reject(errorFrom(res.statusCode ?? 0, body)), reject);
+          readAll(res).then((body) => reject(new ApiError(res.statusCode ?? 0, body)), reject);
           return;
         }
         let partial = '';
@@ -201,8 +204,7 @@ export class KubeClient {
         res.setEncoding('utf8');
         readAll(res).then(
           (body) => {
-            const status = res.statusCode ?? 0;
-            reject(new ApiError(status, `API server refused the upgrade: HTTP ${status}${statusMessage(body) === '' ? '' : `: ${statusMessage(body)}`}`));
+            reject(new ApiError(res.statusCode ?? 0, body, 'API server refused the upgrade: '));
             ws.terminate();
           },
           (err) => reject(err),
@@ -389,16 +391,4 @@ function statusMessage(body: string): string {
     // not a Status object
   }
   return text.slice(0, MAX_ERROR_BODY).replace(/\s+/g, ' ');
-}
-
-function errorFrom(status: number, body: string): ApiError {
-  let reason: string | undefined;
-  try {
-    const parsed = JSON.parse(body) as { reason?: unknown };
-    if (typeof parsed.reason === 'string') reason = parsed.reason;
-  } catch {
-    // not a Status object
-  }
-  const message = statusMessage(body);
-  return new ApiError(status, `HTTP ${status}${message === '' ? '' : `: ${message}`}`, reason);
 }
