@@ -122,6 +122,8 @@ type TargetResult =
       readonly hint?: string;
       /** Every attempt failed in a way asking again cannot fix (see isPermanent). */
       readonly permanent: boolean;
+      /** An attempt was refused with 403 (see confirmedPermanent). */
+      readonly forbidden: boolean;
     };
 
 /** The container's terminated state in this incarnation of the pod (same uid), if any. */
@@ -372,6 +374,7 @@ export class Reconciler {
       errors: [...errors, ...extra],
       ...(hints.size > 0 && { hint: [...hints].join('; ') }),
       permanent: extra.length === 0 && causes.length > 0 && causes.every((c) => c !== 'ignored' && isPermanent(c)),
+      forbidden: causes.includes('forbidden'),
     });
     const note = (attempt: Attempt, cause: FailureCause | 'ignored') => {
       causes.push(cause);
@@ -445,7 +448,6 @@ export class Reconciler {
         return await this.readLeft(ref);
       } catch {
         if (this.now() >= deadline || signal?.aborted) return undefined;
-        this.leftReads.delete(ref.uid);
         await sleep(Math.min(LEFT_READ_RETRY_MS, Math.max(0, deadline - this.now())), undefined, signal ? { signal } : {}).catch(() => {});
       }
     }
@@ -462,9 +464,12 @@ export class Reconciler {
     if (read === undefined) {
       read = reader.read(ref);
       this.leftReads.set(ref.uid, read);
-      // Kept a moment for the waiters that arrive together, then dropped.
-      const drop = () => setTimeout(() => this.leftReads.delete(ref.uid), LEFT_READ_REUSE_MS).unref();
-      read.then(drop, drop);
+      // Kept a moment for the waiters that arrive together, then dropped; a failed read at once,
+      // so that the next try reads again.
+      read.then(
+        () => setTimeout(() => this.leftReads.delete(ref.uid), LEFT_READ_REUSE_MS).unref(),
+        () => this.leftReads.delete(ref.uid),
+      );
     }
     return read;
   }
@@ -551,9 +556,8 @@ export class Reconciler {
    * just restarted answers 403 until its RBAC cache has caught up (seen in the soak), and that
    * must not leave a sidecar alone for the 10-minute recheck.
    */
-  private confirmedPermanent(uid: string, r: { readonly errors: readonly string[] }): boolean {
-    const forbidden = r.errors.some((e) => /refused the upgrade: HTTP 403\b/.test(e));
-    return !forbidden || !this.firstTime(uid, 'forbidden-once');
+  private confirmedPermanent(uid: string, r: { readonly forbidden: boolean }): boolean {
+    return !r.forbidden || !this.firstTime(uid, 'forbidden-once');
   }
 
   private firstTime(uid: string, what: string): boolean {
