@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { ConfigError, DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../../src/config/catalog-file.ts';
 import { loadConfig } from '../../src/config/env.ts';
 import { findCatalogEntry } from '../../src/domain/catalog.ts';
+import { CATALOG_SIDECARS } from './pod-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hahaha-config-'));
 function writeCatalog(name: string, text: string): string {
@@ -27,17 +28,7 @@ function configError(fn: () => unknown): string {
 describe('sidecar catalog', () => {
   it('the default catalog covers every sidecar of the CONTEXT table', () => {
     const catalog = loadCatalog(DEFAULT_CATALOG_PATH);
-    for (const name of [
-      'linkerd-proxy',
-      'istio-proxy',
-      'cloudsql-proxy',
-      'cloud-sql-proxy',
-      'secure-logs-fluentd',
-      'secure-logs-configmap-reload',
-      'vks-sidecar',
-      'vault-agent',
-      'daprd',
-    ]) {
+    for (const name of CATALOG_SIDECARS) {
       assert.ok(findCatalogEntry(catalog, { name, image: 'any' }), `${name} has no entry`);
     }
   });

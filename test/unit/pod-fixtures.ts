@@ -13,6 +13,19 @@ type Json = Record<string, any>;
 export type Mod = (p: Json) => void;
 
 export const T0 = Date.parse('2026-11-27T08:00:00Z');
+
+/** The container names of the CONTEXT table's sidecars, each with an entry in the default catalog. */
+export const CATALOG_SIDECARS = [
+  'linkerd-proxy',
+  'istio-proxy',
+  'cloudsql-proxy',
+  'cloud-sql-proxy',
+  'secure-logs-fluentd',
+  'secure-logs-configmap-reload',
+  'vks-sidecar',
+  'vault-agent',
+  'daprd',
+];
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function specOf(p: Json, name: string): Json {
