@@ -52,7 +52,7 @@ export interface Daemon {
 
 /** `clusterAccess` defaults to the credentials loadKubeConfig finds. */
 export async function startDaemon(config: Config, log: Logger, clusterAccess: ClusterAccess = loadKubeConfig().access): Promise<Daemon> {
-  const kc = new KubeClient(clusterAccess);
+  const client = new KubeClient(clusterAccess);
   const catalog = loadCatalog(config.catalogPath);
   // Validated by the config already (config/env.ts); parsed again for the webhook's matching.
   const selector = parseLabelSelector(config.watchSelector);
@@ -63,7 +63,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
       catalog: config.catalogPath,
       sidecars: catalog.entries.map((e) => e.name),
       native: catalog.entries.filter((e) => e.native).map((e) => e.name),
-      server: kc.server,
+      server: client.server,
       leaderElect: config.leaderElect,
       webhook: config.webhookEnabled,
       dryRun: config.dryRun,
@@ -77,23 +77,23 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
   const reaper = new ReaperController({
     watch: (cache, events) =>
       new PodSource(
-        kc,
+        client,
         { selector: config.watchSelector, fieldSelector: RUNNING_PODS, namespaces: config.watchNamespaces, annotations },
         cache,
         events,
         metrics,
         log,
       ),
-    reader: new ApiPodReader(kc, { annotations }),
+    reader: new ApiPodReader(client, { annotations }),
     catalog,
     strategies: createRegistry({
-      portForwarder: new ApiPortForwarder(kc),
-      executor: new ApiExecutor(kc),
+      portForwarder: new ApiPortForwarder(client),
+      executor: new ApiExecutor(client),
       ...(config.ephemeralSignalImage !== undefined && {
-        ephemeral: { runner: new ApiEphemeralRunner(kc), image: config.ephemeralSignalImage },
+        ephemeral: { runner: new ApiEphemeralRunner(client), image: config.ephemeralSignalImage },
       }),
     }),
-    events: new EventRecorder(new ApiEventSink(kc, config.instanceName), metrics, log),
+    events: new EventRecorder(new ApiEventSink(client, config.instanceName), metrics, log),
     metrics,
     log,
     maxConcurrentPods: config.maxConcurrentPods,
@@ -103,7 +103,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
     ephemeralSignal: config.ephemeralSignalImage !== undefined,
     ...(config.leaderElect && {
       leaderElection: {
-        lock: new ApiLeaseLock(kc, config.leaseNamespace, config.leaseName),
+        lock: new ApiLeaseLock(client, config.leaseNamespace, config.leaseName),
         identity: config.instanceName,
         leaseDurationMs: config.leaseDurationSeconds * 1000,
         renewDeadlineMs: config.renewDeadlineSeconds * 1000,
@@ -119,7 +119,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
         certDir: config.webhookCertDir,
         catalog,
         selector,
-        version: new ApiServerVersion(kc),
+        version: new ApiServerVersion(client),
         metrics,
         log,
         dryRun: config.dryRun,
@@ -127,7 +127,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
     : undefined;
 
   const access = new AccessCheck(
-    new ApiAccessReviewer(kc),
+    new ApiAccessReviewer(client),
     requiredAccess({
       namespaces: config.watchNamespaces,
       leaderElect: config.leaderElect,
@@ -161,7 +161,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
       await webhook?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
-      kc.close();
+      client.close();
       log.info('stopped');
       resolveDone();
     })();
