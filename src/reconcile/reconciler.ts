@@ -60,6 +60,14 @@ const SETTLE_MS = 750;
 const LEFT_READ_REUSE_MS = 1000;
 /** Wait between reads of a pod that left the watch while the API server does not answer. */
 const LEFT_READ_RETRY_MS = 500;
+/**
+ * A sidecar that started this recently may not listen on its admin port yet (the main container
+ * can end before the sidecar has opened it; cloud-sql-proxy opens it after its listeners): a
+ * refused connection is asked again, the same way, until the sidecar is this old.
+ */
+const STARTING_MS = 10_000;
+/** Wait between asks of a sidecar that is still starting. */
+const STARTING_RETRY_MS = 250;
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -397,7 +405,16 @@ export class Reconciler {
 
       const described = describeAttempt(attempt);
       const started = this.now();
-      const outcome = await runAttempt(this.deps.strategies, { pod: ref, container: target.container }, attempt, signal);
+      let outcome = await runAttempt(this.deps.strategies, { pod: ref, container: target.container }, attempt, signal);
+      // Refused by a sidecar that is still starting: the ask never reached it, so asking again is
+      // no double stop, and the next attempt (often a signal) would end it less cleanly.
+      while (!outcome.ok && outcome.cause === 'refused' && this.stillStarting(key, target.container, started) && !signal?.aborted) {
+        log.debug({ attempt: described, error: outcome.error }, 'refused by a sidecar that is still starting; asking again');
+        await sleep(STARTING_RETRY_MS, undefined, signal ? { signal } : {}).catch(() => {});
+        const now = this.deps.store.get(key);
+        if (now === undefined || now.uid !== pod.uid || terminatedState(now, pod.uid, target.container) !== undefined || signal?.aborted) break;
+        outcome = await runAttempt(this.deps.strategies, { pod: ref, container: target.container }, attempt, signal);
+      }
       const seconds = (this.now() - started) / 1000;
       this.deps.metrics.attemptDuration.observe({ kind: attempt.kind, outcome: outcome.ok ? 'ok' : 'error' }, seconds);
       previous = attempt;
@@ -431,6 +448,18 @@ export class Reconciler {
     const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
     if (state !== undefined) return this.stopped(target.container, state, previous, errors.slice(0, -1));
     return failed(signal?.aborted ? ['interrupted by shutdown'] : []);
+  }
+
+  /**
+   * Whether a running container started less than STARTING_MS ago, by the kubelet's startedAt,
+   * while the asking began less than STARTING_MS ago (so that a skewed clock cannot make it
+   * young forever).
+   */
+  private stillStarting(key: string, container: string, askedSince: number): boolean {
+    const now = this.now();
+    if (now - askedSince >= STARTING_MS) return false;
+    const state = this.deps.store.get(key)?.containerStatuses.find((c) => c.name === container)?.state;
+    return state?.kind === 'running' && state.startedAt !== undefined && now - state.startedAt < STARTING_MS;
   }
 
   /**

@@ -175,6 +175,29 @@ describe('reaping scenarios', { concurrency: true }, () => {
     await assertShutdownRequests(ns.name, pod.metadata.name, 'istio-proxy', ['hang http "POST /quitquitquit HTTP/1.1"', 'istio http POST /quitquitquit']);
   });
 
+  it('a sidecar that opens its admin port only after the main container ended is asked again until it listens, not signalled', async () => {
+    const job = 'late';
+    // The main container ends at once; the look-alike listens 4 s after it started (the real
+    // cloud-sql-proxy opens its admin port after its listeners). Refused meanwhile: the ask never
+    // reached it, so it is asked again the same way instead of falling back to SIGINT (exit 130).
+    await apply(
+      naisjob(ns.name, job, {
+        containers: [
+          main(job, 'true'),
+          { name: 'cloudsql-proxy', command: ['sh', '-c', 'sleep 4; exec fake-sidecar cloudsql --quitquitquit'], env: { CSQL_PROXY_QUITQUITQUIT: 'true' } },
+        ],
+      }),
+    );
+    const pod = await jobPod(ns.name, job);
+    await waitJobComplete(ns.name, job);
+    const events = await hahahaEvents(ns.name, pod.metadata.name);
+    assert.deepEqual(
+      events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'cloudsql-proxy', ['cloudsql http POST /quitquitquit']);
+  });
+
   it('an endpoint that refuses: the exec fallback stops the sidecar', async () => {
     const job = 'refuse';
     // CSQL_PROXY_QUITQUITQUIT=true is how cloud-sql-proxy's --quitquitquit is set by env: the

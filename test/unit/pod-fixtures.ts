@@ -100,6 +100,11 @@ export const running =
   (name: string): Mod =>
   (p) =>
     setState(p, name, { running: { startedAt: iso(T0 - 60_000) } });
+/** Running since `startedAt` (epoch ms; the kubelet reports whole seconds). */
+export const runningSince =
+  (name: string, startedAt: number): Mod =>
+  (p) =>
+    setState(p, name, { running: { startedAt: new Date(Math.floor(startedAt / 1000) * 1000).toISOString().replace('.000Z', 'Z') } });
 export const waiting =
   (name: string, reason = 'ContainerCreating'): Mod =>
   (p) =>

@@ -15,7 +15,21 @@ import { exitClass, Reconciler } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
-import { annotated, linkerdShutdown, type Mod, nativeSidecar, ownedByJob, PARSE, phase, rawPod, running, T0, terminated, withApp } from './pod-fixtures.ts';
+import {
+  annotated,
+  linkerdShutdown,
+  type Mod,
+  nativeSidecar,
+  ownedByJob,
+  PARSE,
+  phase,
+  rawPod,
+  running,
+  runningSince,
+  T0,
+  terminated,
+  withApp,
+} from './pod-fixtures.ts';
 
 type Behaviour =
   | 'stop'
@@ -333,6 +347,31 @@ describe('reconcile', () => {
     await w.reconciler.reconcile(w.key);
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
     assert.ok(Date.now() - started < 300, `took ${Date.now() - started} ms`);
+  });
+
+  it('a sidecar that started a moment ago and refuses is asked again the same way until it listens, not signalled', async () => {
+    const w = new World(runningSince('cloudsql-proxy', Date.now()));
+    w.behaviour.set(':9091', 'refuse');
+    setTimeout(() => w.behaviour.delete(':9091'), 600);
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.ok(w.calls.length >= 2, w.calls.join(', '));
+    assert.ok(
+      w.calls.every((c) => c === 'http POST :9091/quitquitquit'),
+      w.calls.join(', '),
+    );
+    assert.deepEqual(
+      w.events.map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+  });
+
+  it('a sidecar still refusing once it has had time to start goes on to the next attempt', async () => {
+    const w = new World(runningSince('cloudsql-proxy', Date.now() - 9_000));
+    w.behaviour.set(':9091', 'refuse');
+    w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.equal(w.calls.at(-1), 'exec cloudsql-proxy /bin/kill -s INT 1');
+    assert.ok(w.calls.length >= 2 && w.calls.length <= 8 && w.calls[0] === 'http POST :9091/quitquitquit', w.calls.join(', '));
   });
 
   it('a signal the sidecar ignores is a transient failure with its own hint', async () => {
