@@ -66,11 +66,17 @@ export interface PodEvent {
   readonly reason: string;
   readonly action: string;
   readonly message: string;
+  /**
+   * A fixed name instead of a generated one, for an event that must exist at most once (a
+   * sidecar's stop, see domain/handover.ts): a create that finds the name taken is no error.
+   */
+  readonly name?: string;
 }
 
 /** Writes one Event about a pod; `series` > 1 marks a repeat of an event already posted. */
 export interface EventSink {
-  create(event: PodEvent, at: Date): Promise<{ name: string }>;
+  /** `existed`: the event has a fixed name that was taken, so it was posted before. */
+  create(event: PodEvent, at: Date): Promise<{ name: string; existed?: boolean }>;
   repeat(namespace: string, name: string, count: number, at: Date): Promise<void>;
 }
 
@@ -148,6 +154,8 @@ export interface AccessReviewer {
 /** One pod as the API has it now; undefined when it is gone (or is another pod of that name). */
 export interface PodReader {
   read(pod: PodRef): Promise<PodView | undefined>;
+  /** Every finished pod the watch would select, page by page; malformed ones are skipped. */
+  listFinished?(onPod: (pod: PodView) => Promise<void>): Promise<void>;
 }
 
 export interface EphemeralContainerSpec {

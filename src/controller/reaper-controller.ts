@@ -5,6 +5,9 @@
  * - with election every replica keeps its cache warm, but only the leader queues and acts; a
  *   replica that becomes leader queues every cached pod, and one that stops leading aborts its
  *   in-flight attempts at once.
+ * - whenever it begins to act (start, or a lease won), it reports the stops a previous leader
+ *   made but had no time to report (domain/handover.ts): in the pods it reconciles first, and in
+ *   the finished pods, listed once.
  * It never builds kube adapters: the daemon passes the pod watch factory and the lease lock.
  */
 import type { Logger } from 'pino';
@@ -47,6 +50,11 @@ export interface ReaperControllerOptions {
   readonly leaderElection?: LeaderElectionOptions;
 }
 
+/** Lease duration assumed for a hand-over when running without election (the default). */
+const DEFAULT_LEASE_MS = 15_000;
+/** Added to how far back a hand-over looks: a replica's restart, clocks in whole seconds. */
+const HANDOVER_MARGIN_MS = 30_000;
+
 export class ReaperController {
   private readonly cache = new PodCache();
   private readonly queue: WorkQueue;
@@ -54,12 +62,22 @@ export class ReaperController {
   private readonly watch: PodWatch;
   private readonly elector: LeaderElector | undefined;
   private readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly reader: PodReader;
+  private readonly dryRun: boolean;
+  private readonly handoverLookbackMs: number;
+  private readonly verifyTimeoutMs: number;
   /** Aborted when this replica stops leading: in-flight attempts stop at once. */
   private term = new AbortController();
 
   constructor(opts: ReaperControllerOptions) {
     const { metrics, log } = opts;
     this.metrics = metrics;
+    this.log = log;
+    this.reader = opts.reader;
+    this.dryRun = opts.dryRun === true;
+    this.verifyTimeoutMs = opts.verifyTimeoutMs;
+    this.handoverLookbackMs = (opts.leaderElection?.leaseDurationMs ?? DEFAULT_LEASE_MS) + opts.verifyTimeoutMs + HANDOVER_MARGIN_MS;
     this.reconciler = new Reconciler({
       store: this.cache,
       reader: opts.reader,
@@ -131,6 +149,7 @@ export class ReaperController {
 
   start(): void {
     this.watch.start();
+    if (this.elector === undefined) this.beginHandover();
     this.elector?.start();
   }
 
@@ -145,8 +164,26 @@ export class ReaperController {
     return inTime;
   }
 
+  /**
+   * This replica begins to act: the pods it reconciles next, and the finished ones listed now,
+   * are checked for stops a previous leader made without reporting them.
+   */
+  private beginHandover(): void {
+    if (this.dryRun) return;
+    this.reconciler.beginHandover(Date.now(), this.handoverLookbackMs, this.verifyTimeoutMs);
+    const list = this.reader.listFinished;
+    if (list === undefined) return;
+    const term = this.term.signal;
+    list
+      .call(this.reader, async (pod) => {
+        if (!term.aborted) await this.reconciler.reportHandover(pod);
+      })
+      .catch((err: unknown) => this.log.warn({ error: (err as Error).message }, 'could not list finished pods for stops a previous leader did not report'));
+  }
+
   private startLeading(): void {
     this.term = new AbortController();
+    this.beginHandover();
     this.metrics.leader.set(1);
     for (const key of this.cache.keys()) this.queue.add(key);
     this.queue.resume();

@@ -1,20 +1,51 @@
 /**
- * Reads one pod straight from the API (pods get, which the chart grants). The watch selects
- * running pods only and, as a pod finishes, delivers its previous state; this is how hahaha
- * learns the state it finished in.
+ * Reads pods straight from the API (pods get and list, which the chart grants). The watch
+ * selects running pods only and, as a pod finishes, delivers its previous state; reading the pod
+ * is how hahaha learns the state it finished in. Listing the finished ones is how a new leader
+ * finds the stops its predecessor did not report (domain/handover.ts).
  */
 import { isMalformed, type ParseOptions, type PodView, parsePod } from '../domain/pod-view.ts';
 import type { PodReader, PodRef } from '../ports.ts';
 import { apiStatus, type KubeClient } from './kube-client.ts';
-import { podPath } from './paths.ts';
+import { podPath, podsPath } from './paths.ts';
+
+/** Pods that have finished: Succeeded, Failed (and Unknown). */
+const FINISHED_PODS = 'status.phase!=Running,status.phase!=Pending';
+/** Pods per page of a list; each page is parsed and let go before the next is read. */
+const PAGE_SIZE = 100;
+
+export interface PodReaderOptions extends ParseOptions {
+  /** The watch's label selector. */
+  readonly selector?: string;
+  /** The watch's namespaces; empty: all. */
+  readonly namespaces?: readonly string[];
+}
 
 export class ApiPodReader implements PodReader {
   private readonly client: KubeClient;
-  private readonly opts: ParseOptions;
+  private readonly opts: PodReaderOptions;
 
-  constructor(client: KubeClient, opts: ParseOptions = {}) {
+  constructor(client: KubeClient, opts: PodReaderOptions = {}) {
     this.client = client;
     this.opts = opts;
+  }
+
+  async listFinished(onPod: (pod: PodView) => Promise<void>): Promise<void> {
+    const namespaces = this.opts.namespaces === undefined || this.opts.namespaces.length === 0 ? [undefined] : this.opts.namespaces;
+    for (const namespace of namespaces) {
+      let cont: string | undefined;
+      do {
+        const page = await this.client.request<{ items?: unknown[]; metadata?: { continue?: string } }>('GET', podsPath(namespace), {
+          query: { labelSelector: this.opts.selector, fieldSelector: FINISHED_PODS, limit: PAGE_SIZE, continue: cont },
+          timeoutMs: 60_000,
+        });
+        for (const item of page.items ?? []) {
+          const pod = parsePod(item, this.opts);
+          if (!isMalformed(pod)) await onPod(pod);
+        }
+        cont = page.metadata?.continue || undefined;
+      } while (cont !== undefined);
+    }
   }
 
   async read(pod: PodRef): Promise<PodView | undefined> {

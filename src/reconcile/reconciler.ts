@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
 import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget } from '../domain/decide.ts';
+import { type HandoverWindow, stopEventName, type UnreportedStop, unreportedStops } from '../domain/handover.ts';
 import { convertedSidecars } from '../domain/native-conversion.ts';
 import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
 import { predictPod } from '../domain/predict.ts';
@@ -68,6 +69,8 @@ const LEFT_READ_RETRY_MS = 500;
 const STARTING_MS = 10_000;
 /** Wait between asks of a sidecar that is still starting. */
 const STARTING_RETRY_MS = 250;
+/** How long after a hand-over's window the pods reconciled are still checked for unreported stops. */
+const HANDOVER_CHECK_MS = 60_000;
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -117,6 +120,7 @@ type TargetResult =
       /** The attempt that stopped it, or undefined when it exited before hahaha asked. */
       readonly via: string | undefined;
       readonly exitCode: number;
+      readonly restartCount: number;
       readonly finishedAt?: number;
       /** When hahaha saw it terminated (epoch ms, this process's clock). */
       readonly seenAt: number;
@@ -134,11 +138,11 @@ type TargetResult =
       readonly forbidden: boolean;
     };
 
-/** The container's terminated state in this incarnation of the pod (same uid), if any. */
+/** The container's terminated state in this incarnation of the pod (same uid), if any, with its restart count. */
 function terminatedState(pod: PodView | undefined, uid: string, container: string) {
   if (pod === undefined || pod.uid !== uid) return undefined;
-  const s = pod.containerStatuses.find((c) => c.name === container)?.state;
-  return s?.kind === 'terminated' ? s : undefined;
+  const s = pod.containerStatuses.find((c) => c.name === container);
+  return s?.state.kind === 'terminated' ? { ...s.state, restartCount: s.restartCount } : undefined;
 }
 
 export class Reconciler {
@@ -157,6 +161,8 @@ export class Reconciler {
   private readonly inFlight = new Set<string>();
   private readonly forgetAfter = new Set<string>();
   private readonly leftReads = new Map<string, Promise<PodView | undefined>>();
+  /** Set while this replica has just begun leading (see beginHandover). */
+  private handover: { readonly window: HandoverWindow; readonly until: number } | undefined;
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -197,9 +203,58 @@ export class Reconciler {
     this.deps.events.forgetPod(uid);
   }
 
+  /**
+   * This replica has begun leading (or started) at `at`: a previous leader, SIGKILLed or
+   * restarted, may have stopped sidecars it had no time to report. Until the window is over,
+   * every pod reconciled, and every finished pod passed to reportHandover, is checked once for
+   * them (see domain/handover.ts). `lookbackMs` bounds how long before `at` such a stop can have
+   * ended; stops ending after `at` + `settleMs` are this replica's own.
+   */
+  beginHandover(at: number, lookbackMs: number, settleMs: number): void {
+    this.handover = { window: { from: at - lookbackMs, to: at + settleMs }, until: at + settleMs + HANDOVER_CHECK_MS };
+  }
+
+  /**
+   * Reports, once per pod, the stops of `pod` a previous leader made without reporting them:
+   * the Killing event it would have posted, under the same name, so that one it did post is
+   * not posted again.
+   */
+  async reportHandover(pod: PodView): Promise<void> {
+    const h = this.handover;
+    if (h === undefined) return;
+    if (this.now() > h.until) {
+      this.handover = undefined;
+      return;
+    }
+    const stops = unreportedStops(pod, this.deps.catalog, h.window);
+    if (stops.length === 0 || !this.firstTime(pod.uid, 'handover')) return;
+    const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+    await Promise.all(stops.map((stop) => this.reportUnreported(pod, ref, stop)));
+  }
+
+  private async reportUnreported(pod: PodView, ref: PodRef, stop: UnreportedStop): Promise<void> {
+    const outcome = await this.deps.events.record({
+      pod: ref,
+      type: stop.exitCode === 0 ? 'Normal' : 'Warning',
+      reason: EVENT_REASON,
+      action: EVENT_REASON,
+      message: `Shut down container ${stop.container} (exit code ${stop.exitCode}; stopped around a hahaha leader change, reported by the next leader)`,
+      name: stopEventName(pod, stop.container, stop.restartCount),
+    });
+    if (outcome === 'already-posted') return;
+    const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid, container: stop.container });
+    log.info({ exitCode: stop.exitCode }, 'reported a stop the previous leader had not reported');
+    const labels = { container: stop.container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace };
+    this.deps.metrics.sidecarShutdowns.inc(labels);
+    this.deps.metrics.stoppedSidecarExits.inc({ ...labels, exit_class: exitClass(stop.exitCode) });
+    this.deps.metrics.handoverReports.inc();
+  }
+
   async reconcile(key: string, signal?: AbortSignal): Promise<WorkResult> {
     const pod = this.deps.store.get(key);
     if (pod === undefined) return { kind: 'done' };
+    // Before acting: a sidecar terminated now was not stopped by this replica.
+    if (this.handover !== undefined) await this.reportHandover(pod);
     // The work queue runs one reconcile per key at a time, so one per uid.
     this.inFlight.add(pod.uid);
     try {
@@ -316,7 +371,7 @@ export class Reconciler {
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 
-    const posts: Promise<void>[] = [];
+    const posts: Promise<unknown>[] = [];
     let failed = 0;
     let transient = 0;
     for (const r of results) {
@@ -337,7 +392,12 @@ export class Reconciler {
         // A non-zero exit fails a pod whose main containers succeeded: not a success for its owner.
         const fails = r.exitCode === 0 ? '' : `; a non-zero exit code fails the pod, which a native sidecar's would not`;
         posts.push(
-          this.killingEvent(ref, r.exitCode === 0 ? 'Normal' : 'Warning', `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`),
+          this.killingEvent(
+            ref,
+            r.exitCode === 0 ? 'Normal' : 'Warning',
+            `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`,
+            stopEventName(pod, r.container, r.restartCount),
+          ),
         );
       } else if (signal?.aborted) {
         // Interrupted (shutdown, or the lease lost): what happened is not known yet, and a
@@ -505,7 +565,7 @@ export class Reconciler {
 
   private stopped(
     container: string,
-    state: { exitCode: number; finishedAt?: number },
+    state: { exitCode: number; restartCount: number; finishedAt?: number },
     via: Attempt | undefined,
     earlierErrors: readonly string[],
     how?: string,
@@ -516,6 +576,7 @@ export class Reconciler {
       earlierErrors,
       via: via === undefined ? undefined : (how ?? describeAttempt(via)),
       exitCode: state.exitCode,
+      restartCount: state.restartCount,
       ...(state.finishedAt !== undefined && { finishedAt: state.finishedAt }),
       seenAt: this.now(),
     };
@@ -535,7 +596,7 @@ export class Reconciler {
   /** Dry run: says what a reap would do, once per pod and sidecar, and does nothing. */
   private async wouldReap(pod: PodView, decision: Extract<Decision, { decision: 'reap' }>, log: Logger): Promise<WorkResult> {
     const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
-    const posts: Promise<void>[] = [];
+    const posts: Promise<unknown>[] = [];
     for (const t of decision.targets) {
       if (!this.firstTime(pod.uid, `dry-run:${t.container}`)) continue;
       const how = t.attempts.map(describeAttempt).join(', then ');
@@ -552,7 +613,7 @@ export class Reconciler {
    * what was stopped and how long it took, or what could not be stopped and why. Nothing when
    * the pod has no Job or nothing happened.
    */
-  private jobEvent(pod: PodView, s: { stopped: string[]; nonZero: string[]; failed: string[] }, seconds: number): Promise<void> {
+  private jobEvent(pod: PodView, s: { stopped: string[]; nonZero: string[]; failed: string[] }, seconds: number): Promise<unknown> {
     const owner = pod.owner;
     if (owner === undefined || owner.kind !== 'Job' || (s.stopped.length === 0 && s.failed.length === 0)) return Promise.resolve();
     const base = { pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid }, regarding: owner, action: EVENT_REASON };
@@ -576,8 +637,8 @@ export class Reconciler {
   }
 
   /** Records an event with HAHAHA's reason and action. */
-  private killingEvent(pod: PodRef, type: 'Normal' | 'Warning', message: string): Promise<void> {
-    return this.deps.events.record({ pod, type, reason: EVENT_REASON, action: EVENT_REASON, message });
+  private async killingEvent(pod: PodRef, type: 'Normal' | 'Warning', message: string, name?: string): Promise<void> {
+    await this.deps.events.record({ pod, type, reason: EVENT_REASON, action: EVENT_REASON, message, ...(name !== undefined && { name }) });
   }
 
   /**

@@ -16,10 +16,19 @@ interface Posted {
   count: number;
 }
 
+/** What post() returns for an event whose fixed name was taken: it was posted before. */
+const ALREADY_POSTED = Symbol('already posted');
+
 /** Bound on remembered events; the pod remembered longest is forgotten first. */
 const MAX_REMEMBERED = 10_000;
 /** Waits before each further try of a post that failed transiently: 31 s in all. */
 const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 16_000];
+
+/**
+ * How a record went: posted (or repeated); already posted under its fixed name (by this replica
+ * in a try whose answer was lost, or by a previous leader); not posted yet or at all.
+ */
+export type RecordOutcome = 'posted' | 'already-posted' | 'not-posted';
 
 /** Whether a failed post may succeed later: no answer at all, or the server's 5xx or 429. */
 export function isTransientPostError(err: unknown): boolean {
@@ -46,21 +55,23 @@ export class EventRecorder {
   }
 
   /** Resolves after the first try; transient failures are retried in the background. */
-  async record(event: PodEvent): Promise<void> {
+  async record(event: PodEvent): Promise<RecordOutcome> {
     const err = await this.post(event);
-    if (err === undefined) return;
+    if (err === undefined) return 'posted';
+    if (err === ALREADY_POSTED) return 'already-posted';
     if (isTransientPostError(err) && this.retryDelaysMs.length > 0) {
       this.log.debug({ err, namespace: event.pod.namespace, pod: event.pod.name }, 'could not post event; trying again');
       void this.retry(event, 0);
-      return;
+      return 'not-posted';
     }
     this.gaveUp(event, err);
+    return 'not-posted';
   }
 
   private async retry(event: PodEvent, n: number): Promise<void> {
     await sleep(this.retryDelaysMs[n] ?? 0, undefined, { ref: false });
     const err = await this.post(event);
-    if (err === undefined) return;
+    if (err === undefined || err === ALREADY_POSTED) return;
     if (isTransientPostError(err) && n + 1 < this.retryDelaysMs.length) return this.retry(event, n + 1);
     this.gaveUp(event, err);
   }
@@ -82,7 +93,7 @@ export class EventRecorder {
         seen.count = count;
         return;
       }
-      const { name } = await this.sink.create(event, this.now());
+      const { name, existed } = await this.sink.create(event, this.now());
       // Looked up again: the pod may have been forgotten while the event was being posted.
       const current = this.posted.get(event.pod.uid) ?? new Map<string, Posted>();
       this.posted.set(event.pod.uid, current);
@@ -93,6 +104,7 @@ export class EventRecorder {
         if (oldest === undefined) break;
         this.forgetPod(oldest);
       }
+      if (existed === true) return ALREADY_POSTED;
     } catch (err) {
       return err;
     }

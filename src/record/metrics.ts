@@ -37,6 +37,8 @@ export class Metrics {
   readonly stoppedSidecarExits: Counter<SidecarLabels | 'exit_class'>;
   /** Pods that ended Failed although every main container exited 0: a sidecar's exit failed the Job. */
   readonly podsFailedBySidecars: Counter<'namespace' | 'job_name'>;
+  /** Stops a previous leader made without reporting them, reported by this replica (domain/handover.ts). */
+  readonly handoverReports: Counter;
   /** Admission requests of the native sidecar webhook, by outcome (converted, unchanged, error). */
   readonly webhookRequests: Counter<'outcome'>;
   /** Seconds to answer one admission request. */
@@ -120,6 +122,11 @@ export class Metrics {
       name: 'hahaha_pods_failed_by_sidecars_total',
       help: 'Pods seen ending Failed although every main container exited 0',
       labelNames: ['namespace', 'job_name'],
+      registers: [registry],
+    });
+    this.handoverReports = new Counter({
+      name: 'hahaha_handover_reported_stops_total',
+      help: 'Sidecar stops a previous leader made without reporting them, reported by this replica',
       registers: [registry],
     });
     this.webhookRequests = new Counter({

@@ -13,9 +13,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stopEventName } from '../../src/domain/handover.ts';
 import { get, type RunningHahaha, startHahaha } from '../unit/chart-assets.ts';
 import { render } from './chart-helm.ts';
-import { apply, eventually, kubectl, main, metricValue, naisjob, namespace, RUN, tokenKubeconfig, waitJobComplete } from './harness.ts';
+import {
+  apply,
+  containerState,
+  eventually,
+  getPod,
+  hahahaEvents,
+  jobPod,
+  kubectl,
+  main,
+  metricValue,
+  naisjob,
+  namespace,
+  RUN,
+  tokenKubeconfig,
+  waitJobComplete,
+} from './harness.ts';
 import { describeRequests, parseShutdownRequests } from './shutdown-requests.ts';
 
 const RELEASE = 'hahaha-failover';
@@ -63,7 +79,7 @@ describe('leader election failover', () => {
     rmSync(logDir, { recursive: true, force: true });
   });
 
-  async function startInstance(name: string): Promise<Instance> {
+  async function startInstance(name: string, env: Record<string, string> = {}): Promise<Instance> {
     const instance: Instance = {
       name,
       ...(await startHahaha({
@@ -73,6 +89,7 @@ describe('leader election failover', () => {
         INSTANCE_NAME: name,
         LEASE_NAME: RELEASE,
         LEASE_NAMESPACE: RELEASE_NS,
+        ...env,
       })),
     };
     instances.push(instance);
@@ -128,4 +145,78 @@ describe('leader election failover', () => {
       for (const f of readdirSync(logDir).filter((f) => f.endsWith('.log'))) rmSync(join(logDir, f));
     });
   }
+
+  it('the next leader reports the stops a SIGKILLed leader made but had not reported, and does not repeat one it had', async () => {
+    // The test plays a leader SIGKILLed between a verified stop and its event: no hahaha watches
+    // these pods while the test stops their sidecars itself, inside its own test containers.
+    const linkerd = (job: string) => ({ name: 'linkerd-proxy', command: ['sh', '-c', `exec fake-sidecar linkerd 2>>${logDir}/${job}.log`] });
+    const jobs = {
+      finished: [linkerd('h-finished')],
+      reported: [linkerd('h-reported')],
+      running: [linkerd('h-running'), { name: 'secure-logs-fluentd', command: ['fake-sidecar', 'fluentd'] }],
+    };
+    await apply(
+      Object.entries(jobs).map(([kind, sidecars]) =>
+        naisjob(ns, `h-${kind}`, { labels: { [SELECTOR_LABEL]: 'true', 'nais.io/naisjob': 'false' }, containers: [main(`h-${kind}`, 'sleep 1'), ...sidecars] }),
+      ),
+    );
+    const pods: Record<string, any> = {};
+    for (const kind of Object.keys(jobs)) {
+      const job = `h-${kind}`;
+      const pod = await jobPod(ns, job);
+      pods[kind] = pod;
+      await eventually(`${job}'s main container to end`, async () => containerState(await getPod(ns, pod.metadata.name), job)?.terminated, 60_000);
+      await kubectl(['exec', '-n', ns, pod.metadata.name, '-c', 'linkerd-proxy', '--', 'kill', '-TERM', '1']);
+      await eventually(`${job}'s linkerd-proxy stopped`, async () => containerState(await getPod(ns, pod.metadata.name), 'linkerd-proxy')?.terminated);
+    }
+    // For h-reported, the killed leader had posted its event, under the name every replica uses.
+    const reported = pods.reported;
+    const theirs = 'Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)';
+    await kubectl(['create', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: stopEventName({ name: reported.metadata.name, uid: reported.metadata.uid }, 'linkerd-proxy', 0), namespace: ns },
+        involvedObject: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: reported.metadata.name, uid: reported.metadata.uid },
+        type: 'Normal',
+        reason: 'Killing',
+        message: theirs,
+        source: { component: 'hahaha' },
+        reportingComponent: 'hahaha',
+        reportingInstance: 'killed-replica',
+      }),
+    });
+    // The killed leader's Lease, renewed a moment ago.
+    const now = new Date().toISOString().replace('Z', '000Z');
+    await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=e2e-failover', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: RELEASE, namespace: RELEASE_NS },
+        spec: { holderIdentity: 'killed-replica', leaseDurationSeconds: 4, acquireTime: now, renewTime: now, leaseTransitions: 1 },
+      }),
+    });
+
+    const next = await startInstance('handover-next', { LEASE_DURATION_SECONDS: '4', RENEW_DEADLINE_SECONDS: '3', RETRY_PERIOD_SECONDS: '1' });
+    await eventually('the next instance to lead', async () => (await leaderGauge(next)) === 1, 20_000, 100);
+    for (const kind of Object.keys(jobs)) await waitJobComplete(ns, `h-${kind}`, 60_000);
+    const killing = async (kind: string) =>
+      (await hahahaEvents(ns, pods[kind].metadata.name)).filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`);
+    const byNext = 'Normal Shut down container linkerd-proxy (exit code 0; stopped around a hahaha leader change, reported by the next leader)';
+    await eventually('the reported stops', async () => (await killing('finished')).length > 0 && (await killing('running')).length > 1, 20_000);
+    await sleep(2000); // time for a second event, which must not come
+    assert.deepEqual(await killing('finished'), [byNext]);
+    assert.deepEqual(await killing('reported'), [`Normal ${theirs}`]);
+    assert.deepEqual((await killing('running')).sort(), [
+      byNext,
+      'Normal Shut down container secure-logs-fluentd (http GET :24444/api/processes.killWorkers, exit code 0)',
+    ]);
+    assert.equal(metricValue((await get(next.port, '/metrics')).text, 'hahaha_handover_reported_stops_total'), 2);
+    // Each linkerd was asked once, by the test: the next leader did not ask again.
+    for (const kind of Object.keys(jobs)) {
+      const requests = describeRequests(parseShutdownRequests(readFileSync(join(logDir, `h-${kind}.log`), 'utf8')));
+      assert.deepEqual(requests, ['linkerd signal terminated'], `h-${kind}`);
+    }
+    assert.equal(await next.stop(), 0, 'SIGTERM must exit 0');
+  });
 });

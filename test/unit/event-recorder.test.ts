@@ -48,6 +48,31 @@ describe('event recorder', () => {
     assert.equal(await unsuccessful(metrics), 0);
   });
 
+  it('an event with a fixed name whose earlier try landed although its answer was lost is not posted twice', async () => {
+    const taken = new Set<string>();
+    let tries = 0;
+    const sink: EventSink = {
+      async create(e) {
+        tries += 1;
+        const name = e.name as string;
+        if (taken.has(name)) return { name, existed: true };
+        taken.add(name);
+        if (tries === 1) throw network(); // landed, but the answer was lost
+        return { name };
+      },
+      async repeat() {},
+    };
+    const metrics = new Metrics({ defaultMetrics: false });
+    const recorder = new EventRecorder(sink, metrics, log, () => new Date(), [5, 5]);
+    assert.equal(await recorder.record({ ...event, name: 'job-1.0123456789abcdef' }), 'not-posted');
+    await sleep(50);
+    assert.equal(tries, 2, 'one retry, answered AlreadyExists, and no further one');
+    assert.equal(await unsuccessful(metrics), 0);
+    // Another replica (a successor) posting it again under the same name.
+    const successor = new EventRecorder(sink, metrics, log, () => new Date(), [5, 5]);
+    assert.equal(await successor.record({ ...event, name: 'job-1.0123456789abcdef' }), 'already-posted');
+  });
+
   it('gives up after its tries and counts the post as unsuccessful', async () => {
     const sink = flakySink(99, () => Object.assign(new Error('etcdserver: leader changed'), { status: 500 }));
     const metrics = new Metrics({ defaultMetrics: false });

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
+import { stopEventName } from '../../src/domain/handover.ts';
 import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod, podKey } from '../../src/domain/pod-view.ts';
 import { PodCache } from '../../src/pod-cache.ts';
 import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodReader, PodRef, PortForwarder } from '../../src/ports.ts';
@@ -54,6 +55,8 @@ class World {
   readonly metrics = new Metrics({ defaultMetrics: false });
   readonly behaviour = new Map<string, Behaviour>();
   failEventPosts = false;
+  /** Fixed event names already taken on the fake API (a previous leader's posts). */
+  readonly takenNames = new Set<string>();
   raw: Record<string, any>;
   private rv = 1;
   readonly reconciler: Reconciler;
@@ -84,6 +87,8 @@ class World {
     const sink: EventSink = {
       async create(event) {
         if (self.failEventPosts) throw Object.assign(new Error('events is forbidden'), { status: 403 });
+        if (event.name !== undefined && self.takenNames.has(event.name)) return { name: event.name, existed: true };
+        if (event.name !== undefined) self.takenNames.add(event.name);
         self.events.push(event);
         return { name: `ev-${self.events.length}` };
       },
@@ -372,6 +377,67 @@ describe('reconcile', () => {
     assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
     assert.equal(w.calls.at(-1), 'exec cloudsql-proxy /bin/kill -s INT 1');
     assert.ok(w.calls.length >= 2 && w.calls.length <= 8 && w.calls[0] === 'http POST :9091/quitquitquit', w.calls.join(', '));
+  });
+
+  it("names a stop's event after the pod, container and restart count, so that no replica posts it twice", async () => {
+    const w = new World(running('linkerd-proxy'));
+    await w.reconciler.reconcile(w.key);
+    assert.equal(w.events.length, 1);
+    assert.equal(w.events[0]?.name, stopEventName(w.current(), 'linkerd-proxy', 0));
+  });
+
+  describe('after a hand-over', () => {
+    /** The window reaches back to the fixtures' clock (T0): the stop happened "just before" now. */
+    const handover = (w: World) => w.reconciler.beginHandover(Date.now(), Date.now() - T0 + 60_000, 200);
+
+    it('reports a sidecar the previous leader stopped without reporting it, once, before acting on the rest', async () => {
+      const w = new World(terminated('linkerd-proxy', 0, T0 + 1500), running('secure-logs-fluentd'));
+      handover(w);
+      assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+      await w.reconciler.reconcile(w.key);
+      const killing = w.events.map((e) => `${e.type} ${e.message}`);
+      assert.deepEqual(killing, [
+        'Normal Shut down container linkerd-proxy (exit code 0; stopped around a hahaha leader change, reported by the next leader)',
+        'Normal Shut down container secure-logs-fluentd (http GET :24444/api/processes.killWorkers, exit code 0)',
+      ]);
+      assert.equal(w.events[0]?.name, stopEventName(w.current(), 'linkerd-proxy', 0));
+      assert.deepEqual(w.calls, ['http GET :24444/api/processes.killWorkers'], 'the stopped sidecar is not asked again');
+      assert.equal(await w.metric('hahaha_handover_reported_stops_total'), 1);
+      assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'linkerd-proxy' }), 1);
+    });
+
+    it('posts nothing and counts nothing when the previous leader did post it', async () => {
+      const w = new World(terminated('linkerd-proxy', 0, T0 + 1500), phase('Succeeded'));
+      w.takenNames.add(stopEventName(w.current(), 'linkerd-proxy', 0));
+      handover(w);
+      await w.reconciler.reportHandover(w.current());
+      assert.deepEqual(w.events, []);
+      assert.equal(await w.metric('hahaha_handover_reported_stops_total'), 0);
+      assert.equal(await w.metric('hahaha_sidecar_shutdowns'), 0);
+    });
+
+    it('reports a finished pod passed to it, with a Warning for a non-zero exit', async () => {
+      const w = new World(terminated('cloudsql-proxy', 130, T0 + 1500), phase('Failed'));
+      handover(w);
+      await w.reconciler.reportHandover(w.current());
+      await w.reconciler.reportHandover(w.current());
+      assert.deepEqual(
+        w.events.map((e) => `${e.type} ${e.message}`),
+        ['Warning Shut down container cloudsql-proxy (exit code 130; stopped around a hahaha leader change, reported by the next leader)'],
+      );
+    });
+
+    it('without a hand-over, a sidecar found terminated exited on its own: no event', async () => {
+      const w = new World(terminated('linkerd-proxy', 0, T0 + 1500), phase('Succeeded'));
+      await w.reconciler.reportHandover(w.current());
+      const running = new World(terminated('linkerd-proxy', 0, T0 + 1500), runningSince('secure-logs-fluentd', T0));
+      await running.reconciler.reconcile(running.key);
+      assert.deepEqual(w.events, []);
+      assert.deepEqual(
+        running.events.map((e) => e.message),
+        ['Shut down container secure-logs-fluentd (http GET :24444/api/processes.killWorkers, exit code 0)'],
+      );
+    });
   });
 
   it('a signal the sidecar ignores is a transient failure with its own hint', async () => {

@@ -1,0 +1,70 @@
+/**
+ * Stops a previous leader made but did not report. hahaha posts a sidecar's `Killing` event once
+ * it has seen the sidecar terminated; a replica SIGKILLed between the two leaves a stopped sidecar
+ * without its event, and its pod, once finished, leaves the watch. The next leader (or the same
+ * Deployment's next process) looks at the sidecars that terminated around the hand-over and
+ * reports each with the event the previous leader would have posted, under the same name
+ * ({@link stopEventName}): when that leader did post it, the create answers AlreadyExists and
+ * nothing is posted twice. Pure.
+ */
+import { createHash } from 'node:crypto';
+import { type Catalog, findCatalogEntry } from './catalog.ts';
+import { findMainContainers } from './decide.ts';
+import type { PodView } from './pod-view.ts';
+
+/** Kubernetes object names (DNS subdomains) are at most this long. */
+const MAX_NAME = 253;
+
+/**
+ * The name of the Event that reports a sidecar's stop: the same for every replica, so that a
+ * second report of one stop (a successor's, or a retried post whose answer was lost) is refused
+ * as AlreadyExists. Keyed by the pod's uid, the container and its restart count (a sidecar that
+ * exited non-zero under restartPolicy OnFailure is restarted and stopped again).
+ */
+export function stopEventName(pod: { readonly name: string; readonly uid: string }, container: string, restartCount: number): string {
+  const hash = createHash('sha256').update(`${pod.uid}/${container}/${restartCount}`).digest('hex').slice(0, 16);
+  return `${pod.name.slice(0, MAX_NAME - hash.length - 1)}.${hash}`;
+}
+
+/** The hand-over window: sidecars that terminated within it may have been stopped by the previous leader. */
+export interface HandoverWindow {
+  /** Epoch ms: the earliest a previous leader's unreported stop can have ended. */
+  readonly from: number;
+  /** Epoch ms: later stops are this replica's own. */
+  readonly to: number;
+}
+
+export interface UnreportedStop {
+  readonly container: string;
+  readonly exitCode: number;
+  readonly restartCount: number;
+}
+
+/**
+ * The sidecars of `pod` that a previous leader may have stopped without reporting: regular
+ * containers with a catalog entry (the ones hahaha stops) that terminated after every main
+ * container had, within the window. A sidecar that exited on its own in that window cannot be
+ * told apart from one stopped; the event says the stop was reported by the next leader.
+ */
+export function unreportedStops(pod: PodView, catalog: Catalog, window: HandoverWindow): UnreportedStop[] {
+  const mains = findMainContainers(pod);
+  if (typeof mains === 'string') return [];
+  const terminated = (name: string) => {
+    const s = pod.containerStatuses.find((c) => c.name === name);
+    return s?.state.kind === 'terminated' ? { ...s.state, restartCount: s.restartCount } : undefined;
+  };
+  let mainEnd = 0;
+  for (const m of mains) {
+    const t = terminated(m);
+    if (t?.finishedAt === undefined) return [];
+    mainEnd = Math.max(mainEnd, t.finishedAt);
+  }
+  const found: UnreportedStop[] = [];
+  for (const c of pod.containers) {
+    if (mains.includes(c.name) || findCatalogEntry(catalog, c) === undefined) continue;
+    const t = terminated(c.name);
+    if (t?.finishedAt === undefined || t.finishedAt < mainEnd || t.finishedAt < window.from || t.finishedAt > window.to) continue;
+    found.push({ container: c.name, exitCode: t.exitCode, restartCount: t.restartCount });
+  }
+  return found;
+}
