@@ -16,7 +16,9 @@ import type { PodRef } from '../ports.ts';
  * - rejected: the sidecar answered with another status, or the command exited non-zero;
  * - cut-off: the answer was cut off the way a stopping sidecar cuts it: an exec whose command was
  *   killed by a signal (137, 143: it dies with the container's PID namespace when PID 1 exits) or
- *   whose stream closed without a status. The ask most likely landed;
+ *   whose stream closed without a status, or an exec the API server refused because the container
+ *   is not running (an earlier ask, cut off by an API server restart, stopped it). The ask most
+ *   likely landed, or the sidecar is gone already;
  * - api-unavailable: the API server, not the pod, failed: it could not be reached, answered the
  *   upgrade with 5xx or 429, or the connection to it broke mid-call (it restarted). The next
  *   attempt would go through the same API server, so none is tried: the pod is retried later;
@@ -56,7 +58,7 @@ export function causeOf(err: unknown): FailureCause {
   if (/refused the upgrade: HTTP 403\b/.test(text)) return 'forbidden';
   if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused';
   if (/timed out|timeout|TimeoutError/i.test(text)) return 'timeout';
-  if (/stream closed without an exit status|socket hang up|ECONNRESET/i.test(text)) return 'cut-off';
+  if (/stream closed without an exit status|socket hang up|ECONNRESET|container "[^"]*" in pod "?[^ ]+"? is not running/i.test(text)) return 'cut-off';
   if (/executable file not found|no such file or directory/i.test(text)) return 'missing-binary';
   return 'error';
 }

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseCatalog } from '../../src/config/catalog-file.ts';
 import { ATTEMPT_KIND_NAMES, ATTEMPT_KINDS, describeKind, kindJson } from '../../src/domain/attempt-kinds/index.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
+import { cannotHaveStopped, causeOf } from '../../src/strategies/strategy.ts';
 
 const examples: Record<string, unknown> = {
   http: { method: 'GET', port: 24444, path: '/api/processes.killWorkers' },
@@ -55,5 +56,16 @@ describe("attempt kinds keep the catalog loader's wording", () => {
     assert.throws(attempt({ http: { port: 1, path: 'x y' } }), /http\.path\): must be a URL path starting with \/ and without blanks, got the string "x y"/);
     assert.throws(attempt({ exec: { command: ['kill', ''] } }), /command\[1\]\): must be a non-empty string \(quote numbers: "1"\), got the string ""/);
     assert.throws(attempt({ exec: { command: ['kill', { a: 1 }] } }), /command\[1\]\): must be a non-empty string \(quote numbers: "1"\), got a mapping/);
+  });
+});
+
+describe('failure causes', () => {
+  it('an exec the API server refuses because the container is not running may have landed before: cut-off, verified', () => {
+    const text =
+      'Internal error occurred: Internal error occurred: error executing command in container: container "vks-sidecar" in pod soak/three-100-xqsmd is not running';
+    assert.equal(causeOf(new Error(text)), 'cut-off');
+    assert.equal(cannotHaveStopped(causeOf(new Error(text))), false);
+    assert.equal(causeOf(new Error('connect ECONNREFUSED 127.0.0.1:4191')), 'refused');
+    assert.equal(causeOf(new Error('lost the connection to the API server (the WebSocket closed without a close frame)')), 'api-unavailable');
   });
 });
