@@ -84,7 +84,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
         metrics,
         log,
       ),
-    reader: new ApiPodReader(client, { annotations }),
+    reader: new ApiPodReader(client, { annotations, selector: config.watchSelector, namespaces: config.watchNamespaces }),
     catalog,
     strategies: createRegistry({
       portForwarder: new ApiPortForwarder(client),

@@ -15,23 +15,23 @@ const FINISHED_PODS = 'status.phase!=Running,status.phase!=Pending';
 const PAGE_SIZE = 100;
 
 export interface PodReaderOptions extends ParseOptions {
-  /** The watch's label selector. */
-  readonly selector?: string;
+  /** The watch's label selector: only the pods hahaha watches are listed. */
+  readonly selector: string;
   /** The watch's namespaces; empty: all. */
-  readonly namespaces?: readonly string[];
+  readonly namespaces: readonly string[];
 }
 
 export class ApiPodReader implements PodReader {
   private readonly client: KubeClient;
   private readonly opts: PodReaderOptions;
 
-  constructor(client: KubeClient, opts: PodReaderOptions = {}) {
+  constructor(client: KubeClient, opts: PodReaderOptions) {
     this.client = client;
     this.opts = opts;
   }
 
   async listFinished(onPod: (pod: PodView) => Promise<void>): Promise<void> {
-    const namespaces = this.opts.namespaces === undefined || this.opts.namespaces.length === 0 ? [undefined] : this.opts.namespaces;
+    const namespaces = this.opts.namespaces.length === 0 ? [undefined] : this.opts.namespaces;
     for (const namespace of namespaces) {
       let cont: string | undefined;
       do {

@@ -154,10 +154,15 @@ describe('leader election failover', () => {
       finished: [linkerd('h-finished')],
       reported: [linkerd('h-reported')],
       running: [linkerd('h-running'), { name: 'secure-logs-fluentd', command: ['fake-sidecar', 'fluentd'] }],
+      // Not selected by the instance's WATCH_SELECTOR: nothing may be reported about it.
+      stranger: [linkerd('h-stranger')],
     };
     await apply(
       Object.entries(jobs).map(([kind, sidecars]) =>
-        naisjob(ns, `h-${kind}`, { labels: { [SELECTOR_LABEL]: 'true', 'nais.io/naisjob': 'false' }, containers: [main(`h-${kind}`, 'sleep 1'), ...sidecars] }),
+        naisjob(ns, `h-${kind}`, {
+          labels: { ...(kind !== 'stranger' && { [SELECTOR_LABEL]: 'true' }), 'nais.io/naisjob': 'false' },
+          containers: [main(`h-${kind}`, 'sleep 1'), ...sidecars],
+        }),
       ),
     );
     const pods: Record<string, any> = {};
@@ -166,7 +171,10 @@ describe('leader election failover', () => {
       const pod = await jobPod(ns, job);
       pods[kind] = pod;
       await eventually(`${job}'s main container to end`, async () => containerState(await getPod(ns, pod.metadata.name), job)?.terminated, 60_000);
-      await kubectl(['exec', '-n', ns, pod.metadata.name, '-c', 'linkerd-proxy', '--', 'kill', '-TERM', '1']);
+      // The kill process may die with the container's PID namespace as PID 1 exits: 137.
+      await kubectl(['exec', '-n', ns, pod.metadata.name, '-c', 'linkerd-proxy', '--', 'kill', '-TERM', '1']).catch((err: Error) => {
+        if (!/exit code 137/.test(err.message)) throw err;
+      });
       await eventually(`${job}'s linkerd-proxy stopped`, async () => containerState(await getPod(ns, pod.metadata.name), 'linkerd-proxy')?.terminated);
     }
     // For h-reported, the killed leader had posted its event, under the name every replica uses.
@@ -211,6 +219,7 @@ describe('leader election failover', () => {
       byNext,
       'Normal Shut down container secure-logs-fluentd (http GET :24444/api/processes.killWorkers, exit code 0)',
     ]);
+    assert.deepEqual(await killing('stranger'), [], 'a pod outside the watch selector is not reported');
     assert.equal(metricValue((await get(next.port, '/metrics')).text, 'hahaha_handover_reported_stops_total'), 2);
     // Each linkerd was asked once, by the test: the next leader did not ask again.
     for (const kind of Object.keys(jobs)) {
