@@ -22,7 +22,20 @@ const MAX_NAME = 253;
  * exited non-zero under restartPolicy OnFailure is restarted and stopped again).
  */
 export function stopEventName(pod: { readonly name: string; readonly uid: string }, container: string, restartCount: number): string {
-  const hash = createHash('sha256').update(`${pod.uid}/${container}/${restartCount}`).digest('hex').slice(0, 16);
+  return eventName(pod, `${container}/${restartCount}`);
+}
+
+/**
+ * The name of an event said once per pod (`what`: "preflight", "native-sidecars", …), the same
+ * for every replica and process, so that a restart or a new leader does not say it again.
+ */
+export function onceEventName(pod: { readonly name: string; readonly uid: string }, what: string): string {
+  // '@' cannot occur in a container name, so these never collide with a stop's name.
+  return eventName(pod, `@${what}`);
+}
+
+function eventName(pod: { readonly name: string; readonly uid: string }, key: string): string {
+  const hash = createHash('sha256').update(`${pod.uid}/${key}`).digest('hex').slice(0, 16);
   return `${pod.name.slice(0, MAX_NAME - hash.length - 1)}.${hash}`;
 }
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
 import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget } from '../domain/decide.ts';
-import { type HandoverWindow, stopEventName, type UnreportedStop, unreportedStops } from '../domain/handover.ts';
+import { type HandoverWindow, onceEventName, stopEventName, type UnreportedStop, unreportedStops } from '../domain/handover.ts';
 import { convertedSidecars } from '../domain/native-conversion.ts';
 import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
 import { predictPod } from '../domain/predict.ts';
@@ -302,6 +302,8 @@ export class Reconciler {
           reason: NATIVE_EVENT_REASON,
           action: 'Converted',
           message: `Converted sidecar${plural} ${native.join(', ')} to native sidecar${plural} at admission: the kubelet stops ${native.length > 1 ? 'them' : 'it'} after the main container, and ${native.length > 1 ? 'their exit codes do' : 'its exit code does'} not decide the pod's phase`,
+          // Said once per pod, also across restarts and leader changes.
+          name: onceEventName(pod, 'native-sidecars'),
         });
       }
       return;
@@ -325,20 +327,27 @@ export class Reconciler {
     const bad = prediction.sidecars.filter((s) => s.predicted.outcome === 'hangs' || s.predicted.outcome === 'fails-pod');
     if (bad.length === 0) return;
     const verdict = (o: string) => (o === 'hangs' ? 'will hang the Job' : 'will fail the Job');
-    for (const b of bad) this.deps.metrics.preflightWarnings.inc({ outcome: b.predicted.outcome });
     log.warn({ sidecars: bad.map((b) => ({ container: b.container, ...b.predicted })) }, 'preflight: sidecars that will hang or fail the Job');
     const message = bad
       .map(
         (b) => `Sidecar ${b.container} ${verdict(b.predicted.outcome)}: ${b.predicted.why}${b.predicted.fix === undefined ? '' : ` (fix: ${b.predicted.fix})`}`,
       )
       .join(' | ');
-    void this.deps.events.record({
-      pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
-      type: 'Warning',
-      reason: PREFLIGHT_REASON,
-      action: 'Predicted',
-      message,
-    });
+    void this.deps.events
+      .record({
+        pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
+        type: 'Warning',
+        reason: PREFLIGHT_REASON,
+        action: 'Predicted',
+        message,
+        // Said once per pod, also across restarts and leader changes (which would say it again
+        // for every running pod), and counted once.
+        name: onceEventName(pod, 'preflight'),
+      })
+      .then((outcome) => {
+        if (outcome === 'already-posted') return;
+        for (const b of bad) this.deps.metrics.preflightWarnings.inc({ outcome: b.predicted.outcome });
+      });
   }
 
   private async reap(pod: PodView, decision: Extract<Decision, { decision: 'reap' }>, log: Logger, signal?: AbortSignal): Promise<WorkResult> {

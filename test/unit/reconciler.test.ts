@@ -310,6 +310,9 @@ describe('reconcile', () => {
         "Normal NativeSidecars Converted sidecars vks-sidecar, daprd to native sidecars at admission: the kubelet stops them after the main container, and their exit codes do not decide the pod's phase",
       ],
     );
+    // A restarted process or a new leader (a new reconciler, same API) does not say it again.
+    await w.makeReconciler().reconcile(w.key);
+    assert.equal(w.events.length, 1);
   });
 
   it('permanent failures (404, missing binary, forbidden the second time) are reported once and not retried with backoff', async () => {
@@ -538,6 +541,11 @@ describe('reconcile', () => {
     assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'fails-pod' }), 1);
     assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'hangs' }), 1);
     assert.deepEqual(w.calls, [], 'nothing is stopped while the main container runs');
+    // A restarted process or a new leader does not say or count it again.
+    await w.makeReconciler().reconcile(w.key);
+    await sleep(10);
+    assert.equal(w.events.filter((e) => e.reason === 'SidecarPreflight').length, 1);
+    assert.equal(await w.metric('hahaha_preflight_warnings_total', { outcome: 'hangs' }), 1);
 
     // First seen after its main container ended (a restart, a failover): the reap's events say it all.
     const late = new World(running('my-agent'));
