@@ -371,6 +371,7 @@ export class Reconciler {
         ref,
         'Warning',
         `Unsuccessfully shut down container${plural} ${list}: unsupported sidecar, no entry in the sidecar catalog matches it; the pod will not finish until it exits`,
+        onceEventName(pod, `unsupported:${list}`),
       );
     }
 

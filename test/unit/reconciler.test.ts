@@ -710,6 +710,9 @@ describe('reconcile', () => {
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]?.message ?? '', /^Unsuccessfully shut down container my-agent: unsupported sidecar/);
     assert.equal(await w.metric('hahaha_unsupported_sidecars', { container: 'my-agent', job_name: 'job' }), 1);
+    // A restarted process or a new leader does not post the Warning again.
+    await w.makeReconciler().reconcile(w.key);
+    assert.equal(w.events.filter((e) => e.type === 'Warning' && e.reason === 'Killing').length, 1);
   });
 
   it('a repeated failure is counted on the existing event, not re-posted', async () => {
