@@ -68,7 +68,8 @@ export interface PodEvent {
   readonly message: string;
   /**
    * A fixed name instead of a generated one, for an event that must exist at most once (a
-   * sidecar's stop, see domain/handover.ts): a create that finds the name taken is no error.
+   * sidecar's stop, or what is said once per pod; see domain/handover.ts): a create that finds
+   * the name taken is no error.
    */
   readonly name?: string;
 }
