@@ -74,9 +74,11 @@ export function unreportedStops(pod: PodView, catalog: Catalog, window: Handover
   }
   const found: UnreportedStop[] = [];
   for (const c of pod.containers) {
-    if (mains.includes(c.name) || findCatalogEntry(catalog, c) === undefined) continue;
+    if (mains.includes(c.name)) continue;
     const t = terminated(c.name);
     if (t?.finishedAt === undefined || t.finishedAt < mainEnd || t.finishedAt < window.from || t.finishedAt > window.to) continue;
+    // Last: matching the catalog's image patterns is the costly part.
+    if (findCatalogEntry(catalog, c) === undefined) continue;
     found.push({ container: c.name, exitCode: t.exitCode, restartCount: t.restartCount });
   }
   return found;
