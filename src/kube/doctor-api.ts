@@ -13,11 +13,6 @@ import { ApiError, type KubeClient } from './kube-client.ts';
 import { podsPath } from './paths.ts';
 import { ApiServerVersion } from './server-version.ts';
 
-interface List {
-  items?: unknown[];
-  metadata?: { continue?: string };
-}
-
 const PAGE_SIZE = 500;
 /** Finished pods never need anything; the API server filters them out. */
 const NOT_FINISHED = 'status.phase!=Succeeded,status.phase!=Failed';
@@ -70,17 +65,12 @@ export class DoctorApi implements DoctorCluster {
   async webhookConfigurations(webhookName: string): Promise<string[] | { forbidden: string }> {
     try {
       const names: string[] = [];
-      let cont: string | undefined;
-      do {
-        const page = await this.client.request<List>('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
-          query: { limit: PAGE_SIZE, continue: cont },
-        });
-        for (const item of page?.items ?? []) {
+      for await (const page of this.client.pages('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {}, { limit: PAGE_SIZE })) {
+        for (const item of page.items ?? []) {
           const c = item as { metadata?: { name?: string }; webhooks?: { name?: string }[] };
           if ((c.webhooks ?? []).some((w) => w.name === webhookName)) names.push(c.metadata?.name ?? '');
         }
-        cont = page?.metadata?.continue || undefined;
-      } while (cont !== undefined);
+      }
       return names;
     } catch (err) {
       if (isForbidden(err)) return { forbidden: apiMessage(err) };
@@ -89,21 +79,18 @@ export class DoctorApi implements DoctorCluster {
   }
 
   async *podPages(query: { selector: string; namespace?: string }): AsyncIterable<readonly unknown[]> {
-    let cont: string | undefined;
     const what = `list pods ${query.namespace === undefined ? 'in all namespaces' : `in namespace ${query.namespace}`}`;
-    do {
-      let page: List;
-      try {
-        page = await this.client.request<List>('GET', podsPath(query.namespace), {
-          query: { labelSelector: query.selector, fieldSelector: NOT_FINISHED, limit: PAGE_SIZE, continue: cont },
-          timeoutMs: 60_000,
-        });
-      } catch (err) {
-        throw this.fail(what, err);
-      }
-      cont = page?.metadata?.continue || undefined;
-      yield page?.items ?? [];
-    } while (cont !== undefined);
+    const pages = this.client.pages(
+      podsPath(query.namespace),
+      { labelSelector: query.selector, fieldSelector: NOT_FINISHED },
+      { limit: PAGE_SIZE, timeoutMs: 60_000 },
+    );
+    try {
+      // Only the page reads can throw here: a consumer's error is not thrown into this generator.
+      for await (const page of pages) yield page.items ?? [];
+    } catch (err) {
+      throw this.fail(what, err);
+    }
   }
 
   async reviewAccess(subject: { user: string; groups: readonly string[] }, need: AccessNeed): Promise<{ allowed: boolean } | { forbidden: string }> {

@@ -53,6 +53,12 @@ export interface RequestOptions {
 
 export type WatchHandler = (type: string, object: unknown) => void;
 
+/** One page of a list: its items, and the `continue` token of the next page. */
+export interface ListPage {
+  readonly items?: unknown[];
+  readonly metadata?: { readonly continue?: string; readonly resourceVersion?: string };
+}
+
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_ERROR_BODY = 4096;
 /** How long a token read from a file is used before the file is read again (client-go: 1 min). */
@@ -118,6 +124,23 @@ export class KubeClient {
     }
     if (res.status >= 400) throw new ApiError(res.status, res.body);
     return (res.body === '' ? undefined : JSON.parse(res.body)) as T;
+  }
+
+  /**
+   * Reads a list page by page (`limit` items each, following `continue`): one request per page,
+   * made when the previous page has been consumed, so only one page is in memory at a time.
+   */
+  async *pages(path: string, query: RequestOptions['query'], opts: { limit: number; timeoutMs?: number }): AsyncGenerator<ListPage> {
+    let cont: string | undefined;
+    do {
+      const page =
+        (await this.request<ListPage>('GET', path, {
+          query: { ...query, limit: opts.limit, continue: cont },
+          ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+        })) ?? {};
+      yield page;
+      cont = page.metadata?.continue || undefined;
+    } while (cont !== undefined);
   }
 
   /**

@@ -33,18 +33,13 @@ export class ApiPodReader implements PodReader {
   async listFinished(onPod: (pod: PodView) => Promise<void>): Promise<void> {
     const namespaces = this.opts.namespaces.length === 0 ? [undefined] : this.opts.namespaces;
     for (const namespace of namespaces) {
-      let cont: string | undefined;
-      do {
-        const page = await this.client.request<{ items?: unknown[]; metadata?: { continue?: string } }>('GET', podsPath(namespace), {
-          query: { labelSelector: this.opts.selector, fieldSelector: FINISHED_PODS, limit: PAGE_SIZE, continue: cont },
-          timeoutMs: 60_000,
-        });
+      const query = { labelSelector: this.opts.selector, fieldSelector: FINISHED_PODS };
+      for await (const page of this.client.pages(podsPath(namespace), query, { limit: PAGE_SIZE, timeoutMs: 60_000 })) {
         for (const item of page.items ?? []) {
           const pod = parsePod(item, this.opts);
           if (!isMalformed(pod)) await onPod(pod);
         }
-        cont = page.metadata?.continue || undefined;
-      } while (cont !== undefined);
+      }
     }
   }
 

@@ -17,11 +17,6 @@ import type { Metrics } from '../record/metrics.ts';
 import type { KubeClient } from './kube-client.ts';
 import { podsPath } from './paths.ts';
 
-interface PodList {
-  items?: unknown[];
-  metadata?: { continue?: string; resourceVersion?: string };
-}
-
 export interface PodSourceOptions {
   readonly selector: string;
   /**
@@ -127,20 +122,15 @@ export class PodSource implements PodWatch {
 
   private async list(scope: Scope): Promise<string> {
     const pods: PodView[] = [];
-    let cont: string | undefined;
     let resourceVersion = '';
-    do {
-      const page = await this.client.request<PodList>('GET', podsPath(scope.namespace), {
-        query: { ...this.selectors(), limit: PAGE_SIZE, continue: cont },
-        timeoutMs: 60_000,
-      });
+    for await (const page of this.client.pages(podsPath(scope.namespace), this.selectors(), { limit: PAGE_SIZE, timeoutMs: 60_000 })) {
       for (const item of page.items ?? []) {
         const pod = this.accept(item);
         if (pod !== undefined) pods.push(pod);
       }
-      cont = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-    } while (cont !== undefined && !this.stopped);
+      if (this.stopped) break;
+    }
 
     const fresh = new Set(pods.map(podKey));
     for (const key of [...scope.keys]) {
