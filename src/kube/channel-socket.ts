@@ -5,6 +5,7 @@
 import type WebSocket from 'ws';
 import type { PodRef } from '../ports.ts';
 import type { KubeClient } from './kube-client.ts';
+import { podPath } from './paths.ts';
 
 /** WebSocket close code of a connection that ended without a close frame (RFC 6455 7.4.1). */
 export const ABNORMAL_CLOSURE = 1006;
@@ -32,7 +33,7 @@ export async function openPodChannel(
 ): Promise<{ ws: WebSocket; signal: AbortSignal }> {
   const timeout = AbortSignal.timeout(call.timeoutMs);
   const signal = call.signal === undefined ? timeout : AbortSignal.any([call.signal, timeout]);
-  const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/${subresource}?${query}`;
+  const path = `${podPath(pod, subresource)}?${query}`;
   const ws = await client.openSocket(path, call.protocols, { handshakeTimeoutMs: call.timeoutMs, signal });
   return { ws, signal };
 }
