@@ -171,11 +171,9 @@ export class ReaperController {
   private beginHandover(): void {
     if (this.dryRun) return;
     this.reconciler.beginHandover(Date.now(), this.handoverLookbackMs, this.verifyTimeoutMs);
-    const list = this.reader.listFinished;
-    if (list === undefined) return;
     const term = this.term.signal;
-    list
-      .call(this.reader, async (pod) => {
+    this.reader
+      .listFinished?.(async (pod) => {
         if (!term.aborted) await this.reconciler.reportHandover(pod);
       })
       .catch((err: unknown) => this.log.warn({ error: (err as Error).message }, 'could not list finished pods for stops a previous leader did not report'));
