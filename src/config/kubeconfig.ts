@@ -176,6 +176,11 @@ function mergeFile(merged: Merged, doc: unknown, file: string, invalid: (why: st
   if (merged.currentContext === undefined && typeof current === 'string' && current !== '') merged.currentContext = current;
 }
 
+/** A path from a kubeconfig: relative ones are relative to that file's directory, as kubectl reads them. */
+function besideFile(file: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(dirname(file), path);
+}
+
 function isFields(v: unknown): v is Fields {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -247,7 +252,7 @@ class FieldReader {
     if (typeof data === 'string' && data !== '') return { [as]: Buffer.from(data, 'base64') } as Record<K, Buffer>;
     const path = entry.value[field];
     if (typeof path !== 'string' || path === '') return {};
-    const full = isAbsolute(path) ? path : resolve(dirname(entry.file), path);
+    const full = besideFile(entry.file, path);
     try {
       return { [as]: readFileSync(full) } as Record<K, Buffer>;
     } catch (err) {
@@ -268,7 +273,7 @@ class FieldReader {
     }
     if (typeof u.token === 'string' && u.token !== '') return { kind: 'token', token: u.token };
     if (typeof u.tokenFile === 'string' && u.tokenFile !== '') {
-      return { kind: 'tokenFile', path: isAbsolute(u.tokenFile) ? u.tokenFile : resolve(dirname(user.file), u.tokenFile) };
+      return { kind: 'tokenFile', path: besideFile(user.file, u.tokenFile) };
     }
     if (typeof u.username === 'string' && u.username !== '') return { kind: 'basic', username: u.username, password: String(u.password ?? '') };
     if (u.exec !== undefined && u.exec !== null) return { kind: 'exec', plugin: this.execPlugin(user, u.exec) };
