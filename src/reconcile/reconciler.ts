@@ -481,8 +481,8 @@ export class Reconciler {
       while (!outcome.ok && outcome.cause === 'refused' && this.stillStarting(key, target.container, started) && !signal?.aborted) {
         log.debug({ attempt: described, error: outcome.error }, 'refused by a sidecar that is still starting; asking again');
         await sleep(STARTING_RETRY_MS, undefined, signal ? { signal } : {}).catch(() => {});
-        const now = this.deps.store.get(key);
-        if (now === undefined || now.uid !== pod.uid || terminatedState(now, pod.uid, target.container) !== undefined || signal?.aborted) break;
+        const current = this.deps.store.get(key);
+        if (current?.uid !== pod.uid || terminatedState(current, pod.uid, target.container) !== undefined || signal?.aborted) break;
         outcome = await runAttempt(this.deps.strategies, { pod: ref, container: target.container }, attempt, signal);
       }
       const seconds = (this.now() - started) / 1000;
