@@ -198,6 +198,42 @@ describe('reaping scenarios', { concurrency: true }, () => {
     await assertShutdownRequests(ns.name, pod.metadata.name, 'cloudsql-proxy', ['cloudsql http POST /quitquitquit']);
   });
 
+  it('two admin ports on one port-forward socket: a refused port does not hold up or fail the other', async () => {
+    const job = 'shared';
+    // linkerd and cloud-sql-proxy are asked together, on one pods/portforward socket carrying
+    // both ports; cloud-sql-proxy listens only 4 s later, so its port is refused on that socket
+    // while linkerd's answers, and it is asked again on a socket of its own.
+    await apply(
+      naisjob(ns.name, job, {
+        containers: [
+          main(job, 'true'),
+          sidecar('linkerd-proxy', 'linkerd'),
+          { name: 'cloudsql-proxy', command: ['sh', '-c', 'sleep 4; exec fake-sidecar cloudsql --quitquitquit'], env: { CSQL_PROXY_QUITQUITQUIT: 'true' } },
+        ],
+      }),
+    );
+    const pod = await jobPod(ns.name, job);
+    await waitJobComplete(ns.name, job);
+    const final = await getPod(ns.name, pod.metadata.name);
+    const at = (c: string) => Date.parse(containerState(final, c).terminated.finishedAt);
+    const sidecarStarted = Date.parse(containerState(final, 'cloudsql-proxy').terminated.startedAt);
+    // linkerd was stopped while cloud-sql-proxy was still starting, not after it.
+    assert.ok(at('linkerd-proxy') < sidecarStarted + 4000, `linkerd-proxy stopped ${at('linkerd-proxy') - sidecarStarted} ms after the sidecars started`);
+    const events = await hahahaEvents(ns.name, pod.metadata.name);
+    assert.deepEqual(
+      events
+        .filter((e) => e.reason === 'Killing')
+        .map((e) => `${e.type} ${e.message}`)
+        .sort(),
+      [
+        'Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)',
+        'Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)',
+      ],
+    );
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'linkerd-proxy', ['linkerd http POST /shutdown']);
+    await assertShutdownRequests(ns.name, pod.metadata.name, 'cloudsql-proxy', ['cloudsql http POST /quitquitquit']);
+  });
+
   it('an endpoint that refuses: the exec fallback stops the sidecar', async () => {
     const job = 'refuse';
     // CSQL_PROXY_QUITQUITQUIT=true is how cloud-sql-proxy's --quitquitquit is set by env: the
