@@ -16,10 +16,11 @@
  *   1. Reaction against the raw floor, 1 and 3 sidecars (BENCH_REACTION_SAMPLES pods per variant,
  *      default 30). The bench watches its pods with one raw HTTPS watch (node:https, no client
  *      library) and is itself an ideal reaper for "floor" pods: in the watch callback that first
- *      shows the main container terminated it opens, for each sidecar at once, a WebSocket
+ *      shows the main container terminated it opens at once a WebSocket
  *      (`ws`, TLS sessions resumed through an https.Agent) to pods/portforward (v4.channel.k8s.io)
- *      and writes the HTTP request into channel 0 (linkerd POST :4191/shutdown, fluentd GET
- *      :24444/api/processes.killWorkers), or to pods/exec (v5.channel.k8s.io) for
+ *      for all its HTTP sidecars together, as hahaha does, and writes each HTTP request into its
+ *      port's data channel (linkerd POST :4191/shutdown, fluentd GET
+ *      :24444/api/processes.killWorkers), and one to pods/exec (v5.channel.k8s.io) for
  *      `/bin/kill -s INT 1` (vks), exactly hahaha's catalog calls. It uses a token of its own
  *      ServiceAccount hahaha-system/bench-floor, bound to the chart's ClusterRole and audited
  *      too, so both reapers pay the same authentication, authorization and audit costs.
@@ -319,51 +320,109 @@ function channelUrl(api: Api, ns: string, pod: string, sub: string, query: URLSe
 }
 
 /**
- * Runs one call over a pods/portforward or pods/exec WebSocket; resolves with its duration in
- * ms (start → HTTP status line, or → the exec's status on channel 3), or with the error.
+ * Runs a pod's calls as hahaha does: every port-forward call on one pods/portforward WebSocket
+ * (port i on channel 2i), each exec on a pods/exec WebSocket of its own. Resolves with each
+ * call's duration in ms (start → its HTTP status line, or → the exec's status on channel 3), or
+ * with its error, in the order of `calls`.
  */
-function floorCall(api: Api, ns: string, pod: string, container: string, call: FloorCall): Promise<number | Error> {
+function floorCalls(api: Api, ns: string, pod: string, calls: readonly { container: string; call: FloorCall }[]): Promise<(number | Error)[]> {
+  const forwards = calls.flatMap((c) => (c.call.kind === 'portforward' ? [c.call] : []));
+  const results = new Map<FloorCall, Promise<number | Error>>();
+  if (forwards.length > 0) {
+    const times = floorSocket(
+      api,
+      `portforward`,
+      ns,
+      pod,
+      new URLSearchParams({ ports: forwards.map((f) => f.port).join(',') }),
+      'v4.channel.k8s.io',
+      (ws, finish) => {
+        ws.on('open', () => {
+          forwards.forEach((f, i) => {
+            const http = `${f.method} ${f.path} HTTP/1.1\r\nHost: localhost:${f.port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+            ws.send(Buffer.concat([Buffer.of(2 * i), Buffer.from(http)]));
+          });
+        });
+        const answers = forwards.map(() => '');
+        ws.on('message', (data: Buffer) => {
+          // data channel 2i of port i; its first 2 bytes (the port) come in a frame of their own
+          const channel = data[0] ?? 1;
+          if (channel % 2 !== 0 || data.length <= 3) return;
+          answers[channel / 2] += data.subarray(1).toString('latin1');
+          if (answers[channel / 2]?.includes('HTTP/1.')) finish(channel / 2);
+        });
+      },
+      forwards.length,
+    );
+    forwards.forEach((f, i) => {
+      results.set(
+        f,
+        times.then((t) => t[i] as number | Error),
+      );
+    });
+  }
+  for (const c of calls) {
+    if (c.call.kind !== 'exec') continue;
+    const query = new URLSearchParams({ container: c.container, stdout: 'true', stderr: 'true' });
+    for (const arg of c.call.command) query.append('command', arg);
+    const times = floorSocket(
+      api,
+      'exec',
+      ns,
+      pod,
+      query,
+      'v5.channel.k8s.io',
+      (ws, finish) => {
+        // channel 3 carries the command's final status
+        ws.on('message', (data: Buffer) => {
+          if (data[0] === 3) finish(0);
+        });
+      },
+      1,
+    );
+    results.set(
+      c.call,
+      times.then((t) => t[0] as number | Error),
+    );
+  }
+  return Promise.all(calls.map((c) => results.get(c.call) as Promise<number | Error>));
+}
+
+/**
+ * One channel WebSocket carrying `count` calls; `speak` sends them and calls finish(i) when call
+ * i is answered. The socket is closed once all are; a call not answered when it closes or
+ * fails ends then.
+ */
+function floorSocket(
+  api: Api,
+  sub: string,
+  ns: string,
+  pod: string,
+  query: URLSearchParams,
+  protocol: string,
+  speak: (ws: WebSocket, finish: (i: number) => void) => void,
+  count: number,
+): Promise<(number | Error)[]> {
   const t = performance.now();
   return new Promise((resolve) => {
-    let done = false;
-    const finish = (r: number | Error) => {
-      if (done) return;
-      done = true;
-      resolve(r);
+    const times: (number | Error | undefined)[] = new Array(count).fill(undefined);
+    const ws = new WebSocket(channelUrl(api, ns, pod, sub, query), [protocol], { agent: api.agent, headers: api.headers, perMessageDeflate: false });
+    const settle = (i: number, r: number | Error) => {
+      if (times[i] !== undefined) return;
+      times[i] = r;
+      if (times.every((x) => x !== undefined)) {
+        ws.terminate();
+        resolve(times as (number | Error)[]);
+      }
     };
-    let ws: WebSocket;
-    if (call.kind === 'portforward') {
-      ws = new WebSocket(channelUrl(api, ns, pod, 'portforward', new URLSearchParams({ ports: String(call.port) })), ['v4.channel.k8s.io'], {
-        agent: api.agent,
-        headers: api.headers,
-        perMessageDeflate: false,
-      });
-      ws.on('open', () => {
-        const http = `${call.method} ${call.path} HTTP/1.1\r\nHost: localhost:${call.port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
-        ws.send(Buffer.concat([Buffer.of(0), Buffer.from(http)]));
-      });
-      let answer = '';
-      ws.on('message', (data: Buffer) => {
-        // channel 0 data; its first 2 bytes (the port) come in a frame of their own
-        if (data[0] === 0 && data.length > 3) answer += data.subarray(1).toString('latin1');
-        if (answer.includes('HTTP/1.')) {
-          finish(performance.now() - t);
-          ws.terminate();
-        }
-      });
-    } else {
-      const query = new URLSearchParams({ container, stdout: 'true', stderr: 'true' });
-      for (const arg of call.command) query.append('command', arg);
-      ws = new WebSocket(channelUrl(api, ns, pod, 'exec', query), ['v5.channel.k8s.io'], { agent: api.agent, headers: api.headers, perMessageDeflate: false });
-      // channel 3 carries the command's final status
-      ws.on('message', (data: Buffer) => {
-        if (data[0] === 3) finish(performance.now() - t);
-      });
-    }
-    ws.on('close', () => finish(performance.now() - t));
-    ws.on('error', (err) => finish(err));
+    const all = (r: () => number | Error) => {
+      for (let i = 0; i < count; i++) settle(i, r());
+    };
+    speak(ws, (i) => settle(i, performance.now() - t));
+    ws.on('close', () => all(() => performance.now() - t));
+    ws.on('error', (err) => all(() => err));
     setTimeout(() => {
-      finish(new Error('timed out after 10 s'));
+      all(() => new Error('timed out after 10 s'));
       ws.terminate();
     }, 10_000).unref();
   });
@@ -681,8 +740,11 @@ async function phaseReaction(h: Hahaha, admin: Api, floorApi: Api): Promise<void
       if (!terminated(s.name)) return;
       s.mainEnded = at;
       if (s.floor) {
-        s.calls = Promise.all(
-          SIDECARS.filter((sc) => s.sidecars.includes(sc.container.name)).map((sc) => floorCall(floorApi, ns, s.name, sc.container.name, sc.call)),
+        s.calls = floorCalls(
+          floorApi,
+          ns,
+          s.name,
+          SIDECARS.filter((sc) => s.sidecars.includes(sc.container.name)).map((sc) => ({ container: sc.container.name, call: sc.call })),
         );
       }
     }
