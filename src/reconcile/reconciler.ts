@@ -296,15 +296,18 @@ export class Reconciler {
       if (native.length > 0 && this.firstTime(pod.uid, 'native-sidecars')) {
         log.info({ native }, 'sidecars were made native at admission; the kubelet stops them');
         const plural = native.length > 1 ? 's' : '';
-        void this.deps.events.record({
-          pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
-          type: 'Normal',
-          reason: NATIVE_EVENT_REASON,
-          action: 'Converted',
-          message: `Converted sidecar${plural} ${native.join(', ')} to native sidecar${plural} at admission: the kubelet stops ${native.length > 1 ? 'them' : 'it'} after the main container, and ${native.length > 1 ? 'their exit codes do' : 'its exit code does'} not decide the pod's phase`,
-          // Said once per pod, also across restarts and leader changes.
-          name: onceEventName(pod, 'native-sidecars'),
-        });
+        void this.deps.events.record(
+          {
+            pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
+            type: 'Normal',
+            reason: NATIVE_EVENT_REASON,
+            action: 'Converted',
+            message: `Converted sidecar${plural} ${native.join(', ')} to native sidecar${plural} at admission: the kubelet stops ${native.length > 1 ? 'them' : 'it'} after the main container, and ${native.length > 1 ? 'their exit codes do' : 'its exit code does'} not decide the pod's phase`,
+            // Said once per pod, also across restarts and leader changes.
+            name: onceEventName(pod, 'native-sidecars'),
+          },
+          { background: true },
+        );
       }
       return;
     }
@@ -334,16 +337,19 @@ export class Reconciler {
       )
       .join(' | ');
     void this.deps.events
-      .record({
-        pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
-        type: 'Warning',
-        reason: PREFLIGHT_REASON,
-        action: 'Predicted',
-        message,
-        // Said once per pod, also across restarts and leader changes (which would say it again
-        // for every running pod), and counted once.
-        name: onceEventName(pod, 'preflight'),
-      })
+      .record(
+        {
+          pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
+          type: 'Warning',
+          reason: PREFLIGHT_REASON,
+          action: 'Predicted',
+          message,
+          // Said once per pod, also across restarts and leader changes (which would say it again
+          // for every running pod), and counted once.
+          name: onceEventName(pod, 'preflight'),
+        },
+        { background: true },
+      )
       .then((outcome) => {
         if (outcome === 'already-posted') return;
         for (const b of bad) this.deps.metrics.preflightWarnings.inc({ outcome: b.predicted.outcome });
@@ -372,6 +378,7 @@ export class Reconciler {
         'Warning',
         `Unsuccessfully shut down container${plural} ${list}: unsupported sidecar, no entry in the sidecar catalog matches it; the pod will not finish until it exits`,
         onceEventName(pod, `unsupported:${list}`),
+        { background: true },
       );
     }
 
@@ -647,8 +654,8 @@ export class Reconciler {
   }
 
   /** Records an event with HAHAHA's reason and action. */
-  private async killingEvent(pod: PodRef, type: 'Normal' | 'Warning', message: string, name?: string): Promise<void> {
-    await this.deps.events.record({ pod, type, reason: EVENT_REASON, action: EVENT_REASON, message, ...(name !== undefined && { name }) });
+  private async killingEvent(pod: PodRef, type: 'Normal' | 'Warning', message: string, name?: string, opts: { background?: boolean } = {}): Promise<void> {
+    await this.deps.events.record({ pod, type, reason: EVENT_REASON, action: EVENT_REASON, message, ...(name !== undefined && { name }) }, opts);
   }
 
   /**

@@ -5,6 +5,11 @@
  * again in the background for about half a minute (an API server restart), so that the event
  * of a stop is not lost; one that still fails, or is refused (4xx), is logged and counted
  * (hahaha_total_unsuccessful_event_posts).
+ *
+ * What is said once per pod (native conversion, preflight, an unsupported sidecar) is posted in
+ * the background, a few at a time: a restart or a new leader sees every running pod anew and
+ * says it all again (answered AlreadyExists), and thousands of such posts must not queue the
+ * stops' events and pod reads behind them in the shared connection pool.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -23,6 +28,8 @@ const ALREADY_POSTED = Symbol('already posted');
 const MAX_REMEMBERED = 10_000;
 /** Waits before each further try of a post that failed transiently: 31 s in all. */
 const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 16_000];
+/** Background posts in flight at once: 2 of the client's 16 pooled connections. */
+const BACKGROUND_IN_FLIGHT = 2;
 
 /**
  * How a record went: posted (or repeated); already posted under its fixed name (by this replica
@@ -45,6 +52,9 @@ export class EventRecorder {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly retryDelaysMs: readonly number[];
+  private backgroundInFlight = 0;
+  /** Background posts waiting for a slot, oldest first. */
+  private readonly backgroundWaiting: (() => void)[] = [];
 
   constructor(sink: EventSink, metrics: Metrics, log: Logger, now: () => Date = () => new Date(), retryDelaysMs: readonly number[] = RETRY_DELAYS_MS) {
     this.sink = sink;
@@ -54,8 +64,36 @@ export class EventRecorder {
     this.retryDelaysMs = retryDelaysMs;
   }
 
-  /** Resolves after the first try; transient failures are retried in the background. */
-  async record(event: PodEvent): Promise<RecordOutcome> {
+  /**
+   * Resolves after the first try; transient failures are retried in the background. With
+   * `background`, the first try waits its turn among the other background posts.
+   */
+  async record(event: PodEvent, opts: { readonly background?: boolean } = {}): Promise<RecordOutcome> {
+    if (opts.background !== true) return this.firstTry(event);
+    await this.backgroundSlot();
+    try {
+      return await this.firstTry(event);
+    } finally {
+      this.releaseBackgroundSlot();
+    }
+  }
+
+  private backgroundSlot(): Promise<void> {
+    if (this.backgroundInFlight < BACKGROUND_IN_FLIGHT) {
+      this.backgroundInFlight += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.backgroundWaiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting post, if any. */
+  private releaseBackgroundSlot(): void {
+    const next = this.backgroundWaiting.shift();
+    if (next !== undefined) next();
+    else this.backgroundInFlight -= 1;
+  }
+
+  private async firstTry(event: PodEvent): Promise<RecordOutcome> {
     const err = await this.post(event);
     if (err === undefined) return 'posted';
     if (err === ALREADY_POSTED) return 'already-posted';

@@ -91,6 +91,47 @@ describe('event recorder', () => {
     assert.equal(await unsuccessful(metrics), 1);
   });
 
+  it('posts once-per-pod events in the background two at a time, and a stop event does not wait behind them', async () => {
+    // A restart sees every running pod anew: thousands of once-per-pod posts at once. Each
+    // background create here is held until the test lets it answer.
+    const order: string[] = [];
+    const held: (() => void)[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const sink: EventSink = {
+      async create(e) {
+        order.push(e.message);
+        if (e.message === 'stop') return { name: 'stop' };
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise<void>((resolve) => held.push(resolve));
+        inFlight -= 1;
+        return { name: e.message, existed: true };
+      },
+      async repeat() {},
+    };
+    const recorder = new EventRecorder(sink, new Metrics({ defaultMetrics: false }), log);
+    const once = Array.from({ length: 20 }, (_, i) =>
+      recorder.record({ ...event, pod: { ...event.pod, uid: `uid-${i}` }, message: `once ${i}`, name: `once-${i}` }, { background: true }),
+    );
+    await sleep(1);
+    assert.deepEqual(order, ['once 0', 'once 1']);
+    // The stop's post is sent at once, beside the two background posts in flight.
+    assert.equal(await recorder.record({ ...event, message: 'stop' }), 'posted');
+    assert.deepEqual(order, ['once 0', 'once 1', 'stop']);
+    while (order.length < 21 || held.length > 0) {
+      held.shift()?.();
+      await sleep(0);
+    }
+    assert.deepEqual(new Set(await Promise.all(once)), new Set(['already-posted']));
+    // Background posts kept their order, never more than two at a time.
+    assert.deepEqual(
+      order.filter((m) => m !== 'stop'),
+      Array.from({ length: 20 }, (_, i) => `once ${i}`),
+    );
+    assert.equal(most, 2);
+  });
+
   it('isTransientPostError: no status, 5xx and 429 are transient; other 4xx are not', () => {
     assert.deepEqual(
       [network(), { status: 500 }, { status: 503 }, { status: 429 }, { status: 403 }, { status: 422 }, { status: 404 }].map(isTransientPostError),

@@ -531,6 +531,7 @@ describe('reconcile', () => {
     const w = new World(running('job'), running('secure-logs-configmap-reload'), running('my-agent'), running('vks-sidecar'));
     await w.reconciler.reconcile(w.key);
     await w.reconciler.reconcile(w.key);
+    await sleep(10); // once-per-pod events are posted in the background
     const pre = w.events.filter((e) => e.reason === 'SidecarPreflight');
     assert.equal(pre.length, 1);
     assert.equal(pre[0]?.type, 'Warning');
