@@ -26,7 +26,6 @@ class TunnelStream extends Duplex {
   private readonly release: () => void;
   /** The port-number prefix still to strip, per channel: [data, error]. */
   private readonly skip = [PORT_PREFIX_BYTES, PORT_PREFIX_BYTES];
-  private remoteError = '';
 
   constructor(send: (payload: Buffer, cb: (err?: Error) => void) => void, release: () => void) {
     super();
@@ -48,8 +47,7 @@ class TunnelStream extends Duplex {
       return;
     }
     // The kubelet writes a port's error in one message, once its connection in the pod ended.
-    this.remoteError += payload.toString('utf8');
-    this.destroy(new Error(this.remoteError.trim()));
+    this.destroy(new Error(payload.toString('utf8').trim()));
   }
 
   /** The socket closed: the end of this port's data, unless it broke. */
