@@ -7,9 +7,9 @@
  *
  * hahaha runs as the image runs it: `tsc -p tsconfig.build.json` into BENCH_APP_DIR/dist (default
  * <run dir>-app) beside copies of bin/, config/ and package.json (node_modules linked), started as
- * `node <app dir>/bin/hahaha.js run` with the ENV of the Dockerfile's final stage (NODE_ENV,
- * NODE_OPTIONS; the repository's own dist/ is left alone: bin/hahaha.js would prefer it to the
- * sources for everyone). It holds only a TokenRequest token of the chart's ServiceAccount hahaha-system/hahaha
+ * `node <app dir>/bin/hahaha.js run` with the ENV of the Dockerfile's final stage (NODE_ENV) and
+ * its ENTRYPOINT's node flags as NODE_OPTIONS (the repository's own dist/ is left alone:
+ * bin/hahaha.js would prefer it to the sources for everyone). It holds only a TokenRequest token of the chart's ServiceAccount hahaha-system/hahaha
  * (RBAC from the chart, scripts/hahaha-up.sh --rbac-only), so the audit log attributes every
  * request to it exactly. Phases, in order:
  *
@@ -456,13 +456,23 @@ async function buildApp(): Promise<void> {
 }
 
 /**
- * The image's final stage's `ENV KEY=VALUE` lines (NODE_ENV, NODE_OPTIONS, …), so that the
- * compiled daemon runs with what the image sets.
+ * The image's final stage's `ENV KEY=VALUE` lines (NODE_ENV, …) and the node flags of its
+ * ENTRYPOINT (`--max-semi-space-size=1`), passed here as NODE_OPTIONS, so that the compiled
+ * daemon runs with what the image sets.
  */
 function imageEnv(): Record<string, string> {
   const lines = readFileSync(`${ROOT}Dockerfile`, 'utf8').split('\n');
   const env: Record<string, string> = {};
+  const flags: string[] = [];
   for (const line of lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)))) {
+    const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/i.exec(line.trim());
+    if (entry) {
+      const args = JSON.parse(entry[1] as string) as string[];
+      for (const a of args.slice(1)) {
+        if (!a.startsWith('--')) break;
+        flags.push(a);
+      }
+    }
     const m = /^ENV\s+(.*)$/i.exec(line.trim());
     if (!m) continue;
     for (const pair of (m[1] as string).split(/\s+/)) {
@@ -470,6 +480,7 @@ function imageEnv(): Record<string, string> {
       if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
     }
   }
+  if (flags.length > 0) env.NODE_OPTIONS = [...flags, env.NODE_OPTIONS ?? ''].join(' ').trim();
   return env;
 }
 

@@ -210,8 +210,15 @@ FINAL=${STAGE_ROOT[$STAGE]}
 mapfile -t ENTRY < <("$NODE" -e 'for (const a of JSON.parse(process.argv[1])) console.log(a)' "$ENTRYPOINT_JSON")
 [[ ${ENTRY[0]} == */node ]] || die "ENTRYPOINT should start with the base image's node, got ${ENTRY[0]}"
 mapfile -t CMD_ARGS < <("$NODE" -e 'for (const a of JSON.parse(process.argv[1] || "[]")) console.log(a)' "$CMD_JSON")
-SCRIPT=$FINAL${ENTRY[1]}
-[[ -f $SCRIPT ]] || die "ENTRYPOINT script ${ENTRY[1]} is not in the image"
+# node's own flags (e.g. --max-semi-space-size=1) come before the script, and are kept.
+NODE_FLAGS=()
+i=1
+while [[ ${ENTRY[i]:-} == --* ]]; do
+  NODE_FLAGS+=("${ENTRY[i]}")
+  i=$((i + 1))
+done
+SCRIPT=$FINAL${ENTRY[i]:-}
+[[ -n ${ENTRY[i]:-} && -f $SCRIPT ]] || die "ENTRYPOINT script ${ENTRY[i]:-(none)} is not in the image"
 [[ -f $FINAL/app/dist/cli.js ]] || die "/app/dist/cli.js missing: the image would run the TypeScript sources"
 [[ ! -e $FINAL/app/src ]] || die "/app/src is in the image; only dist/ belongs there"
 # Nothing the lock file marks dev-only may reach the runtime image.
@@ -236,7 +243,7 @@ as_image_user() {
   (
     cd /
     exec env -i PATH=/usr/bin:/bin HOME=/nonexistent "${STAGE_ENV[@]}" "${RUN_ENV[@]}" \
-      setpriv --reuid "$RUN_UID" --regid "$RUN_UID" --clear-groups "$NODE" "$SCRIPT" "$@"
+      setpriv --reuid "$RUN_UID" --regid "$RUN_UID" --clear-groups "$NODE" "${NODE_FLAGS[@]}" "$SCRIPT" "$@"
   )
 }
 
@@ -295,7 +302,7 @@ RUN_ENV=(KUBECONFIG="$WORK/kubeconfig" LEADER_ELECT=false METRICS_HOST=127.0.0.1
 (
   cd /
   exec env -i PATH=/usr/bin:/bin HOME=/nonexistent "${STAGE_ENV[@]}" "${RUN_ENV[@]}" \
-    setpriv --reuid "$RUN_UID" --regid "$RUN_UID" --clear-groups "$NODE" "$SCRIPT" "${CMD_ARGS[@]}"
+    setpriv --reuid "$RUN_UID" --regid "$RUN_UID" --clear-groups "$NODE" "${NODE_FLAGS[@]}" "$SCRIPT" "${CMD_ARGS[@]}"
 ) >"$WORK/run.out" 2>&1 &
 daemon=$!
 stop_daemon() { kill "$daemon" 2>/dev/null || true; }
