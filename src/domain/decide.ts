@@ -99,8 +99,14 @@ export function effectiveRestartPolicy(pod: PodView, container: string): string 
   return pod.containers.find((c) => c.name === container)?.restartPolicy ?? pod.restartPolicy;
 }
 
-function statusOf(pod: PodView, container: string): ContainerStatusView | undefined {
+export function statusOf(pod: PodView, container: string): ContainerStatusView | undefined {
   return pod.containerStatuses.find((s) => s.name === container);
+}
+
+/** A container's terminated state with its restart count, or undefined while it has not terminated. */
+export function terminatedContainer(pod: PodView, container: string) {
+  const s = statusOf(pod, container);
+  return s?.state.kind === 'terminated' ? { ...s.state, restartCount: s.restartCount } : undefined;
 }
 
 /**
@@ -169,10 +175,7 @@ export function decide(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}
     });
   }
 
-  const finishedAts = mains.map((m) => {
-    const s = statusOf(pod, m)?.state;
-    return s?.kind === 'terminated' ? s.finishedAt : undefined;
-  });
+  const finishedAts = mains.map((m) => terminatedContainer(pod, m)?.finishedAt);
   const mainFinishedAt = finishedAts.every((t) => t !== undefined) ? Math.max(...finishedAts) : undefined;
   const mainList = mains.join(', ');
   return {

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Catalog, findCatalogEntry } from './catalog.ts';
-import { findMainContainers } from './decide.ts';
+import { findMainContainers, terminatedContainer } from './decide.ts';
 import type { PodView } from './pod-view.ts';
 
 /** Kubernetes object names (DNS subdomains) are at most this long. */
@@ -62,20 +62,16 @@ export interface UnreportedStop {
 export function unreportedStops(pod: PodView, catalog: Catalog, window: HandoverWindow): UnreportedStop[] {
   const mains = findMainContainers(pod);
   if (typeof mains === 'string') return [];
-  const terminated = (name: string) => {
-    const s = pod.containerStatuses.find((c) => c.name === name);
-    return s?.state.kind === 'terminated' ? { ...s.state, restartCount: s.restartCount } : undefined;
-  };
   let mainEnd = 0;
   for (const m of mains) {
-    const t = terminated(m);
+    const t = terminatedContainer(pod, m);
     if (t?.finishedAt === undefined) return [];
     mainEnd = Math.max(mainEnd, t.finishedAt);
   }
   const found: UnreportedStop[] = [];
   for (const c of pod.containers) {
     if (mains.includes(c.name)) continue;
-    const t = terminated(c.name);
+    const t = terminatedContainer(pod, c.name);
     if (t?.finishedAt === undefined || t.finishedAt < mainEnd || t.finishedAt < window.from || t.finishedAt > window.to) continue;
     // Last: matching the catalog's image patterns is the costly part.
     if (findCatalogEntry(catalog, c) === undefined) continue;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
-import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget } from '../domain/decide.ts';
+import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget, statusOf, terminatedContainer } from '../domain/decide.ts';
 import { type HandoverWindow, onceEventName, stopEventName, type UnreportedStop, unreportedStops } from '../domain/handover.ts';
 import { convertedSidecars } from '../domain/native-conversion.ts';
 import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
@@ -43,10 +43,7 @@ export function failedBySidecar(pod: PodView): boolean {
   if (pod.phase !== 'Failed') return false;
   const mains = findMainContainers(pod);
   if (typeof mains === 'string') return false;
-  const exit = (name: string) => {
-    const s = pod.containerStatuses.find((c) => c.name === name)?.state;
-    return s?.kind === 'terminated' ? s.exitCode : undefined;
-  };
+  const exit = (name: string) => terminatedContainer(pod, name)?.exitCode;
   if (!mains.every((m) => exit(m) === 0)) return false;
   return pod.containers.some((c) => !mains.includes(c.name) && (exit(c.name) ?? 0) !== 0);
 }
@@ -140,9 +137,7 @@ type TargetResult =
 
 /** The container's terminated state in this incarnation of the pod (same uid), if any, with its restart count. */
 function terminatedState(pod: PodView | undefined, uid: string, container: string) {
-  if (pod === undefined || pod.uid !== uid) return undefined;
-  const s = pod.containerStatuses.find((c) => c.name === container);
-  return s?.state.kind === 'terminated' ? { ...s.state, restartCount: s.restartCount } : undefined;
+  return pod === undefined || pod.uid !== uid ? undefined : terminatedContainer(pod, container);
 }
 
 export class Reconciler {
@@ -535,7 +530,8 @@ export class Reconciler {
   private stillStarting(key: string, container: string, askedSince: number): boolean {
     const now = this.now();
     if (now - askedSince >= STARTING_MS) return false;
-    const state = this.deps.store.get(key)?.containerStatuses.find((c) => c.name === container)?.state;
+    const pod = this.deps.store.get(key);
+    const state = pod === undefined ? undefined : statusOf(pod, container)?.state;
     return state?.kind === 'running' && state.startedAt !== undefined && now - state.startedAt < STARTING_MS;
   }
 
