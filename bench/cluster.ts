@@ -66,21 +66,22 @@
  * figures depend on what else runs on the machine: compare figures of one run, not across runs.
  * Other knobs: BENCH_PHASES (default reaction,burst,rss,leader: phases 1, 2, 3 and 4, 5),
  * BENCH_RSS_BUDGET_SECONDS (default 540: no further RSS step after it),
- * BENCH_MAX_LOAD (no further RSS step above this 1-minute load average per core, default 6).
+ * BENCH_MAX_LOAD (no further RSS step above this 1-minute load average per core, default 6),
+ * BENCH_NODE_OPTIONS (node flags added after the image's for the compiled daemon and the floor's
+ * process, e.g. `--cpu-prof --cpu-prof-dir=DIR`; NODE_OPTIONS itself does not reach them).
  */
-import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import WebSocket from 'ws';
 import { metricValue } from '../test/e2e/metric-value.ts';
 import { until as poll } from '../test/soak/cluster.ts';
 import { startHahaha as startTestHahaha } from '../test/unit/chart-assets.ts';
+import { type Api, apiCall, apiFromKubeconfig, apiJson, floorCalls, rawPodWatch, SIDECARS } from './floor.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -178,12 +179,6 @@ function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeou
 }
 
 // ------------------------------------------------------------------ raw API access
-/** The API server over node:https with one identity: the admin's client certificate or a token. */
-interface Api {
-  readonly server: URL;
-  readonly agent: Agent;
-  readonly headers: Record<string, string>;
-}
 
 async function adminApi(): Promise<Api> {
   const kc = JSON.parse(await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']));
@@ -219,213 +214,7 @@ async function serviceAccountApi(account: string): Promise<{ api: Api; kubeconfi
     }),
     { mode: 0o600 },
   );
-  return {
-    api: {
-      server: new URL(cluster.server),
-      // keep-alive for plain requests; an upgraded socket leaves the pool, its TLS session stays cached
-      agent: new Agent({ keepAlive: true, ca: Buffer.from(cluster['certificate-authority-data'], 'base64'), maxCachedSessions: 100 }),
-      headers: { authorization: `Bearer ${token}` },
-    },
-    kubeconfig: file,
-  };
-}
-
-function apiCall(api: Api, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      {
-        agent: api.agent,
-        method,
-        host: api.server.hostname,
-        port: api.server.port,
-        path,
-        headers: {
-          ...api.headers,
-          accept: 'application/json',
-          ...(data === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(data) }),
-        },
-        timeout: 60_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          text += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
-async function apiJson(api: Api, method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
-  const res = await apiCall(api, method, path, body, contentType);
-  if (res.status < 200 || res.status > 299) throw new Error(`${method} ${path}: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
-  return JSON.parse(res.text);
-}
-
-/**
- * A raw watch of pods (newline-delimited JSON over one HTTPS response): `onPod` gets each
- * object with the time its chunk arrived, before it is parsed.
- */
-function rawPodWatch(api: Api, ns: string, selector: string, onPod: (pod: any, at: number) => void): Promise<() => void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent: false,
-        ca: (api.agent.options as { ca?: Buffer }).ca,
-        host: api.server.hostname,
-        port: api.server.port,
-        path: `/api/v1/namespaces/${ns}/pods?watch=true&timeoutSeconds=3600&labelSelector=${encodeURIComponent(selector)}`,
-        headers: { ...api.headers, accept: 'application/json' },
-      },
-      (res) => {
-        if (res.statusCode !== 200) {
-          reject(new Error(`watch pods in ${ns}: HTTP ${res.statusCode}`));
-          res.resume();
-          return;
-        }
-        let buf = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          const at = performance.now();
-          buf += chunk;
-          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (line.trim() === '') continue;
-            const ev = JSON.parse(line) as { type: string; object: any };
-            if (ev.type === 'ERROR') note(`reaction watch: ${JSON.stringify(ev.object).slice(0, 200)}`);
-            else onPod(ev.object, at);
-          }
-        });
-        resolve(() => req.destroy());
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-// ------------------------------------------------------------------ the floor: an ideal reaper
-/** What the bench's floor reaper sends to one sidecar: hahaha's catalog calls for it. */
-type FloorCall = { kind: 'portforward'; port: number; method: string; path: string } | { kind: 'exec'; command: string[] };
-
-function channelUrl(api: Api, ns: string, pod: string, sub: string, query: URLSearchParams): string {
-  return `wss://${api.server.host}/api/v1/namespaces/${ns}/pods/${pod}/${sub}?${query}`;
-}
-
-/**
- * Runs a pod's calls as hahaha does: every port-forward call on one pods/portforward WebSocket
- * (port i on channel 2i), each exec on a pods/exec WebSocket of its own. Resolves with each
- * call's duration in ms (start → its HTTP status line, or → the exec's status on channel 3), or
- * with its error, in the order of `calls`.
- */
-function floorCalls(api: Api, ns: string, pod: string, calls: readonly { container: string; call: FloorCall }[]): Promise<(number | Error)[]> {
-  const forwards = calls.flatMap((c) => (c.call.kind === 'portforward' ? [c.call] : []));
-  const results = new Map<FloorCall, Promise<number | Error>>();
-  if (forwards.length > 0) {
-    const times = floorSocket(
-      api,
-      `portforward`,
-      ns,
-      pod,
-      new URLSearchParams({ ports: forwards.map((f) => f.port).join(',') }),
-      'v4.channel.k8s.io',
-      (ws, finish) => {
-        ws.on('open', () => {
-          forwards.forEach((f, i) => {
-            const http = `${f.method} ${f.path} HTTP/1.1\r\nHost: localhost:${f.port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
-            ws.send(Buffer.concat([Buffer.of(2 * i), Buffer.from(http)]));
-          });
-        });
-        const answers = forwards.map(() => '');
-        ws.on('message', (data: Buffer) => {
-          // data channel 2i of port i; its first 2 bytes (the port) come in a frame of their own
-          const channel = data[0] ?? 1;
-          if (channel % 2 !== 0 || data.length <= 3) return;
-          answers[channel / 2] += data.subarray(1).toString('latin1');
-          if (answers[channel / 2]?.includes('HTTP/1.')) finish(channel / 2);
-        });
-      },
-      forwards.length,
-    );
-    forwards.forEach((f, i) => {
-      results.set(
-        f,
-        times.then((t) => t[i] as number | Error),
-      );
-    });
-  }
-  for (const c of calls) {
-    if (c.call.kind !== 'exec') continue;
-    const query = new URLSearchParams({ container: c.container, stdout: 'true', stderr: 'true' });
-    for (const arg of c.call.command) query.append('command', arg);
-    const times = floorSocket(
-      api,
-      'exec',
-      ns,
-      pod,
-      query,
-      'v5.channel.k8s.io',
-      (ws, finish) => {
-        // channel 3 carries the command's final status
-        ws.on('message', (data: Buffer) => {
-          if (data[0] === 3) finish(0);
-        });
-      },
-      1,
-    );
-    results.set(
-      c.call,
-      times.then((t) => t[0] as number | Error),
-    );
-  }
-  return Promise.all(calls.map((c) => results.get(c.call) as Promise<number | Error>));
-}
-
-/**
- * One channel WebSocket carrying `count` calls; `speak` sends them and calls finish(i) when call
- * i is answered. The socket is closed once all are; a call not answered when it closes or
- * fails ends then.
- */
-function floorSocket(
-  api: Api,
-  sub: string,
-  ns: string,
-  pod: string,
-  query: URLSearchParams,
-  protocol: string,
-  speak: (ws: WebSocket, finish: (i: number) => void) => void,
-  count: number,
-): Promise<(number | Error)[]> {
-  const t = performance.now();
-  return new Promise((resolve) => {
-    const times: (number | Error | undefined)[] = new Array(count).fill(undefined);
-    const ws = new WebSocket(channelUrl(api, ns, pod, sub, query), [protocol], { agent: api.agent, headers: api.headers, perMessageDeflate: false });
-    const settle = (i: number, r: number | Error) => {
-      if (times[i] !== undefined) return;
-      times[i] = r;
-      if (times.every((x) => x !== undefined)) {
-        ws.terminate();
-        resolve(times as (number | Error)[]);
-      }
-    };
-    const all = (r: () => number | Error) => {
-      for (let i = 0; i < count; i++) settle(i, r());
-    };
-    speak(ws, (i) => settle(i, performance.now() - t));
-    ws.on('close', () => all(() => performance.now() - t));
-    ws.on('error', (err) => all(() => err));
-    setTimeout(() => {
-      all(() => new Error('timed out after 10 s'));
-      ws.terminate();
-    }, 10_000).unref();
-  });
+  return { api: apiFromKubeconfig(file), kubeconfig: file };
 }
 
 // ------------------------------------------------------------------ hahaha process
@@ -480,7 +269,9 @@ function imageEnv(): Record<string, string> {
       if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
     }
   }
-  if (flags.length > 0) env.NODE_OPTIONS = [...flags, env.NODE_OPTIONS ?? ''].join(' ').trim();
+  // BENCH_NODE_OPTIONS: node flags of an experiment (e.g. --cpu-prof), after the image's
+  const options = [...flags, env.NODE_OPTIONS ?? '', process.env.BENCH_NODE_OPTIONS ?? ''].join(' ').trim();
+  if (options !== '') env.NODE_OPTIONS = options;
   return env;
 }
 
@@ -594,20 +385,6 @@ function describeRequests(byKey: Map<string, number>, per: number): { total: num
 }
 
 // ------------------------------------------------------------------ objects
-const SIDECARS: { container: { name: string; image: string; command: string[] }; call: FloorCall }[] = [
-  {
-    container: { name: 'linkerd-proxy', image: 'example.invalid/linkerd-proxy:bench', command: ['fake-sidecar', 'linkerd'] },
-    call: { kind: 'portforward', port: 4191, method: 'POST', path: '/shutdown' },
-  },
-  {
-    container: { name: 'secure-logs-fluentd', image: 'example.invalid/fluentd:bench', command: ['fake-sidecar', 'fluentd'] },
-    call: { kind: 'portforward', port: 24444, method: 'GET', path: '/api/processes.killWorkers' },
-  },
-  {
-    container: { name: 'vks-sidecar', image: 'example.invalid/vks:bench', command: ['fake-sidecar', 'vks'] },
-    call: { kind: 'exec', command: ['/bin/kill', '-s', 'INT', '1'] },
-  },
-];
 
 /** A job pod's template: main container `sleep <mainSeconds>`, then 1 or 3 sidecars. */
 function podTemplate(name: string, sidecars: 1 | 3, labels: Record<string, string>, mainSeconds: number) {
@@ -628,12 +405,13 @@ function podTemplate(name: string, sidecars: 1 | 3, labels: Record<string, strin
   };
 }
 
-function job(ns: string, name: string, sidecars: 1 | 3) {
+/** A Job of hahaha's (label `true`) or of the floor's (label `floor`). */
+function job(ns: string, name: string, sidecars: 1 | 3, label = 'true') {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
     metadata: { name, namespace: ns },
-    spec: { backoffLimit: 0, template: podTemplate(name, sidecars, { [LABEL_KEY]: 'true' }, 1) },
+    spec: { backoffLimit: 0, template: podTemplate(name, sidecars, { [LABEL_KEY]: label }, 1) },
   };
 }
 
@@ -742,28 +520,37 @@ async function phaseReaction(h: Hahaha, admin: Api, floorApi: Api): Promise<void
   const ns = 'bench-reaction';
   await createNamespace(ns);
   const samples = new Map<string, Sample>();
-  const stopWatch = await rawPodWatch(floorApi, ns, 'bench.hahaha.nais.io/reaction=true', (pod, at) => {
-    const s = samples.get(pod.metadata?.name);
-    if (s === undefined || s.stopped !== undefined) return;
-    const statuses: any[] = pod.status?.containerStatuses ?? [];
-    const terminated = (c: string) => statuses.some((st) => st.name === c && st.state?.terminated !== undefined);
-    if (s.mainEnded === undefined) {
-      if (!terminated(s.name)) return;
-      s.mainEnded = at;
-      if (s.floor) {
-        s.calls = floorCalls(
-          floorApi,
-          ns,
-          s.name,
-          SIDECARS.filter((sc) => s.sidecars.includes(sc.container.name)).map((sc) => ({ container: sc.container.name, call: sc.call })),
-        );
-      }
-    }
-    if (s.sidecars.every(terminated)) {
-      s.stopped = at;
-      s.resolve();
-    }
-  });
+  const stopWatch = await rawPodWatch(
+    floorApi,
+    ns,
+    { label: 'bench.hahaha.nais.io/reaction=true' },
+    {
+      error: (message) => note(`reaction watch: ${message}`),
+      end: (why) => note(`reaction watch ended: ${why}; the samples after it are lost`),
+      pod: (pod, at) => {
+        const s = samples.get(pod.metadata?.name);
+        if (s === undefined || s.stopped !== undefined) return;
+        const statuses: any[] = pod.status?.containerStatuses ?? [];
+        const terminated = (c: string) => statuses.some((st) => st.name === c && st.state?.terminated !== undefined);
+        if (s.mainEnded === undefined) {
+          if (!terminated(s.name)) return;
+          s.mainEnded = at;
+          if (s.floor) {
+            s.calls = floorCalls(
+              floorApi,
+              ns,
+              s.name,
+              SIDECARS.filter((sc) => s.sidecars.includes(sc.container.name)).map((sc) => ({ container: sc.container.name, call: sc.call })),
+            );
+          }
+        }
+        if (s.sidecars.every(terminated)) {
+          s.stopped = at;
+          s.resolve();
+        }
+      },
+    },
+  );
   try {
     for (const sidecars of [1, 3] as const) {
       const spans = { floor: [] as number[], hahaha: [] as number[] };
@@ -847,18 +634,19 @@ async function phaseReaction(h: Hahaha, admin: Api, floorApi: Api): Promise<void
   await kubectl(['delete', 'namespace', ns, '--wait=false']);
 }
 
-async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
-  const ns = 'bench-burst';
-  await createNamespace(ns);
+/**
+ * BURST_JOBS 3-sidecar Jobs with the label `label` created at once in the new namespace `ns`, and
+ * waited for until all are Complete: their seconds, the CPU seconds (utime + stime) of the reaper
+ * `pid` in that window (3 s after too: the last verifications and events) and the window's start.
+ */
+async function burstOf(ns: string, label: string, admin: Api, pid: number): Promise<{ seconds: number; cpu: number; t: number }> {
   await sleep(3000); // the previous phase's last events and verifications stay out of the window
-  const before = await metricsText(h);
-  const load0 = loadavg()[0] as number;
-  const cpu0 = cpuSeconds(h.pid);
+  const cpu0 = cpuSeconds(pid);
   const t = Date.now();
-  const jobs = Array.from({ length: BURST_JOBS }, (_, i) => job(ns, `burst-${i}`, 3));
+  const jobs = Array.from({ length: BURST_JOBS }, (_, i) => job(ns, `burst-${i}`, 3, label));
   await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: jobs }));
   await until(
-    `${BURST_JOBS} burst Jobs complete`,
+    `${BURST_JOBS} burst Jobs complete in ${ns}`,
     async () => {
       const list = await apiJson(admin, 'GET', `/apis/batch/v1/namespaces/${ns}/jobs`);
       let complete = 0;
@@ -873,11 +661,23 @@ async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
     250,
   );
   const seconds = (Date.now() - t) / 1000;
-  await sleep(3000); // the last verifications and events
-  const cpu = cpuSeconds(h.pid) - cpu0;
+  await sleep(3000);
+  return { seconds, cpu: cpuSeconds(pid) - cpu0, t };
+}
+
+/** hahaha's CPU per reaped pod in the burst, for the floor's burst to compare with. */
+let burstCpuMs: number | undefined;
+
+async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
+  const ns = 'bench-burst';
+  await createNamespace(ns);
+  const before = await metricsText(h);
+  const load0 = loadavg()[0] as number;
+  const { seconds, cpu, t } = await burstOf(ns, 'true', admin, h.pid);
   const after = await metricsText(h);
   phaseLoad('burst', load0);
   const cpuMs = (cpu * 1000) / BURST_JOBS;
+  burstCpuMs = cpuMs;
   sum({
     figure: `burst of ${BURST_JOBS} 3-sidecar Jobs: throughput`,
     hahaha: `${(BURST_JOBS / seconds).toFixed(2)} pods/s`,
@@ -902,6 +702,44 @@ async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
     target: check(attempts === BURST_JOBS * 3, '1, no double stop'),
     detail: `${attempts} attempts for ${BURST_JOBS * 3} sidecars; ${failed} failed shutdowns`,
   });
+  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+}
+
+/**
+ * The same burst reaped by the floor as a process of its own (bench/floor-reaper.ts, with the
+ * image's node flags, the floor's ServiceAccount): the CPU that Node's https, TLS, `ws` and
+ * JSON.parse alone take for the same watch and the same API requests, without anything of
+ * hahaha's (cache, decisions, verification, metrics, logs). Runs after hahaha has stopped.
+ */
+async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<void> {
+  const ns = 'bench-floor-burst';
+  await createNamespace(ns);
+  const load0 = loadavg()[0] as number;
+  const child = spawn(process.execPath, [`${ROOT}bench/floor-reaper.ts`, floorKubeconfig, ns, `${LABEL_KEY}=floor`], {
+    env: imageEnv(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`bench/floor-reaper.ts exited with ${code}`)));
+    });
+    const { seconds, cpu, t } = await burstOf(ns, 'floor', admin, child.pid as number);
+    phaseLoad('floor burst', load0);
+    const floorMs = (cpu * 1000) / BURST_JOBS;
+    await sleep(1000);
+    const req = describeRequests(auditRequests(FLOOR_USER, t, Date.now()), BURST_JOBS);
+    sum({
+      figure: 'burst: CPU per reaped pod, hahaha vs a Node floor',
+      hahaha: burstCpuMs === undefined ? 'n/a' : `${burstCpuMs.toFixed(1)} ms`,
+      reference: `floor ${floorMs.toFixed(1)} ms`,
+      ratio: burstCpuMs === undefined ? 'n/a' : x(burstCpuMs / floorMs),
+      target: `floor ${check(floorMs <= 8, '≤ 8 ms')}`,
+      detail: `floor: ${cpu.toFixed(2)} s utime+stime for ${BURST_JOBS} pods, ${(BURST_JOBS / seconds).toFixed(2)} pods/s; API requests per reaped pod ${req.total.toFixed(2)}: ${req.text}`,
+    });
+  } finally {
+    child.kill('SIGTERM');
+  }
   await kubectl(['delete', 'namespace', ns, '--wait=false']);
 }
 
@@ -1117,6 +955,7 @@ async function main(): Promise<void> {
     if (PHASES.has('reaction')) await phase('reaction', () => phaseReaction(hahaha as Hahaha, admin, floor.api));
     if (PHASES.has('burst')) await phase('burst', () => phaseBurst(hahaha as Hahaha, admin));
     await hahaha.stop();
+    if (PHASES.has('burst')) await phase('floor burst', () => phaseFloorBurst(admin, floor.kubeconfig));
   }
   if (PHASES.has('rss')) {
     let sourcesRss: Rss | undefined;
