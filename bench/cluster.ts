@@ -276,8 +276,23 @@ function imageEnv(): Record<string, string> {
 }
 
 let saKubeconfig = '';
-/** A hahaha (compiled, as the image runs it, unless `sources`), ready once /readyz answers 200. */
-async function startHahaha(env: Record<string, string>, sources = false): Promise<Hahaha> {
+/** Where bench/count-connections.ts writes each process's count of connections opened. */
+const CONN_DIR = join(CLUSTER_DIR, 'connections');
+/** The env that preloads bench/count-connections.ts into a compiled hahaha or the floor. */
+function countingEnv(env: Record<string, string>): Record<string, string> {
+  mkdirSync(CONN_DIR, { recursive: true });
+  return { ...env, BENCH_CONN_DIR: CONN_DIR, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${ROOT}bench/count-connections.ts`.trim() };
+}
+/** TCP connections a process started with countingEnv has opened so far (written once a second). */
+function connectionsOpened(pid: number): number {
+  return Number(readFileSync(join(CONN_DIR, String(pid)), 'utf8'));
+}
+
+/**
+ * A hahaha (compiled, as the image runs it, unless `sources`), ready once /readyz answers 200;
+ * with `counting`, bench/count-connections.ts preloaded.
+ */
+async function startHahaha(env: Record<string, string>, sources = false, counting = false): Promise<Hahaha> {
   const h = await startTestHahaha(
     {
       KUBECONFIG: saKubeconfig,
@@ -286,7 +301,7 @@ async function startHahaha(env: Record<string, string>, sources = false): Promis
       POD_NAMESPACE: NAMESPACE,
       LEASE_NAMESPACE: NAMESPACE,
       LEASE_NAME: 'hahaha',
-      ...(sources ? {} : imageEnv()),
+      ...(sources ? {} : counting ? countingEnv(imageEnv()) : imageEnv()),
       ...env,
     },
     30_000,
@@ -636,12 +651,14 @@ async function phaseReaction(h: Hahaha, admin: Api, floorApi: Api): Promise<void
 
 /**
  * BURST_JOBS 3-sidecar Jobs with the label `label` created at once in the new namespace `ns`, and
- * waited for until all are Complete: their seconds, the CPU seconds (utime + stime) of the reaper
- * `pid` in that window (3 s after too: the last verifications and events) and the window's start.
+ * waited for until all are Complete: their seconds, the CPU seconds (utime + stime) and the TCP
+ * connections opened by the reaper `pid` (started with countingEnv) in that window (3 s after
+ * too: the last verifications and events), and the window's start.
  */
-async function burstOf(ns: string, label: string, admin: Api, pid: number): Promise<{ seconds: number; cpu: number; t: number }> {
+async function burstOf(ns: string, label: string, admin: Api, pid: number): Promise<{ seconds: number; cpu: number; connections: number; t: number }> {
   await sleep(3000); // the previous phase's last events and verifications stay out of the window
   const cpu0 = cpuSeconds(pid);
+  const conn0 = connectionsOpened(pid);
   const t = Date.now();
   const jobs = Array.from({ length: BURST_JOBS }, (_, i) => job(ns, `burst-${i}`, 3, label));
   await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: jobs }));
@@ -661,23 +678,26 @@ async function burstOf(ns: string, label: string, admin: Api, pid: number): Prom
     250,
   );
   const seconds = (Date.now() - t) / 1000;
-  await sleep(3000);
-  return { seconds, cpu: cpuSeconds(pid) - cpu0, t };
+  await sleep(3000); // also: the connection count is written once a second
+  return { seconds, cpu: cpuSeconds(pid) - cpu0, connections: connectionsOpened(pid) - conn0, t };
 }
 
 /** hahaha's CPU per reaped pod in the burst, for the floor's burst to compare with. */
 let burstCpuMs: number | undefined;
+/** hahaha's TCP connections opened per reaped pod in the burst. */
+let burstConnections: number | undefined;
 
 async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
   const ns = 'bench-burst';
   await createNamespace(ns);
   const before = await metricsText(h);
   const load0 = loadavg()[0] as number;
-  const { seconds, cpu, t } = await burstOf(ns, 'true', admin, h.pid);
+  const { seconds, cpu, connections, t } = await burstOf(ns, 'true', admin, h.pid);
   const after = await metricsText(h);
   phaseLoad('burst', load0);
   const cpuMs = (cpu * 1000) / BURST_JOBS;
   burstCpuMs = cpuMs;
+  burstConnections = connections / BURST_JOBS;
   sum({
     figure: `burst of ${BURST_JOBS} 3-sidecar Jobs: throughput`,
     hahaha: `${(BURST_JOBS / seconds).toFixed(2)} pods/s`,
@@ -716,7 +736,7 @@ async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<voi
   await createNamespace(ns);
   const load0 = loadavg()[0] as number;
   const child = spawn(process.execPath, [`${ROOT}bench/floor-reaper.ts`, floorKubeconfig, ns, `${LABEL_KEY}=floor`], {
-    env: imageEnv(),
+    env: countingEnv(imageEnv()),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -724,7 +744,7 @@ async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<voi
       child.stdout?.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`bench/floor-reaper.ts exited with ${code}`)));
     });
-    const { seconds, cpu, t } = await burstOf(ns, 'floor', admin, child.pid as number);
+    const { seconds, cpu, connections, t } = await burstOf(ns, 'floor', admin, child.pid as number);
     phaseLoad('floor burst', load0);
     const floorMs = (cpu * 1000) / BURST_JOBS;
     await sleep(1000);
@@ -736,6 +756,14 @@ async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<voi
       ratio: burstCpuMs === undefined ? 'n/a' : x(burstCpuMs / floorMs),
       target: `floor ${check(floorMs <= 8, '≤ 8 ms')}`,
       detail: `floor: ${cpu.toFixed(2)} s utime+stime for ${BURST_JOBS} pods, ${(BURST_JOBS / seconds).toFixed(2)} pods/s; API requests per reaped pod ${req.total.toFixed(2)}: ${req.text}`,
+    });
+    const floorConnections = connections / BURST_JOBS;
+    sum({
+      figure: 'burst: TCP connections opened per reaped pod',
+      hahaha: burstConnections === undefined ? 'n/a' : burstConnections.toFixed(2),
+      reference: `floor ${floorConnections.toFixed(2)}`,
+      ratio: burstConnections === undefined ? 'n/a' : x(burstConnections / floorConnections),
+      detail: 'each a TLS handshake: one per channel WebSocket (port-forward, exec), and REST connections opened beyond the kept ones',
     });
   } finally {
     child.kill('SIGTERM');
@@ -950,7 +978,7 @@ async function main(): Promise<void> {
   saKubeconfig = (await serviceAccountApi('hahaha')).kubeconfig;
 
   if (PHASES.has('reaction') || PHASES.has('burst')) {
-    hahaha = await startHahaha({ LEADER_ELECT: 'false' });
+    hahaha = await startHahaha({ LEADER_ELECT: 'false' }, false, true);
     log(`hahaha pid ${hahaha.pid}, metrics :${hahaha.port}`);
     if (PHASES.has('reaction')) await phase('reaction', () => phaseReaction(hahaha as Hahaha, admin, floor.api));
     if (PHASES.has('burst')) await phase('burst', () => phaseBurst(hahaha as Hahaha, admin));
