@@ -1,0 +1,53 @@
+/**
+ * The REST connection pool of KubeClient against a local HTTP server that counts connections:
+ * requests beyond the bound wait for a connection, and the connections a burst opened are
+ * reused by the next one instead of being closed and opened again (a TLS handshake each
+ * against an API server).
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { KubeClient } from '../../src/kube/kube-client.ts';
+
+describe('KubeClient REST connection pool', () => {
+  let opened = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const server = createServer((_req, res) => {
+    inFlight += 1;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    setTimeout(() => {
+      inFlight -= 1;
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    }, 30);
+  });
+  server.on('connection', () => {
+    opened += 1;
+  });
+  let client: KubeClient;
+
+  before(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    client = new KubeClient({ server: `http://127.0.0.1:${port}`, tls: { insecureSkipVerify: false }, auth: { kind: 'none' } });
+  });
+  after(async () => {
+    client.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const burst = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => client.request('POST', `/api/v1/namespaces/ns/events?i=${i}`, { body: { i } })));
+
+  it('a burst uses at most 16 connections, and the next burst reuses all of them', async () => {
+    await burst(40);
+    assert.equal(maxInFlight, 16, 'requests beyond 16 wait for a free connection');
+    assert.equal(opened, 16);
+    // The second wave finds the 16 connections idle in the pool (keeping only 4, as before, made
+    // it open 12 again).
+    await burst(40);
+    assert.equal(opened, 16, 'no connection was closed and opened again between the bursts');
+  });
+});
