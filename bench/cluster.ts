@@ -42,7 +42,13 @@
  *      /proc/<pid>/stat) per reaped pod against HAHAHA's 7.6 ms, and hahaha's API requests per
  *      reaped pod from the audit log (requests received from the create to 4 s after the last
  *      Job completed; the long-running pod watch opened before is not in it), by verb and
- *      resource[/subresource], with the HTTP code when it is an error.
+ *      resource[/subresource], with the HTTP code when it is an error, and the TCP connections it
+ *      opened per reaped pod (bench/count-connections.ts preloaded into it).
+ *      Then, hahaha stopped, the same burst reaped by the floor as a process of its own
+ *      (bench/floor-reaper.ts, the image's node flags, the floor's ServiceAccount): it watches
+ *      as hahaha does and makes exactly hahaha's API requests per pod (checked in the audit log)
+ *      with node:https and `ws` and nothing else, so its CPU per pod is what those requests
+ *      cost in Node here; hahaha ÷ floor is hahaha's own overhead. Connections per pod beside.
  *   3. RSS of the TypeScript sources (node src/cli.ts, as scripts/hahaha-up.sh runs it) 3 s
  *      after ready, against the compiled process of phase 4 at the same point.
  *   4. A fresh compiled process, LEADER_ELECT=false: BENCH_IDLE_SECONDS (default 60) idle, API
