@@ -12,7 +12,9 @@
  * (default: a twentieth of them, at least 15) one fault, in turn: the API server SIGKILLed and
  * restarted; the leader (the Lease's holderIdentity) SIGKILLed and replaced; the leader SIGKILLed
  * while it has a pod in flight, and replaced; etcd compacted and the API server restarted, so that
- * resumed watches are too old (410).
+ * resumed watches are too old (410). A fault comes at least 20 s after the last one ended and
+ * waits (at most 90 s more) until no Job has been waiting over 10 s for its sidecars, so that
+ * each fault meets a cluster recovered from the last.
  *
  * Each finished Job is checked and deleted:
  *   - hung: a Job still running 60 s after its main container ended, that hahaha could have
@@ -43,6 +45,12 @@ const SEED = Number(process.env.SOAK_SEED ?? 1);
 const CLUSTER_DIR = process.env.SOAK_CLUSTER_DIR ?? join(tmpdir(), 'hahaha-soak-cluster');
 const OUT = process.env.SOAK_OUT ?? join(tmpdir(), 'hahaha-soak.txt');
 const HUNG_AFTER_MS = 60_000;
+/** A Job waiting this long for its sidecars is still being reaped: the next fault waits for it. */
+const SETTLE_AFTER_MS = 10_000;
+/** The longest a fault waits for that (the hung check goes on meanwhile). */
+const SETTLE_WAIT_MAX_MS = 90_000;
+/** The least time between the end of one fault and the next: a leader's failover (15 s lease). */
+const FAULT_GAP_MS = 20_000;
 /** A hung Job is given up (deleted) this long after its main container ended. */
 const GIVE_UP_AFTER_MS = 180_000;
 /** How long after a pod finished its events may take to appear. */
@@ -394,16 +402,41 @@ const FAULTS: [string, () => Promise<void>][] = [
   ],
 ];
 
+/**
+ * Jobs waiting for their sidecars longer than a reap takes: main container ended over
+ * SETTLE_AFTER_MS ago, not finished, and neither hung (counted already) nor an expected hang.
+ */
+function unsettled(now: number): Tracked[] {
+  return [...jobs.values()].filter(
+    (t) => t.mainEndedAt !== undefined && t.finishedAt === undefined && !t.expectedHang && !t.hung && now - t.mainEndedAt > SETTLE_AFTER_MS,
+  );
+}
+
+let lastFaultEnd = 0;
+
 async function injectFaults(): Promise<void> {
   // One fault each time FAULT_EVERY more Jobs are done, in turn, the last one well before the end.
   const planned = Math.max(0, Math.floor((JOBS - FAULT_EVERY / 2) / FAULT_EVERY));
   for (let i = 0; i < planned; i++) {
     while (polling && counts.done < (i + 1) * FAULT_EVERY) await sleep(200);
     if (!polling || counts.done >= JOBS) return;
+    // Each fault on a cluster that has recovered from the last: a Job still being reaped after it
+    // would otherwise take the next one too (with the short soak's faults 10-15 s apart, a slow
+    // istio-hang pod met an API restart, two leader SIGKILLs with a 15 s lease each, and another
+    // API restart, over 60 s in all). Waiting hides nothing: the hung check keeps running.
+    const waitFrom = Date.now();
+    // Right after a fault its victims have not waited long yet: give a failover time first.
+    while (polling && Date.now() - lastFaultEnd < FAULT_GAP_MS) await sleep(200);
+    while (polling && unsettled(Date.now()).length > 0 && Date.now() - waitFrom < SETTLE_WAIT_MAX_MS) await sleep(200);
+    const still = unsettled(Date.now());
+    if (still.length > 0) log(`fault after ${SETTLE_WAIT_MAX_MS / 1000} s with Jobs still being reaped: ${still.map((t) => t.name).join(', ')}`);
+    else if (Date.now() - waitFrom > 1000) log(`fault waited ${((Date.now() - waitFrom) / 1000).toFixed(1)} s for the last one's reaps`);
+    if (!polling || counts.done >= JOBS) return;
     const [name, inject] = FAULTS[i % FAULTS.length] as [string, () => Promise<void>];
     log(`fault ${name} (${counts.done} Jobs done)`);
     const t = Date.now();
     await inject();
+    lastFaultEnd = Date.now();
     fault(name);
     log(`fault ${name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   }
