@@ -424,9 +424,9 @@ async function injectFaults(): Promise<void> {
     // would otherwise take the next one too (with the short soak's faults 10-15 s apart, a slow
     // istio-hang pod met an API restart, two leader SIGKILLs with a 15 s lease each, and another
     // API restart, over 60 s in all). Waiting hides nothing: the hung check keeps running.
-    const waitFrom = Date.now();
     // Right after a fault its victims have not waited long yet: give a failover time first.
     while (polling && Date.now() - lastFaultEnd < FAULT_GAP_MS) await sleep(200);
+    const waitFrom = Date.now();
     while (polling && unsettled(Date.now()).length > 0 && Date.now() - waitFrom < SETTLE_WAIT_MAX_MS) await sleep(200);
     const still = unsettled(Date.now());
     if (still.length > 0) log(`fault after ${SETTLE_WAIT_MAX_MS / 1000} s with Jobs still being reaped: ${still.map((t) => t.name).join(', ')}`);
