@@ -1,7 +1,7 @@
 /**
  * The soak (test/soak/soak.ts), short: 160 Jobs and one fault of each kind (API server restart,
  * leader SIGKILL, SIGKILL mid-reap, etcd compaction with an API server restart), on a cluster
- * of its own in a temp dir, so the suite's cluster is not disturbed. About two minutes.
+ * of its own in a temp dir, so the suite's cluster is not disturbed. About two and a half minutes.
  * Every target is enforced, 0 lost events included: a stop whose replica was SIGKILLed before
  * posting its Killing event is reported by the next leader (the hand-over), and a post that
  * fails while the API server restarts is retried for ~31 s.
