@@ -12,6 +12,7 @@
  * stops' events and pod reads behind them in the shared connection pool.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { EventSink, PodEvent } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
@@ -52,9 +53,8 @@ export class EventRecorder {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly retryDelaysMs: readonly number[];
-  private backgroundInFlight = 0;
-  /** Background posts waiting for a slot, oldest first. */
-  private readonly backgroundWaiting: (() => void)[] = [];
+  /** Background posts, oldest first, BACKGROUND_IN_FLIGHT at a time. */
+  private readonly background = new PQueue({ concurrency: BACKGROUND_IN_FLIGHT });
 
   constructor(sink: EventSink, metrics: Metrics, log: Logger, now: () => Date = () => new Date(), retryDelaysMs: readonly number[] = RETRY_DELAYS_MS) {
     this.sink = sink;
@@ -70,27 +70,7 @@ export class EventRecorder {
    */
   async record(event: PodEvent, opts: { readonly background?: boolean } = {}): Promise<RecordOutcome> {
     if (opts.background !== true) return this.firstTry(event);
-    await this.backgroundSlot();
-    try {
-      return await this.firstTry(event);
-    } finally {
-      this.releaseBackgroundSlot();
-    }
-  }
-
-  private backgroundSlot(): Promise<void> {
-    if (this.backgroundInFlight < BACKGROUND_IN_FLIGHT) {
-      this.backgroundInFlight += 1;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.backgroundWaiting.push(resolve));
-  }
-
-  /** Hands the slot to the next waiting post, if any. */
-  private releaseBackgroundSlot(): void {
-    const next = this.backgroundWaiting.shift();
-    if (next !== undefined) next();
-    else this.backgroundInFlight -= 1;
+    return this.background.add(() => this.firstTry(event));
   }
 
   private async firstTry(event: PodEvent): Promise<RecordOutcome> {
