@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   apply,
+  type ContainerSpec,
   containerState,
   eventually,
   getPod,
@@ -28,6 +29,13 @@ import {
   waitJobComplete,
 } from './harness.ts';
 import { assertShutdownRequests } from './shutdown-requests.ts';
+
+/** A cloud-sql-proxy look-alike that opens its admin port (9091, --quitquitquit) 4 s after it started. */
+const lateCloudsqlProxy: ContainerSpec = {
+  name: 'cloudsql-proxy',
+  command: ['sh', '-c', 'sleep 4; exec fake-sidecar cloudsql --quitquitquit'],
+  env: { CSQL_PROXY_QUITQUITQUIT: 'true' },
+};
 
 describe('reaping scenarios', { concurrency: true }, () => {
   const ns = testNamespace('e2e-scenarios');
@@ -182,10 +190,7 @@ describe('reaping scenarios', { concurrency: true }, () => {
     // reached it, so it is asked again the same way instead of falling back to SIGINT (exit 130).
     await apply(
       naisjob(ns.name, job, {
-        containers: [
-          main(job, 'true'),
-          { name: 'cloudsql-proxy', command: ['sh', '-c', 'sleep 4; exec fake-sidecar cloudsql --quitquitquit'], env: { CSQL_PROXY_QUITQUITQUIT: 'true' } },
-        ],
+        containers: [main(job, 'true'), lateCloudsqlProxy],
       }),
     );
     const pod = await jobPod(ns.name, job);
@@ -205,11 +210,7 @@ describe('reaping scenarios', { concurrency: true }, () => {
     // while linkerd's answers, and it is asked again on a socket of its own.
     await apply(
       naisjob(ns.name, job, {
-        containers: [
-          main(job, 'true'),
-          sidecar('linkerd-proxy', 'linkerd'),
-          { name: 'cloudsql-proxy', command: ['sh', '-c', 'sleep 4; exec fake-sidecar cloudsql --quitquitquit'], env: { CSQL_PROXY_QUITQUITQUIT: 'true' } },
-        ],
+        containers: [main(job, 'true'), sidecar('linkerd-proxy', 'linkerd'), lateCloudsqlProxy],
       }),
     );
     const pod = await jobPod(ns.name, job);
