@@ -13,12 +13,13 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import type { Agent, IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isAbsolute, resolve } from 'node:path';
 import tls from 'node:tls';
 import WebSocket from 'ws';
 import type { ClusterAccess, ExecPlugin } from '../config/kubeconfig.ts';
+import { http } from '../node-http.ts';
 
 /** A response with a status of 400 or more, carrying the API server's Status message. */
 export class ApiError extends Error {
@@ -100,9 +101,9 @@ export class KubeClient {
   private readonly access: ClusterAccess;
   private readonly secure: boolean;
   private readonly userAgent: string;
-  private agent: http.Agent;
+  private agent: Agent;
   /** Watches hold their connection for minutes: they get their own, outside the REST pool. */
-  private streamAgent: http.Agent;
+  private streamAgent: Agent;
   private agentCert: Buffer | undefined;
   private tlsOptions: TlsOptions | undefined;
   private auth: Cached | undefined;
@@ -308,7 +309,7 @@ export class KubeClient {
     };
   }
 
-  private makeAgent(cert: Buffer | undefined, bounded = true): http.Agent {
+  private makeAgent(cert: Buffer | undefined, bounded = true): Agent {
     this.agentCert = cert;
     // `timeout` closes a connection idle in the pool that long; a request's own bound is its signal
     const pool = bounded
@@ -402,7 +403,7 @@ async function runExecPlugin(plugin: ExecPlugin, server: string, ca: Buffer | un
   throw new Error(`credential plugin ${plugin.command} returned neither a token nor a client certificate`);
 }
 
-function readAll(res: http.IncomingMessage): Promise<string> {
+function readAll(res: IncomingMessage): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     let body = '';
     res.on('data', (d: string) => {

@@ -10,9 +10,9 @@
  * as one message on its error channel, independently of the other ports. The socket closes once
  * every port's connection in the pod has ended; here it is closed once every call is done.
  */
-import http from 'node:http';
 import { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
+import { http } from '../node-http.ts';
 import type { HttpCall, HttpReply, PodRef, PortForwarder } from '../ports.ts';
 import { ABNORMAL_CLOSURE, channelFrame, LOST_API_SERVER, openPodChannel } from './channel-socket.ts';
 import type { KubeClient } from './kube-client.ts';

@@ -2,9 +2,10 @@
  * The metrics port: /metrics and / (HAHAHA's scrape path) serve Prometheus text, /healthz says
  * the process is alive, /readyz says the first pod list has synced.
  */
-import http from 'node:http';
+import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { ConfigError } from '../config/errors.ts';
+import { http } from '../node-http.ts';
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -15,7 +16,7 @@ export interface HttpServerOptions {
   readonly isHealthy?: () => boolean;
 }
 
-export async function startHttpServer(opts: HttpServerOptions): Promise<http.Server> {
+export async function startHttpServer(opts: HttpServerOptions): Promise<Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
