@@ -12,7 +12,7 @@ type Waiter = (pod: PodView | undefined) => void;
 export class PodCache implements PodStore {
   private readonly pods = new Map<string, PodView>();
   private readonly waiters = new Map<string, Set<Waiter>>();
-  /** Strings that repeat across pods (namespaces, images, container names) are kept once. */
+  /** What repeats across pods (namespaces, images, a sidecar's spec...) is kept once. */
   private readonly intern: Intern = internTable();
 
   get size(): number {
@@ -27,12 +27,20 @@ export class PodCache implements PodStore {
     return this.pods.keys();
   }
 
+  /** The keys of the pods in `namespace`, or of all pods when it is undefined. */
+  keysIn(namespace: string | undefined): string[] {
+    const keys: string[] = [];
+    for (const [key, pod] of this.pods) if (namespace === undefined || pod.namespace === namespace) keys.push(key);
+    return keys;
+  }
+
   /** Stores the pod and wakes its waiters. Returns the previous version, if any. */
   upsert(pod: PodView): PodView | undefined {
     const key = podKey(pod);
     const previous = this.pods.get(key);
-    const kept = compactPod(pod, this.intern);
-    this.pods.set(key, kept);
+    const kept = compactPod(pod, this.intern, previous?.uid === pod.uid ? previous : undefined);
+    // A key made of the shared namespace: the map keeps the key a pod was first stored under.
+    this.pods.set(podKey(kept), kept);
     this.notify(key, kept);
     return previous;
   }

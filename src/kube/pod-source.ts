@@ -43,7 +43,6 @@ class Gone extends Error {}
 
 interface Scope {
   readonly namespace: string | undefined;
-  readonly keys: Set<string>;
   synced: boolean;
   failures: number;
   abort?: AbortController;
@@ -71,7 +70,7 @@ export class PodSource implements PodWatch {
     this.metrics = metrics;
     this.log = log.child({ component: 'pod-source' });
     const namespaces = opts.namespaces.length === 0 ? [undefined] : opts.namespaces;
-    this.scopes = namespaces.map((namespace) => ({ namespace, keys: new Set(), synced: false, failures: 0 }));
+    this.scopes = namespaces.map((namespace) => ({ namespace, synced: false, failures: 0 }));
   }
 
   /** True once every scope has completed its first list. */
@@ -132,11 +131,13 @@ export class PodSource implements PodWatch {
       if (this.stopped) break;
     }
 
+    // The scopes do not overlap (all namespaces, or distinct ones), so the scope's pods in the
+    // cache are those of its namespace; a set of keys per scope would hold every key twice.
     const fresh = new Set(pods.map(podKey));
-    for (const key of [...scope.keys]) {
-      if (!fresh.has(key)) this.delete(scope, key);
+    for (const key of this.cache.keysIn(scope.namespace)) {
+      if (!fresh.has(key)) this.delete(key);
     }
-    for (const pod of pods) this.upsert(scope, pod);
+    for (const pod of pods) this.upsert(pod);
     if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '*', pods: pods.length }, 'initial pod list synced');
     scope.synced = true;
     return resourceVersion;
@@ -165,8 +166,8 @@ export class PodSource implements PodWatch {
       if (type === 'BOOKMARK') return;
       const pod = this.accept(obj);
       if (pod === undefined) return;
-      if (type === 'DELETED') this.delete(scope, podKey(pod));
-      else this.upsert(scope, pod);
+      if (type === 'DELETED') this.delete(podKey(pod));
+      else this.upsert(pod);
     };
     try {
       // The server ends the watch after timeoutSeconds; silence beyond that plus a margin means
@@ -199,12 +200,11 @@ export class PodSource implements PodWatch {
     return undefined;
   }
 
-  private upsert(scope: Scope, pod: PodView): void {
+  private upsert(pod: PodView): void {
     const key = podKey(pod);
     const previous = this.cache.get(key);
     if (previous !== undefined && previous.resourceVersion === pod.resourceVersion && previous.uid === pod.uid) return;
     if (previous !== undefined && previous.uid !== pod.uid) this.events.onDelete(key, previous);
-    scope.keys.add(key);
     this.cache.upsert(pod);
     this.metrics.watchedPods.set(this.cache.size);
     this.events.onUpsert(key, pod);
@@ -215,8 +215,7 @@ export class PodSource implements PodWatch {
    * previous state (the API server's watch cache does so), so the cache learns nothing new from
    * it; the reconciler reads the finished state from the API when it needs it.
    */
-  private delete(scope: Scope, key: string): void {
-    scope.keys.delete(key);
+  private delete(key: string): void {
     const removed = this.cache.remove(key);
     this.metrics.watchedPods.set(this.cache.size);
     if (removed !== undefined) this.events.onDelete(key, removed);

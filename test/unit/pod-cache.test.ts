@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compactPod, internTable } from '../../src/domain/compact-pod.ts';
 import { PodCache } from '../../src/pod-cache.ts';
-import { args, container, ownedByJob, pod, running, terminated, withApp } from './pod-fixtures.ts';
+import { args, container, linkerdShutdown, nativeSidecar, ownedByJob, pod, running, terminated, version, withApp } from './pod-fixtures.ts';
 
 describe('pod cache', () => {
   it('waitFor resolves on the update that satisfies the predicate', async () => {
@@ -28,12 +28,78 @@ describe('pod cache', () => {
   });
 });
 
-describe('PodCache keeps repeated strings once', () => {
+describe('PodCache keeps what repeats once', () => {
+  const jobPod = (name: string, ...mods: Parameters<typeof pod>[1][]) =>
+    pod(
+      name,
+      withApp(name),
+      args(name, 'run', name),
+      running(name),
+      args('linkerd-proxy', 'proxy', '--x'),
+      running('linkerd-proxy'),
+      nativeSidecar('istio-proxy'),
+      linkerdShutdown,
+      ownedByJob(name),
+      ...mods,
+    );
+
   it('stores an equal pod (compacted), and waiters get what is stored', () => {
     const p = pod('a', withApp('job'), container('job'), running('linkerd-proxy'), args('linkerd-proxy', '--x', '1'), ownedByJob('job'));
     assert.deepEqual(compactPod(p, internTable()), p);
     const cache = new PodCache();
     cache.upsert(p);
     assert.deepEqual(cache.get('team/a'), p);
+  });
+
+  it("shares a sidecar's spec, its argv and the annotations across pods, and keeps each main container's spec per pod", () => {
+    const cache = new PodCache();
+    const a = jobPod('a');
+    const b = jobPod('b');
+    cache.upsert(a);
+    cache.upsert(b);
+    const [ka, kb] = [cache.get('team/a'), cache.get('team/b')];
+    assert.deepEqual(ka, a);
+    assert.deepEqual(kb, b);
+    assert.equal(ka?.containers[1], kb?.containers[1]);
+    assert.equal(ka?.initContainers[0], kb?.initContainers[0]);
+    assert.equal(ka?.annotations, kb?.annotations);
+    assert.notEqual(ka?.containers[0], kb?.containers[0]);
+    // both containers of a pod started in the same second: one state object
+    assert.equal(ka?.containerStatuses[0]?.state, ka?.containerStatuses[1]?.state);
+  });
+
+  it('keeps, across an update, the parts the update did not change', () => {
+    const cache = new PodCache();
+    cache.upsert(jobPod('a'));
+    const before = cache.get('team/a');
+    const now = jobPod('a', version('2'), terminated('a', 0));
+    cache.upsert(now);
+    const after = cache.get('team/a');
+    assert.deepEqual(after, now);
+    assert.equal(after?.containers, before?.containers);
+    assert.equal(after?.labels, before?.labels);
+    assert.equal(after?.owner, before?.owner);
+    assert.equal(after?.containerStatuses[1], before?.containerStatuses[1]);
+    assert.notEqual(after?.containerStatuses[0], before?.containerStatuses[0]);
+  });
+
+  it('a table part: an equal one kept before, else the new one; everything forgotten once full', () => {
+    const intern = internTable(2);
+    const first = intern.part({ argv: ['a', 'b'] });
+    assert.equal(intern.part({ argv: ['a', 'b'] }), first);
+    const other = { argv: ['a', 'c'] };
+    assert.equal(intern.part(other), other);
+    const third = { argv: ['x'] };
+    assert.equal(intern.part(third), third, 'the table was full: it starts over with this one');
+    assert.notEqual(intern.part({ argv: ['a', 'b'] }), first);
+  });
+
+  it('lists the keys of one namespace, or of all', () => {
+    const cache = new PodCache();
+    for (const p of [pod('a', container('a')), pod('b', container('b'))]) cache.upsert(p);
+    cache.upsert({ ...pod('c', container('c')), namespace: 'other' });
+    assert.deepEqual(cache.keysIn('team'), ['team/a', 'team/b']);
+    assert.deepEqual(cache.keysIn(undefined), ['team/a', 'team/b', 'other/c']);
+    assert.deepEqual(cache.keysIn('none'), []);
   });
 });
