@@ -8,7 +8,7 @@
  * hahaha runs as the image runs it: `tsc -p tsconfig.build.json` into BENCH_APP_DIR/dist (default
  * <run dir>-app) beside copies of bin/, config/ and package.json (node_modules linked), started as
  * `node <app dir>/bin/hahaha.js run` with the ENV of the Dockerfile's final stage (NODE_ENV) and
- * its ENTRYPOINT's node flags as NODE_OPTIONS (the repository's own dist/ is left alone:
+ * its ENTRYPOINT's node flags on node's command line (the repository's own dist/ is left alone:
  * bin/hahaha.js would prefer it to the sources for everyone). It holds only a TokenRequest token of the chart's ServiceAccount hahaha-system/hahaha
  * (RBAC from the chart, scripts/hahaha-up.sh --rbac-only), so the audit log attributes every
  * request to it exactly. Phases, in order:
@@ -59,7 +59,9 @@
  *      running): hahaha watches them as running job pods it can reap later, and nothing runs.
  *      VmRSS, RssAnon (the heap and other private memory) and RssFile (mostly the node binary's
  *      mapped pages) from /proc/<pid>/status, the V8 heap used from nodejs_heap_size_used_bytes
- *      (no forced GC: hahaha is a black box); per pod = (figure(n) − figure(0)) / n.
+ *      (no forced GC: hahaha is a black box); per pod = (figure(n) − figure(0)) / n. After each
+ *      step, a second fresh compiled process started with the n pods there: its VmRSS 5 s after
+ *      its first list (which grows the heap further than pods arriving one by one do).
  *   5. A fresh compiled process, LEADER_ELECT=true (lease hahaha-system/hahaha, the chart's Role),
  *      once it holds the lease: BENCH_IDLE_SECONDS idle, API requests per minute by verb and
  *      resource, CPU s per minute, RSS.
@@ -73,8 +75,9 @@
  * Other knobs: BENCH_PHASES (default reaction,burst,rss,leader: phases 1, 2, 3 and 4, 5),
  * BENCH_RSS_BUDGET_SECONDS (default 540: no further RSS step after it),
  * BENCH_MAX_LOAD (no further RSS step above this 1-minute load average per core, default 6),
- * BENCH_NODE_OPTIONS (node flags added after the image's for the compiled daemon and the floor's
- * process, e.g. `--cpu-prof --cpu-prof-dir=DIR`; NODE_OPTIONS itself does not reach them).
+ * BENCH_NODE_OPTIONS (node flags added after the image's on the command line of the compiled
+ * daemon and the floor's process, e.g. `--cpu-prof --cpu-prof-dir=DIR`; NODE_OPTIONS itself does
+ * not reach them).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -251,11 +254,18 @@ async function buildApp(): Promise<void> {
 }
 
 /**
- * The image's final stage's `ENV KEY=VALUE` lines (NODE_ENV, …) and the node flags of its
- * ENTRYPOINT (`--max-semi-space-size=1`), passed here as NODE_OPTIONS, so that the compiled
- * daemon runs with what the image sets.
+ * The image's final stage: its `ENV KEY=VALUE` lines (NODE_ENV, …), and the node flags of its
+ * ENTRYPOINT (`--max-semi-space-size=1`, …), passed on node's command line as the image does
+ * (some V8 flags are refused in NODE_OPTIONS), followed by BENCH_NODE_OPTIONS, the flags of an
+ * experiment (e.g. --cpu-prof), so that the compiled daemon runs with what the image sets.
  */
 function imageEnv(): Record<string, string> {
+  return dockerfileFinalStage().env;
+}
+function imageNodeFlags(): string[] {
+  return [...dockerfileFinalStage().flags, ...(process.env.BENCH_NODE_OPTIONS ?? '').split(/\s+/).filter((f) => f !== '')];
+}
+function dockerfileFinalStage(): { env: Record<string, string>; flags: string[] } {
   const lines = readFileSync(`${ROOT}Dockerfile`, 'utf8').split('\n');
   const env: Record<string, string> = {};
   const flags: string[] = [];
@@ -275,10 +285,7 @@ function imageEnv(): Record<string, string> {
       if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
     }
   }
-  // BENCH_NODE_OPTIONS: node flags of an experiment (e.g. --cpu-prof), after the image's
-  const options = [...flags, env.NODE_OPTIONS ?? '', process.env.BENCH_NODE_OPTIONS ?? ''].join(' ').trim();
-  if (options !== '') env.NODE_OPTIONS = options;
-  return env;
+  return { env, flags };
 }
 
 let saKubeconfig = '';
@@ -311,7 +318,7 @@ async function startHahaha(env: Record<string, string>, sources = false, countin
       ...env,
     },
     30_000,
-    sources ? undefined : { script: join(APP, 'bin', 'hahaha.js'), cwd: APP },
+    sources ? undefined : { script: join(APP, 'bin', 'hahaha.js'), cwd: APP, nodeArgs: imageNodeFlags() },
   );
   await until('hahaha /readyz 200', async () => (await fetch(`http://127.0.0.1:${h.port}/readyz`)).status === 200, 60_000);
   return {
@@ -741,7 +748,7 @@ async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<voi
   const ns = 'bench-floor-burst';
   await createNamespace(ns);
   const load0 = loadavg()[0] as number;
-  const child = spawn(process.execPath, [`${ROOT}bench/floor-reaper.ts`, floorKubeconfig, ns, `${LABEL_KEY}=floor`], {
+  const child = spawn(process.execPath, [...imageNodeFlags(), `${ROOT}bench/floor-reaper.ts`, floorKubeconfig, ns, `${LABEL_KEY}=floor`], {
     env: countingEnv(imageEnv()),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -890,11 +897,35 @@ async function phaseIdleAndRss(h: Hahaha, admin: Api, sourcesRss: Rss | undefine
       target: check(anonPerPod <= 2, '≤ 2 KiB/pod'),
       detail: `RssFile ${MiB(r.file)}; V8 heap used ${MiB(heap)}, ${((heap - baseHeap) / n).toFixed(2)} KiB/pod (no full GC); readyz ${ready}; ${((Date.now() - t) / 1000).toFixed(0)} s to create the pods`,
     });
+    await restartedRss(n);
   }
   phaseLoad('RSS', load0);
   log('deleting the sleeper pods');
   await deleteSleepers(admin, ns);
   await until('hahaha to drop the deleted pods', async () => metricValue(await metricsText(h), 'hahaha_watched_pods') === 0, 300_000, 2000);
+}
+
+/**
+ * A second fresh compiled process started with `n` running pods there: it reads them with its
+ * first list, whose parsing grows the heap further than pods arriving one by one do (the
+ * Sizing table's right column). VmRSS 5 s after it watches them all, then it is stopped.
+ */
+async function restartedRss(n: number): Promise<void> {
+  const t = Date.now();
+  const h = await startHahaha({ LEADER_ELECT: 'false' });
+  try {
+    await until(`a fresh hahaha watching ${n} pods`, async () => metricValue(await metricsText(h), 'hahaha_watched_pods') >= n, 120_000, 1000);
+    const listed = (Date.now() - t) / 1000;
+    await sleep(5000);
+    const r = rss(h.pid);
+    sum({
+      figure: `RSS at ${n} watched pods, started with them: VmRSS`,
+      hahaha: MiB(r.vmRss),
+      detail: `RssAnon ${MiB(r.anon)}; V8 heap used ${MiB(metricValue(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024)}; ${listed.toFixed(1)} s from start to all watched`,
+    });
+  } finally {
+    await h.stop();
+  }
 }
 
 /**

@@ -113,14 +113,14 @@ export interface RunningHahaha {
  * address it serves on. `env` is added to a minimal environment (PATH, HOME); LOG_LEVEL stays
  * info, since the address comes from the info log. Kills the process if it does not start.
  * `entry` runs another entry point instead (bench/cluster.ts: a compiled copy's bin/hahaha.js,
- * in its own directory).
+ * in its own directory, with the image's node flags as `nodeArgs`).
  */
 export async function startHahaha(
   env: Record<string, string>,
   timeoutMs = 20_000,
-  entry: { script: string; cwd: string } = { script: `${REPO}src/cli.ts`, cwd: REPO },
+  entry: { script: string; cwd: string; nodeArgs?: readonly string[] } = { script: `${REPO}src/cli.ts`, cwd: REPO },
 ): Promise<RunningHahaha> {
-  const child = spawn(process.execPath, [entry.script, 'run'], {
+  const child = spawn(process.execPath, [...(entry.nodeArgs ?? []), entry.script, 'run'], {
     cwd: entry.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
