@@ -120,7 +120,7 @@ config=$("${BUILDAH[@]}" inspect --type image "$TAG")
 # shellcheck disable=SC2016 # JavaScript in single quotes: nothing for the shell to expand
 "$NODE" -e '
   const c = JSON.parse(process.argv[1]).OCIv1.config;
-  const want = { User: "65532:65532", Entrypoint: ["/nodejs/bin/node", "--max-semi-space-size=1", "/app/bin/hahaha.js"], Cmd: ["run"] };
+  const want = { User: "65532:65532", Entrypoint: ["/nodejs/bin/node", "--max-semi-space-size=1", "--optimize-for-size", "/app/bin/hahaha.js"], Cmd: ["run"] };
   for (const [k, v] of Object.entries(want)) if (JSON.stringify(c[k]) !== JSON.stringify(v)) throw new Error(`${k} is ${JSON.stringify(c[k])}`);
   if (!c.ExposedPorts?.["8999/tcp"]) throw new Error("port 8999 not exposed");
   for (const l of ["title", "source", "version", "revision", "licenses"]) if (!c.Labels?.[`org.opencontainers.image.${l}`]) throw new Error(`no OCI label ${l}`);
@@ -130,7 +130,7 @@ c=$("${BUILDAH[@]}" from --pull=never "$TAG")
 CONTAINERS+=("$c")
 m=$("${BUILDAH[@]}" mount "$c")
 [[ ! -e $m/app/node_modules/typescript && ! -e $m/app/src ]] || die "dev dependencies or sources in the image"
-in_image() { "${BUILDAH[@]}" run --isolation chroot --user 65532:65532 "$c" -- /nodejs/bin/node --max-semi-space-size=1 /app/bin/hahaha.js "$@"; }
+in_image() { "${BUILDAH[@]}" run --isolation chroot --user 65532:65532 "$c" -- /nodejs/bin/node --max-semi-space-size=1 --optimize-for-size /app/bin/hahaha.js "$@"; }
 version=$(in_image --version) || die "hahaha --version failed in the image"
 in_image --help | grep -q 'hahaha explain' || die "hahaha --help failed in the image"
 cat >"$m/tmp/pod.json" <<'JSON'
