@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG_PATH, loadCatalog, parseCatalog } from '../src/config/catalog-file.ts';
-import { annotationsRead, findCatalogEntry } from '../src/domain/catalog.ts';
+import { catalogReads, findCatalogEntry } from '../src/domain/catalog.ts';
 import { decide } from '../src/domain/decide.ts';
 import { isMalformed, type PodView, parsePod } from '../src/domain/pod-view.ts';
 import { PodCache } from '../src/pod-cache.ts';
@@ -193,7 +193,7 @@ const queue = new WorkQueue({
   },
 });
 for (let i = 0; i < PODS; i++) {
-  const v = parsePod(rawPod(i), { annotations: annotationsRead(catalog) }) as PodView;
+  const v = parsePod(rawPod(i), catalogReads(catalog)) as PodView;
   store.upsert(v);
   queue.add(`${v.namespace}/${v.name}`);
 }
@@ -249,7 +249,7 @@ await queue.shutdown(1000);
     raw.spec.containers = raw.spec.containers.filter((c: { name: string }) => c.name !== 'linkerd-proxy');
     raw.status.containerStatuses = raw.status.containerStatuses.filter((c: { name: string }) => c.name !== 'linkerd-proxy');
     for (const c of raw.spec.containers) if (c.name === 'cloudsql-proxy') c.image = 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine';
-    const v = parsePod(raw, { annotations: annotationsRead(catalog) }) as PodView;
+    const v = parsePod(raw, catalogReads(catalog)) as PodView;
     refStore.upsert(v);
     await refReconciler.reconcile(`${v.namespace}/${v.name}`);
   }

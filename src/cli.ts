@@ -9,7 +9,7 @@ import { DEFAULT_CATALOG_PATH, loadCatalog } from './config/catalog-file.ts';
 import { loadConfig } from './config/env.ts';
 import { ConfigError, describeValue, ExitCode, KnownError, oneLine, quote } from './config/errors.ts';
 import { kindJson } from './domain/attempt-kinds/index.ts';
-import { type Attempt, annotationsRead, type Catalog, imageNotMatchedReason } from './domain/catalog.ts';
+import { type Attempt, type Catalog, catalogReads, imageNotMatchedReason } from './domain/catalog.ts';
 import { decide } from './domain/decide.ts';
 import { conversionPatch, planConversion } from './domain/native-conversion.ts';
 import { isMalformed, isObject, parsePod } from './domain/pod-view.ts';
@@ -145,7 +145,7 @@ function explainOne(subject: Subject, catalog: Catalog, bad: (why: string, fix?:
     isObject(raw) && meta !== undefined && raw.status === undefined && meta.name === undefined && typeof meta.generateName === 'string'
       ? { ...raw, metadata: { ...meta, name: `${meta.generateName}<generated>` } }
       : raw;
-  const pod = parsePod(named, { annotations: annotationsRead(catalog) });
+  const pod = parsePod(named, catalogReads(catalog));
   if (isMalformed(pod)) throw bad(`${subject.label === 'input' ? '' : `${subject.label}: `}is not a valid pod: ${pod.reason}`);
   const d = decide(pod, catalog);
   const prediction = predictPod(pod, catalog);

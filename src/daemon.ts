@@ -13,7 +13,7 @@ import type { Config } from './config/env.ts';
 import { type ClusterAccess, loadKubeConfig } from './config/kubeconfig.ts';
 import { AccessCheck } from './controller/access-check.ts';
 import { ReaperController } from './controller/reaper-controller.ts';
-import { annotationsRead } from './domain/catalog.ts';
+import { catalogReads } from './domain/catalog.ts';
 import { parseLabelSelector } from './domain/label-selector.ts';
 import { requiredAccess } from './domain/required-access.ts';
 import { ApiAccessReviewer } from './kube/access-review.ts';
@@ -73,18 +73,18 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
   );
 
   const metrics = new Metrics();
-  const annotations = annotationsRead(catalog);
+  const reads = catalogReads(catalog);
   const reaper = new ReaperController({
     watch: (cache, events) =>
       new PodSource(
         client,
-        { selector: config.watchSelector, fieldSelector: RUNNING_PODS, namespaces: config.watchNamespaces, annotations },
+        { selector: config.watchSelector, fieldSelector: RUNNING_PODS, namespaces: config.watchNamespaces, ...reads },
         cache,
         events,
         metrics,
         log,
       ),
-    reader: new ApiPodReader(client, { annotations, selector: config.watchSelector, namespaces: config.watchNamespaces }),
+    reader: new ApiPodReader(client, { ...reads, selector: config.watchSelector, namespaces: config.watchNamespaces }),
     catalog,
     strategies: createRegistry({
       portForwarder: new ApiPortForwarder(client),

@@ -7,7 +7,7 @@
  * cluster's facts into the report. {@link buildReport} does both for a list of raw pods.
  */
 import type { Catalog } from '../domain/catalog.ts';
-import { annotationsRead, findCatalogEntry } from '../domain/catalog.ts';
+import { catalogReads, findCatalogEntry } from '../domain/catalog.ts';
 import { decide, findMainContainers, hasFinished, isBeingDeleted } from '../domain/decide.ts';
 import { isOptedOut, nativeCandidates, planConversion, supportsNativeSidecars } from '../domain/native-conversion.ts';
 import { isMalformed, type PodView, parsePod } from '../domain/pod-view.ts';
@@ -150,7 +150,7 @@ function stuckWhy(p: Prediction): string {
 
 /** Examines one pod as listed from the API server (raw JSON or a client model). */
 export function examinePod(raw: unknown, ctx: ExamineContext): PodFinding {
-  const parsed = parsePod(raw, { annotations: annotationsRead(ctx.catalog) });
+  const parsed = parsePod(raw, catalogReads(ctx.catalog));
   const id = { namespace: parsed.namespace, pod: parsed.name };
   if (isMalformed(parsed)) return { ...id, ...EMPTY, ignored: 'malformed', skipped: `malformed: ${parsed.reason}` };
   const pod: PodView = parsed;

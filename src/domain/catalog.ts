@@ -109,16 +109,23 @@ export function imageNotMatchedReason(catalog: Catalog, container: { name: strin
   return `image of container ${container.name} is ${container.image.length} characters, longer than the ${MAX_IMAGE_LENGTH} that image patterns are matched against, so entry ${named.map((e) => e.name).join(', ')} does not apply`;
 }
 
-/** The pod annotations the catalog's conditions and port sources read (parsePod keeps these). */
-export function annotationsRead(catalog: Catalog): ReadonlySet<string> {
-  const keys = new Set<string>();
+/**
+ * The pod annotations and the containers' environment variables that the catalog's conditions
+ * and port sources read: what parsePod keeps of them (the rest is never read, and a main
+ * container's environment can be long).
+ */
+export function catalogReads(catalog: Catalog): { readonly annotations: ReadonlySet<string>; readonly env: ReadonlySet<string> } {
+  const annotations = new Set<string>();
+  const env = new Set<string>();
   for (const e of catalog.entries) {
     for (const a of e.attempts) {
-      if (a.when?.annotation !== undefined) keys.add(a.when.annotation);
-      if (a.portFrom?.annotation !== undefined) keys.add(a.portFrom.annotation);
+      for (const read of [a.when, a.portFrom]) {
+        if (read?.annotation !== undefined) annotations.add(read.annotation);
+        if (read?.env !== undefined) env.add(read.env);
+      }
     }
   }
-  return keys;
+  return { annotations, env };
 }
 
 /** One-line human description of an attempt, as events and logs show it. */

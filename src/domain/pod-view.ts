@@ -175,12 +175,12 @@ function strings(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }
 
-function literalEnv(v: unknown): Record<string, string> | undefined {
+function literalEnv(v: unknown, keep: ReadonlySet<string> | undefined): Record<string, string> | undefined {
   if (!Array.isArray(v)) return undefined;
   const out: Record<string, string> = {};
   let any = false;
   for (const e of v) {
-    if (isObject(e) && typeof e.name === 'string' && typeof e.value === 'string') {
+    if (isObject(e) && typeof e.name === 'string' && typeof e.value === 'string' && (keep === undefined || keep.has(e.name))) {
       out[e.name] = e.value;
       any = true;
     }
@@ -188,7 +188,7 @@ function literalEnv(v: unknown): Record<string, string> | undefined {
   return any ? out : undefined;
 }
 
-function parseContainers(v: unknown, field: string): ContainerSpecView[] | string {
+function parseContainers(v: unknown, field: string, env: ReadonlySet<string> | undefined): ContainerSpecView[] | string {
   if (!present(v)) return [];
   if (!Array.isArray(v)) return `${field} must be a list, got ${got(v)}`;
   const out: ContainerSpecView[] = [];
@@ -201,13 +201,13 @@ function parseContainers(v: unknown, field: string): ContainerSpecView[] | strin
     }
     const restartPolicy = str(c.restartPolicy);
     const argv = [...strings(c.command), ...strings(c.args)];
-    const env = literalEnv(c.env);
+    const literal = literalEnv(c.env, env);
     out.push({
       name: c.name,
       image: str(c.image) ?? '',
       ...(restartPolicy !== undefined && { restartPolicy }),
       ...(argv.length > 0 && { argv }),
-      ...(env !== undefined && { env }),
+      ...(literal !== undefined && { env: literal }),
     });
   }
   return out;
@@ -247,6 +247,8 @@ function duplicateName(...lists: readonly (readonly ContainerSpecView[])[]): str
 export interface ParseOptions {
   /** Annotations to keep beyond hahaha's own (those the catalog's conditions read). */
   readonly annotations?: ReadonlySet<string>;
+  /** The literal environment variables to keep (those the catalog's conditions read); all when absent. */
+  readonly env?: ReadonlySet<string>;
 }
 
 export function parsePod(raw: unknown, opts: ParseOptions = {}): PodView | MalformedPod {
@@ -261,10 +263,10 @@ export function parsePod(raw: unknown, opts: ParseOptions = {}): PodView | Malfo
   if (!isObject(raw.metadata)) return malformed('metadata is missing');
   if (name === '') return malformed('metadata.name is missing');
   if (!isObject(raw.spec)) return malformed('spec is missing');
-  const containers = parseContainers(raw.spec.containers, 'spec.containers');
+  const containers = parseContainers(raw.spec.containers, 'spec.containers', opts.env);
   if (typeof containers === 'string') return malformed(containers);
   if (containers.length === 0) return malformed('spec.containers is empty');
-  const initContainers = parseContainers(raw.spec.initContainers, 'spec.initContainers');
+  const initContainers = parseContainers(raw.spec.initContainers, 'spec.initContainers', opts.env);
   if (typeof initContainers === 'string') return malformed(initContainers);
   const twice = duplicateName(containers, initContainers);
   if (twice !== undefined) return malformed(`container name ${twice} is used twice in spec.containers and spec.initContainers`);

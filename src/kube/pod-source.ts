@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isMalformed, type PodView, parsePod, podKey } from '../domain/pod-view.ts';
+import { isMalformed, type ParseOptions, type PodView, parsePod, podKey } from '../domain/pod-view.ts';
 import type { PodCache } from '../pod-cache.ts';
 import type { PodWatch, PodWatchEvents } from '../ports.ts';
 import { retryDelayMs } from '../reconcile/retry-policy.ts';
@@ -17,7 +17,8 @@ import type { Metrics } from '../record/metrics.ts';
 import type { KubeClient } from './kube-client.ts';
 import { podsPath } from './paths.ts';
 
-export interface PodSourceOptions {
+/** With what parsePod keeps (the annotations and environment variables the catalog reads). */
+export interface PodSourceOptions extends ParseOptions {
   readonly selector: string;
   /**
    * Field selector of the list and watch. hahaha watches `status.phase=Running`: pods that
@@ -25,8 +26,6 @@ export interface PodSourceOptions {
    * the cluster's history. A pod that leaves the selection arrives as DELETED with its new state.
    */
   readonly fieldSelector?: string;
-  /** Annotations to keep in each PodView beyond hahaha's own (what the catalog reads). */
-  readonly annotations?: ReadonlySet<string>;
   /** Empty: all namespaces. */
   readonly namespaces: readonly string[];
 }
@@ -189,7 +188,7 @@ export class PodSource implements PodWatch {
   }
 
   private accept(raw: unknown): PodView | undefined {
-    const parsed = parsePod(raw, this.opts.annotations === undefined ? {} : { annotations: this.opts.annotations });
+    const parsed = parsePod(raw, this.opts);
     if (!isMalformed(parsed)) return parsed;
     const id = parsed.uid || `${parsed.namespace}/${parsed.name}`;
     if (!this.malformedSeen.has(id)) {

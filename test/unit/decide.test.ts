@@ -317,4 +317,38 @@ describe('parsePod', () => {
     assert.deepEqual(Object.keys(p.annotations), ['hahaha.nais.io/main-containers']);
     assert.deepEqual(Object.keys(p.labels).sort(), ['app', 'nais.io/naisjob']);
   });
+  it("keeps only the literal environment variables the catalog reads, and the sidecar's condition still holds", () => {
+    const withEnv =
+      (name: string, env: Record<string, string>) =>
+      (p: Record<string, any>): void => {
+        const c = p.spec.containers.find((x: { name: string }) => x.name === name);
+        c.env = [
+          ...Object.entries(env).map(([k, value]) => ({ name: k, value })),
+          { name: 'FROM_SECRET', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+        ];
+      };
+    const appEnv = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`NAIS_VAR_${i}`, `value-${i}`]));
+    const p = pod(
+      'a',
+      withApp('job'),
+      terminated('job', 0),
+      running('cloudsql-proxy'),
+      withEnv('job', { ...appEnv, CSQL_PROXY_QUITQUITQUIT: 'true' }),
+      withEnv('cloudsql-proxy', { ...appEnv, CSQL_PROXY_QUITQUITQUIT: 'true' }),
+    );
+    assert.deepEqual(
+      p.containers.map((c) => c.env),
+      [{ CSQL_PROXY_QUITQUITQUIT: 'true' }, { CSQL_PROXY_QUITQUITQUIT: 'true' }],
+    );
+    const d = decide(p, catalog);
+    assert.equal(d.decision, 'reap');
+    if (d.decision === 'reap')
+      assert.deepEqual(
+        d.targets[0]?.attempts.map((a) => a.kind),
+        ['http', 'exec'],
+      );
+    // without the catalog's reads (as the webhook parses), every literal variable is kept
+    const all = parsePod(rawPod('a', withApp('job'), container('job'), withEnv('job', appEnv)));
+    assert.equal('malformed' in all ? 0 : Object.keys(all.containers[0]?.env ?? {}).length, 30);
+  });
 });

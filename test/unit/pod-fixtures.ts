@@ -3,11 +3,11 @@
  *   pod('job', withApp('job'), container('job'), terminated('job', 0), running('linkerd-proxy'))
  */
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
-import { annotationsRead } from '../../src/domain/catalog.ts';
+import { catalogReads } from '../../src/domain/catalog.ts';
 import { isMalformed, type PodView, parsePod } from '../../src/domain/pod-view.ts';
 
-/** Parse options as the daemon uses them with the shipped catalog (its annotations kept). */
-export const PARSE = { annotations: annotationsRead(loadCatalog(DEFAULT_CATALOG_PATH)) };
+/** Parse options as the daemon uses them with the shipped catalog (the annotations and env it reads kept). */
+export const PARSE = catalogReads(loadCatalog(DEFAULT_CATALOG_PATH));
 
 type Json = Record<string, any>;
 export type Mod = (p: Json) => void;
