@@ -56,7 +56,8 @@
  *      BENCH_RSS_STEPS (default 2000,5000,20000) watched pods. The node admits 110 pods, so these
  *      are bare pods bound to a Node object without a kubelet (VIRTUAL_NODE) whose status the
  *      bench sets to Running (main container and a linkerd sidecar with shutdown enabled, both
- *      running): hahaha watches them as running job pods it can reap later, and nothing runs.
+ *      running; BENCH_RSS_POD=naisjob: pods shaped like a Naisjob's with linkerd injected, see
+ *      naisjobPod): hahaha watches them as running job pods it can reap later, and nothing runs.
  *      VmRSS, RssAnon (the heap and other private memory) and RssFile (mostly the node binary's
  *      mapped pages) from /proc/<pid>/status, the V8 heap used from nodejs_heap_size_used_bytes
  *      (no forced GC: hahaha is a black box); per pod = (figure(n) − figure(0)) / n. After each
@@ -100,6 +101,9 @@ const RSS_STEPS = (process.env.BENCH_RSS_STEPS ?? '2000,5000,20000')
   .split(',')
   .map((s) => Number(s.trim()))
   .filter((n) => n > 0);
+/** The RSS steps' pods: `bare` (default, as in every earlier run) or `naisjob` (see naisjobPod). */
+const RSS_POD = process.env.BENCH_RSS_POD ?? 'bare';
+if (RSS_POD !== 'bare' && RSS_POD !== 'naisjob') throw new Error(`BENCH_RSS_POD must be bare or naisjob, got ${RSS_POD}`);
 const REACTION_SAMPLES = Number(process.env.BENCH_REACTION_SAMPLES ?? 30);
 const BURST_JOBS = Number(process.env.BENCH_BURST_JOBS ?? 50);
 const MAX_LOAD_PER_CORE = Number(process.env.BENCH_MAX_LOAD ?? 6);
@@ -475,6 +479,19 @@ async function patchRunning(admin: Api, ns: string, names: string[]): Promise<vo
             restartCount: 0,
             state: { running: { startedAt: now } },
           })),
+          ...(RSS_POD === 'naisjob' && {
+            initContainerStatuses: [
+              {
+                name: 'linkerd-init',
+                image: 'example.invalid/linkerd-proxy-init:bench',
+                imageID: 'bench://linkerd-init',
+                containerID: `bench://${name}/linkerd-init`,
+                ready: true,
+                restartCount: 0,
+                state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: now, finishedAt: now } },
+              },
+            ],
+          }),
         },
       },
       'application/merge-patch+json',
@@ -492,27 +509,128 @@ function sleeperPods(ns: string, from: number, count: number) {
   return {
     apiVersion: 'v1',
     kind: 'List',
-    items: Array.from({ length: count }, (_, i) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name: `sleeper-${from + i}`,
-        namespace: ns,
-        labels: { [LABEL_KEY]: 'true', app: `sleeper-${from + i}` },
-        // a sidecar hahaha can stop: no SidecarPreflight warning (an Event per pod) at first sight
-        annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' },
-      },
-      spec: {
-        nodeName: VIRTUAL_NODE,
-        tolerations: [{ operator: 'Exists' }],
-        restartPolicy: 'Never',
-        terminationGracePeriodSeconds: 0,
-        containers: [
-          { name: `sleeper-${from + i}`, image: 'example.invalid/sleep:bench', command: ['sleep', '100000'] },
-          { name: 'linkerd-proxy', image: 'example.invalid/linkerd-proxy:bench', command: ['fake-sidecar', 'linkerd'] },
-        ],
-      },
+    items: Array.from({ length: count }, (_, i) => (RSS_POD === 'naisjob' ? naisjobPod(ns, `sleeper-${from + i}`) : barePod(ns, `sleeper-${from + i}`))),
+  };
+}
+
+/** The RSS steps' default pod: a main container and a linkerd sidecar, nothing else (~3 KB of JSON as served). */
+function barePod(ns: string, name: string) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: ns,
+      labels: { [LABEL_KEY]: 'true', app: name },
+      // a sidecar hahaha can stop: no SidecarPreflight warning (an Event per pod) at first sight
+      annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled' },
+    },
+    spec: {
+      nodeName: VIRTUAL_NODE,
+      tolerations: [{ operator: 'Exists' }],
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 0,
+      containers: [
+        { name, image: 'example.invalid/sleep:bench', command: ['sleep', '100000'] },
+        { name: 'linkerd-proxy', image: 'example.invalid/linkerd-proxy:bench', command: ['fake-sidecar', 'linkerd'] },
+      ],
+    },
+  };
+}
+
+/**
+ * BENCH_RSS_POD=naisjob: a pod shaped like a Naisjob's with linkerd injected (~20 KB of JSON as
+ * served, managedFields included): Job and linkerd labels and annotations, a main container with
+ * 20 literal environment variables (5 of them per Job), resources, mounts and a security
+ * context, linkerd-proxy with its own 20 variables, ports and probes, and the linkerd-init init
+ * container.
+ */
+function naisjobPod(ns: string, name: string) {
+  const linkerdEnv = Array.from({ length: 20 }, (_, k) => ({ name: `LINKERD2_PROXY_SETTING_${k}`, value: `value-${k}-shared-by-every-injected-pod` }));
+  const appEnv = [
+    ...['NAIS_APP_NAME', 'NAIS_APP_IMAGE', 'NAIS_CLIENT_ID', 'OTEL_SERVICE_NAME', 'NAIS_POD_NAME_PREFIX'].map((n) => ({
+      name: n,
+      value: `${name}-${n.toLowerCase()}`,
     })),
+    ...Array.from({ length: 15 }, (_, k) => ({ name: `NAIS_SETTING_${k}`, value: `cluster-wide-value-${k}` })),
+  ];
+  const mounts = [{ name: 'ca-bundle', mountPath: '/etc/ssl/certs/ca-certificates.crt', subPath: 'ca-bundle.pem', readOnly: true }];
+  const security = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1069, capabilities: { drop: ['ALL'] } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: ns,
+      labels: {
+        [LABEL_KEY]: 'true',
+        app: name,
+        team: 'bench',
+        'batch.kubernetes.io/job-name': name,
+        'job-name': name,
+        'linkerd.io/control-plane-ns': 'linkerd',
+        'linkerd.io/proxy-job': name,
+        'linkerd.io/workload-ns': ns,
+      },
+      annotations: {
+        'config.linkerd.io/proxy-admin-shutdown': 'enabled',
+        'linkerd.io/created-by': 'linkerd/proxy-injector stable-2.14.10',
+        'linkerd.io/inject': 'enabled',
+        'linkerd.io/proxy-version': 'stable-2.14.10',
+        'linkerd.io/trust-root-sha256': 'a'.repeat(64),
+        'kubectl.kubernetes.io/default-container': name,
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': '8080',
+      },
+    },
+    spec: {
+      nodeName: VIRTUAL_NODE,
+      tolerations: [{ operator: 'Exists' }],
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 0,
+      serviceAccountName: 'default',
+      securityContext: { fsGroup: 1069, seccompProfile: { type: 'RuntimeDefault' } },
+      initContainers: [
+        {
+          name: 'linkerd-init',
+          image: 'example.invalid/linkerd-proxy-init:bench',
+          args: ['--incoming-proxy-port', '4143', '--outgoing-proxy-port', '4140', '--proxy-uid', '2102', '--inbound-ports-to-ignore', '4190,4191'],
+          resources: { limits: { cpu: '100m', memory: '20Mi' }, requests: { cpu: '100m', memory: '20Mi' } },
+          securityContext: { ...security, runAsUser: 65534, capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } },
+        },
+      ],
+      containers: [
+        {
+          name,
+          image: `example.invalid/navikt/${name}:2026-11-28-abcdef0`,
+          command: ['sleep', '100000'],
+          env: appEnv,
+          envFrom: [{ secretRef: { name: `${name}-secrets`, optional: true } }],
+          resources: { limits: { memory: '512Mi' }, requests: { cpu: '200m', memory: '256Mi' } },
+          volumeMounts: mounts,
+          securityContext: security,
+        },
+        {
+          name: 'linkerd-proxy',
+          image: 'example.invalid/linkerd-proxy:bench',
+          command: ['fake-sidecar', 'linkerd'],
+          env: linkerdEnv,
+          ports: [
+            { name: 'linkerd-proxy', containerPort: 4143 },
+            { name: 'linkerd-admin', containerPort: 4191 },
+          ],
+          livenessProbe: { httpGet: { path: '/live', port: 4191 }, initialDelaySeconds: 10 },
+          readinessProbe: { httpGet: { path: '/ready', port: 4191 }, initialDelaySeconds: 2 },
+          resources: { limits: { memory: '250Mi' }, requests: { cpu: '100m', memory: '20Mi' } },
+          securityContext: { ...security, runAsUser: 2102 },
+          volumeMounts: [{ name: 'linkerd-identity-end-entity', mountPath: '/var/run/linkerd/identity/end-entity' }],
+        },
+      ],
+      volumes: [
+        { name: 'ca-bundle', configMap: { name: 'ca-bundle-pem', defaultMode: 420 } },
+        { name: 'linkerd-identity-end-entity', emptyDir: { medium: 'Memory' } },
+      ],
+    },
   };
 }
 
