@@ -14,7 +14,9 @@
  * while it has a pod in flight, and replaced; etcd compacted and the API server restarted, so that
  * resumed watches are too old (410). A fault comes at least 20 s after the last one ended and
  * waits (at most 90 s more) until no Job has been waiting over 10 s for its sidecars (or, for an
- * expected hang, for its warning), so that each fault meets a cluster recovered from the last.
+ * expected hang, for its warning), so that each fault meets a cluster recovered from the last;
+ * the last SOAK_CONCURRENCY Jobs are created only once the last fault has begun, so that no fault
+ * is skipped for want of Jobs on a fast run.
  *
  * Each finished Job is checked and deleted:
  *   - hung: a Job still running 60 s after its main container ended, that hahaha could have
@@ -180,7 +182,11 @@ async function createJobs(): Promise<void> {
   const rnd = random(SEED + 1);
   while (counts.created < JOBS) {
     const active = [...jobs.values()].filter((t) => !t.done).length;
-    if (active >= CONCURRENCY) {
+    // The last CONCURRENCY Jobs wait for the last fault to start, so that every fault meets
+    // Jobs in flight and none is skipped for want of Jobs (a fault waits for the cluster to
+    // recover from the one before, and on a fast run the Jobs could all be done by then).
+    const heldBack = faultsStarted < PLANNED_FAULTS && counts.created >= HOLD_BACK_FROM;
+    if (active >= CONCURRENCY || heldBack) {
       await sleep(200);
       continue;
     }
@@ -412,20 +418,29 @@ const FAULTS: [string, () => Promise<void>][] = [
  */
 function unsettled(now: number): Tracked[] {
   return [...jobs.values()].filter(
-    (t) =>
-      t.mainEndedAt !== undefined &&
-      !t.hung &&
-      now - t.mainEndedAt > SETTLE_AFTER_MS &&
-      (t.expectedHang ? !t.done : t.finishedAt === undefined),
+    (t) => t.mainEndedAt !== undefined && !t.hung && now - t.mainEndedAt > SETTLE_AFTER_MS && (t.expectedHang ? !t.done : t.finishedAt === undefined),
   );
 }
 
 let lastFaultEnd = 0;
 
+/** One fault each time FAULT_EVERY more Jobs are done, in turn, the last one well before the end. */
+const PLANNED_FAULTS = Math.max(0, Math.floor((JOBS - FAULT_EVERY / 2) / FAULT_EVERY));
+/** How many faults have begun; createJobs holds its last Jobs back until all have. */
+let faultsStarted = 0;
+/** The Jobs from this one on wait for the last fault (enough before it for its trigger to come). */
+const HOLD_BACK_FROM = Math.max(JOBS - CONCURRENCY, PLANNED_FAULTS * FAULT_EVERY + Math.ceil(CONCURRENCY / 2));
+
 async function injectFaults(): Promise<void> {
-  // One fault each time FAULT_EVERY more Jobs are done, in turn, the last one well before the end.
-  const planned = Math.max(0, Math.floor((JOBS - FAULT_EVERY / 2) / FAULT_EVERY));
-  for (let i = 0; i < planned; i++) {
+  try {
+    await injectPlannedFaults();
+  } finally {
+    faultsStarted = PLANNED_FAULTS;
+  }
+}
+
+async function injectPlannedFaults(): Promise<void> {
+  for (let i = 0; i < PLANNED_FAULTS; i++) {
     while (polling && counts.done < (i + 1) * FAULT_EVERY) await sleep(200);
     if (!polling || counts.done >= JOBS) return;
     // Each fault on a cluster that has recovered from the last: a Job still being reaped after it
@@ -442,6 +457,7 @@ async function injectFaults(): Promise<void> {
     if (!polling || counts.done >= JOBS) return;
     const [name, inject] = FAULTS[i % FAULTS.length] as [string, () => Promise<void>];
     log(`fault ${name} (${counts.done} Jobs done)`);
+    faultsStarted = i + 1;
     const t = Date.now();
     await inject();
     lastFaultEnd = Date.now();

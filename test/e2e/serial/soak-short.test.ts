@@ -23,7 +23,8 @@ describe('soak, short', () => {
           ...process.env,
           // Four faults, at 30, 60, 90 and 120 Jobs done, each at least 20 s after the last and on
           // a recovered cluster, with Jobs still flowing 20 at a time (with 40, a failover held up
-          // every Job in flight and they all finished at once after it).
+          // every Job in flight and they all finished at once after it); the last 20 Jobs wait
+          // for the fourth fault.
           SOAK_JOBS: '160',
           SOAK_FAULT_EVERY: '30',
           SOAK_CONCURRENCY: '20',
