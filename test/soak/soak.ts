@@ -180,7 +180,8 @@ const isCounted = (c: any) => (c.command ?? []).join(' ').includes('fake-sidecar
 async function createJobs(): Promise<void> {
   const kinds = deck(SEED);
   const rnd = random(SEED + 1);
-  while (counts.created < JOBS) {
+  // Ends when the run does (a failure or the time budget): no Job would finish any more.
+  while (counts.created < JOBS && polling) {
     const active = [...jobs.values()].filter((t) => !t.done).length;
     // The last CONCURRENCY Jobs wait for the last fault to start, so that every fault meets
     // Jobs in flight and none is skipped for want of Jobs (a fault waits for the cluster to
