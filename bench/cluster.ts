@@ -513,7 +513,7 @@ function sleeperPods(ns: string, from: number, count: number) {
   };
 }
 
-/** The RSS steps' default pod: a main container and a linkerd sidecar, nothing else (~3 KB of JSON as served). */
+/** The RSS steps' default pod: a main container and a linkerd sidecar, nothing else (~5 KB of JSON as served). */
 function barePod(ns: string, name: string) {
   return {
     apiVersion: 'v1',
@@ -539,13 +539,15 @@ function barePod(ns: string, name: string) {
 }
 
 /**
- * BENCH_RSS_POD=naisjob: a pod shaped like a Naisjob's with linkerd injected (~20 KB of JSON as
+ * BENCH_RSS_POD=naisjob: the bare pod dressed as a Naisjob's with linkerd injected (~20 KB of JSON as
  * served, managedFields included): Job and linkerd labels and annotations, a main container with
  * 20 literal environment variables (5 of them per Job), resources, mounts and a security
  * context, linkerd-proxy with its own 20 variables, ports and probes, and the linkerd-init init
  * container.
  */
 function naisjobPod(ns: string, name: string) {
+  const bare = barePod(ns, name);
+  const [main, proxy] = bare.spec.containers;
   const linkerdEnv = Array.from({ length: 20 }, (_, k) => ({ name: `LINKERD2_PROXY_SETTING_${k}`, value: `value-${k}-shared-by-every-injected-pod` }));
   const appEnv = [
     ...['NAIS_APP_NAME', 'NAIS_APP_IMAGE', 'NAIS_CLIENT_ID', 'OTEL_SERVICE_NAME', 'NAIS_POD_NAME_PREFIX'].map((n) => ({
@@ -557,14 +559,11 @@ function naisjobPod(ns: string, name: string) {
   const mounts = [{ name: 'ca-bundle', mountPath: '/etc/ssl/certs/ca-certificates.crt', subPath: 'ca-bundle.pem', readOnly: true }];
   const security = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1069, capabilities: { drop: ['ALL'] } };
   return {
-    apiVersion: 'v1',
-    kind: 'Pod',
+    ...bare,
     metadata: {
-      name,
-      namespace: ns,
+      ...bare.metadata,
       labels: {
-        [LABEL_KEY]: 'true',
-        app: name,
+        ...bare.metadata.labels,
         team: 'bench',
         'batch.kubernetes.io/job-name': name,
         'job-name': name,
@@ -573,7 +572,7 @@ function naisjobPod(ns: string, name: string) {
         'linkerd.io/workload-ns': ns,
       },
       annotations: {
-        'config.linkerd.io/proxy-admin-shutdown': 'enabled',
+        ...bare.metadata.annotations,
         'linkerd.io/created-by': 'linkerd/proxy-injector stable-2.14.10',
         'linkerd.io/inject': 'enabled',
         'linkerd.io/proxy-version': 'stable-2.14.10',
@@ -584,10 +583,7 @@ function naisjobPod(ns: string, name: string) {
       },
     },
     spec: {
-      nodeName: VIRTUAL_NODE,
-      tolerations: [{ operator: 'Exists' }],
-      restartPolicy: 'Never',
-      terminationGracePeriodSeconds: 0,
+      ...bare.spec,
       serviceAccountName: 'default',
       securityContext: { fsGroup: 1069, seccompProfile: { type: 'RuntimeDefault' } },
       initContainers: [
@@ -601,9 +597,8 @@ function naisjobPod(ns: string, name: string) {
       ],
       containers: [
         {
-          name,
+          ...main,
           image: `example.invalid/navikt/${name}:2026-11-28-abcdef0`,
-          command: ['sleep', '100000'],
           env: appEnv,
           envFrom: [{ secretRef: { name: `${name}-secrets`, optional: true } }],
           resources: { limits: { memory: '512Mi' }, requests: { cpu: '200m', memory: '256Mi' } },
@@ -611,9 +606,7 @@ function naisjobPod(ns: string, name: string) {
           securityContext: security,
         },
         {
-          name: 'linkerd-proxy',
-          image: 'example.invalid/linkerd-proxy:bench',
-          command: ['fake-sidecar', 'linkerd'],
+          ...proxy,
           env: linkerdEnv,
           ports: [
             { name: 'linkerd-proxy', containerPort: 4143 },
