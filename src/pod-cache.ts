@@ -39,8 +39,9 @@ export class PodCache implements PodStore {
     const key = podKey(pod);
     const previous = this.pods.get(key);
     const kept = compactPod(pod, this.intern, previous?.uid === pod.uid ? previous : undefined);
-    // A key made of the shared namespace: the map keeps the key a pod was first stored under.
-    this.pods.set(podKey(kept), kept);
+    // The map keeps the key a pod was first stored under: a new pod's is made of the shared
+    // namespace, so that the key does not hold a copy of it.
+    this.pods.set(previous === undefined ? podKey(kept) : key, kept);
     this.notify(key, kept);
     return previous;
   }
