@@ -14,6 +14,16 @@ export class PodCache implements PodStore {
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** What repeats across pods (namespaces, images, a sidecar's spec...) is kept once. */
   private readonly intern: Intern = internTable();
+  /** The watch scopes that are down (failed, backing off, relisting): the cache may be behind. */
+  private readonly stale = new Set<string>();
+  /** When the last time the cache was behind ended (epoch ms). */
+  private currentAgainAt = Number.NEGATIVE_INFINITY;
+  private readonly currentWaiters = new Set<() => void>();
+  private readonly clock: () => number;
+
+  constructor(clock: () => number = Date.now) {
+    this.clock = clock;
+  }
 
   get size(): number {
     return this.pods.size;
@@ -81,6 +91,40 @@ export class PodCache implements PodStore {
       const timer = setTimeout(() => finish(undefined), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       waiters.add(waiter);
+    });
+  }
+
+  /** The watch of `scope` is down: from now until it is back, updates may be missed. */
+  markStale(scope: string): void {
+    this.stale.add(scope);
+  }
+
+  /** The watch of `scope` is back (listed, or watching again). */
+  markCurrent(scope: string): void {
+    if (!this.stale.delete(scope) || this.stale.size > 0) return;
+    this.currentAgainAt = this.clock();
+    for (const wake of [...this.currentWaiters]) wake();
+  }
+
+  disruptedSince(since: number): boolean {
+    return this.stale.size > 0 || this.currentAgainAt >= since;
+  }
+
+  whenCurrent(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.stale.size === 0) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const finish = (current: boolean): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.currentWaiters.delete(wake);
+        resolve(current);
+      };
+      const wake = (): void => finish(true);
+      const onAbort = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.currentWaiters.add(wake);
     });
   }
 

@@ -107,6 +107,13 @@ export interface PodStore {
    * or with undefined after `timeoutMs`, when the pod is gone, or when `signal` aborts.
    */
   waitFor(key: string, predicate: (pod: PodView) => boolean, timeoutMs: number, signal?: AbortSignal): Promise<PodView | undefined>;
+  /**
+   * Whether the watch was down at some moment since `since` (epoch ms), or is now: an update
+   * (a container's exit) may not have reached the store yet.
+   */
+  disruptedSince(since: number): boolean;
+  /** Resolves true once the watch is up (at once if it is), false after `timeoutMs` or on abort. */
+  whenCurrent(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }
 
 /** The content of a coordination.k8s.io Lease that leader election reads and writes. */

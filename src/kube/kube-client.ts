@@ -154,7 +154,12 @@ export class KubeClient {
    * Streams a watch: calls `onEvent` per event line until the server ends the response, then
    * resolves. Rejects on a failed request or a broken stream. `idleMs` bounds silence.
    */
-  async watch(path: string, query: RequestOptions['query'], onEvent: WatchHandler, opts: { signal: AbortSignal; idleMs: number }): Promise<void> {
+  async watch(
+    path: string,
+    query: RequestOptions['query'],
+    onEvent: WatchHandler,
+    opts: { signal: AbortSignal; idleMs: number; onOpen?: () => void },
+  ): Promise<void> {
     const headers = await this.headers();
     const url = this.url(path, { ...query, watch: true });
     return new Promise<void>((resolvePromise, reject) => {
@@ -172,6 +177,7 @@ export class KubeClient {
           readAll(res).then((body) => reject(new ApiError(res.statusCode ?? 0, body)), reject);
           return;
         }
+        opts.onOpen?.();
         let partial = '';
         res.on('data', (chunk: string) => {
           partial += chunk;

@@ -102,6 +102,8 @@ export class PodSource implements PodWatch {
         }
       } catch (err) {
         if (this.stopped) return;
+        // Until the list or the watch is back, updates (a sidecar's exit) may be missed.
+        this.cache.markStale(this.scopeName(scope));
         if (err instanceof Gone) {
           this.log.info({ namespace: scope.namespace ?? '*' }, 'watch expired (410 Gone); relisting');
           resourceVersion = undefined;
@@ -139,6 +141,7 @@ export class PodSource implements PodWatch {
     for (const pod of pods) this.upsert(pod);
     if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '*', pods: pods.length }, 'initial pod list synced');
     scope.synced = true;
+    this.cache.markCurrent(this.scopeName(scope));
     return resourceVersion;
   }
 
@@ -174,6 +177,7 @@ export class PodSource implements PodWatch {
       await this.client.watch(podsPath(scope.namespace), { ...this.selectors(), resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, handle, {
         signal: abort.signal,
         idleMs: (timeoutSeconds + 60) * 1000,
+        onOpen: () => this.cache.markCurrent(this.scopeName(scope)),
       });
     } catch (err) {
       if (!gone && !abort.signal.aborted && !this.stopped) throw err;
@@ -181,6 +185,10 @@ export class PodSource implements PodWatch {
     if (gone) throw new Gone('resource version expired');
     if (failed !== undefined) throw new Error(`watch error event: ${(failed as { message?: string } | null)?.message ?? JSON.stringify(failed)}`);
     return resourceVersion;
+  }
+
+  private scopeName(scope: Scope): string {
+    return scope.namespace ?? '*';
   }
 
   private selectors(): { labelSelector: string; fieldSelector?: string } {

@@ -16,7 +16,7 @@ import type { PodReader, PodRef, PodStore } from '../ports.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { runAttempt, type StrategyRegistry } from '../strategies/registry.ts';
-import { cannotHaveStopped, type FailureCause, isPermanent } from '../strategies/strategy.ts';
+import { cannotHaveStopped, type FailureCause, isApiFailure, isPermanent } from '../strategies/strategy.ts';
 import type { WorkResult } from './work-queue.ts';
 
 /** Event reason and action, as HAHAHA wrote them. */
@@ -68,6 +68,18 @@ const STARTING_MS = 10_000;
 const STARTING_RETRY_MS = 250;
 /** How long after a hand-over's window the pods reconciled are still checked for unreported stops. */
 const HANDOVER_CHECK_MS = 60_000;
+/**
+ * How long past its window a verify waits for a watch that was down during it (an API server
+ * restart) to be back: the window starts again then, since the kubelet's report of the exit may
+ * have been held up as well. An outage longer than the lease ends leading anyway.
+ */
+const OUTAGE_MS = 60_000;
+/**
+ * How long a pod's stops may fail because of the API server (it could not be reached, or could
+ * not show whether an ask landed) before that is reported as a failed shutdown: a restart of the
+ * API server is over well within it, and the retries then stop the sidecar or see it stopped.
+ */
+const API_GRACE_MS = 30_000;
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -78,6 +90,7 @@ export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, e
       return attempt.kind === 'exec'
         ? `${attempt.command[0]} is not in the image (distroless?), so exec cannot stop it: make it a native sidecar (catalog native: true) or use an image that has it`
         : entryHint;
+    case 'api-unreachable':
     case 'api-unavailable':
       return 'the API server failed, not the sidecar: hahaha asks the same way again once it answers';
     case 'ignored':
@@ -100,6 +113,8 @@ export interface ReconcilerDeps {
   readonly log: Logger;
   /** How long the API may take to show the container terminated after an accepted attempt. */
   readonly verifyTimeoutMs: number;
+  /** How long past a verify window to wait for a pod watch that was down during it. @default 60 s */
+  readonly outageMs?: number;
   /**
    * Decide and record, never act: a Normal "would shut down" event per sidecar (once per pod)
    * and hahaha_dry_run_would_stop_total; no exec, no port-forward. @default false
@@ -133,6 +148,11 @@ type TargetResult =
       readonly permanent: boolean;
       /** An attempt was refused with 403 (see confirmedPermanent). */
       readonly forbidden: boolean;
+      /**
+       * The asking ended because of the API server: it failed the call, or it could not show
+       * whether the last ask landed. Reported only once it persists (API_GRACE_MS).
+       */
+      readonly api: boolean;
     };
 
 /** The container's terminated state in this incarnation of the pod (same uid), if any, with its restart count. */
@@ -160,6 +180,8 @@ export class Reconciler {
   private readonly inFlight = new Set<string>();
   private readonly forgetAfter = new Set<string>();
   private readonly leftReads = new Map<string, Promise<PodView | undefined>>();
+  /** Since when each pod's stops have failed because of the API server (see API_GRACE_MS). */
+  private readonly apiFailingSince = new Map<string, number>();
   /** Set while this replica has just begun leading (see beginHandover). */
   private handover: { readonly window: HandoverWindow; readonly until: number } | undefined;
 
@@ -198,6 +220,7 @@ export class Reconciler {
     }
     this.reported.delete(uid);
     this.mainSeenAt.delete(uid);
+    this.apiFailingSince.delete(uid);
     this.seenActive.delete(uid);
     this.deps.events.forgetPod(uid);
   }
@@ -422,6 +445,12 @@ export class Reconciler {
         failed += 1;
         transient += 1;
         log.info({ container: r.container, errors: r.errors }, 'interrupted before the stop was verified; left to the next run');
+      } else if (r.api && this.apiGrace(pod.uid)) {
+        // The API server failed, not the sidecar (it restarts): a Warning now would often be
+        // wrong, and the retry asks again or finds the sidecar stopped.
+        failed += 1;
+        transient += 1;
+        log.warn({ container: r.container, errors: r.errors }, 'the API server failed, not the sidecar; asking again once it answers');
       } else {
         failed += 1;
         const permanent = r.permanent && this.confirmedPermanent(pod.uid, r);
@@ -438,6 +467,7 @@ export class Reconciler {
     for (const c of newlyUnsupported) jobSummary.failed.push(`${c}: unsupported sidecar, no catalog entry matches it`);
     posts.push(this.jobEvent(pod, jobSummary, (this.now() - started) / 1000));
     await Promise.all(posts);
+    if (!results.some((r) => !r.ok && r.api)) this.apiFailingSince.delete(pod.uid);
     if (failed === 0) return { kind: 'done' };
     const reason = `${failed} of ${results.length} sidecar(s) did not stop`;
     return transient > 0 ? { kind: 'retry', reason } : { kind: 'permanent', reason: `${reason}, and asking again cannot help` };
@@ -452,6 +482,7 @@ export class Reconciler {
     const causes: (FailureCause | 'ignored')[] = [];
     const hints = new Set<string>();
     let previous: Attempt | undefined;
+    let apiFailed = false;
     const failed = (extra: readonly string[] = []): Extract<TargetResult, { ok: false }> => ({
       ok: false,
       container: target.container,
@@ -459,6 +490,7 @@ export class Reconciler {
       ...(hints.size > 0 && { hint: [...hints].join('; ') }),
       permanent: extra.length === 0 && causes.length > 0 && causes.every((c) => c !== 'ignored' && isPermanent(c)),
       forbidden: causes.includes('forbidden'),
+      api: apiFailed,
     });
     const note = (attempt: Attempt, cause: FailureCause | 'ignored') => {
       causes.push(cause);
@@ -502,22 +534,33 @@ export class Reconciler {
         // is asked a second time only when the first ask provably did not stop it.
         const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? this.deps.verifyTimeoutMs : SETTLE_MS;
         const settled = cannotHaveStopped(outcome.cause)
-          ? this.deps.store.get(key)
-          : await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, waitMs, signal), signal);
-        const state = terminatedState(settled, pod.uid, target.container);
+          ? { pod: this.deps.store.get(key), unverified: false }
+          : await this.verify(ref, key, isGone, started, waitMs, log, signal);
+        const state = terminatedState(settled.pod, pod.uid, target.container);
         if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
         note(attempt, outcome.cause);
         // The API server failed, not the sidecar: the next attempt would fail the same way, or
         // worse, take a path that ends the sidecar differently (a signal instead of its endpoint).
-        if (outcome.cause === 'api-unavailable') break;
+        // So does one that may have landed when the API server cannot show whether it did.
+        if (isApiFailure(outcome.cause) || settled.unverified) {
+          apiFailed = true;
+          break;
+        }
         continue;
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
-      const after = await this.afterLeaving(ref, await this.deps.store.waitFor(key, isGone, this.deps.verifyTimeoutMs, signal), signal);
-      const state = terminatedState(after, pod.uid, target.container);
+      const after = await this.verify(ref, key, isGone, started, this.deps.verifyTimeoutMs, log, signal);
+      const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(target.container, state, attempt, errors, outcome.via);
+      if (after.unverified) {
+        errors.push(`${described}: accepted (${outcome.detail}), but the API server could not show whether the container terminated`);
+        note(attempt, 'api-unavailable');
+        apiFailed = true;
+        break;
+      }
+      log.warn({ attempt: described, detail: outcome.detail, seconds: (this.now() - started) / 1000 }, 'attempt accepted, but the container kept running');
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
       note(attempt, 'ignored');
     }
@@ -537,6 +580,34 @@ export class Reconciler {
     const pod = this.deps.store.get(key);
     const state = pod === undefined ? undefined : statusOf(pod, container)?.state;
     return state?.kind === 'running' && state.startedAt !== undefined && now - state.startedAt < STARTING_MS;
+  }
+
+  /**
+   * Waits up to `windowMs` for the store to show the container gone (`isGone`), reading the pod
+   * if it left the watch. A window during which the watch was down (an API server restart)
+   * proves nothing, since the kubelet's report of the exit may have been held up as well: once
+   * the watch is back, a whole window follows, up to outageMs past the first. `unverified`:
+   * the watch was still down then, so whether the ask landed is not known.
+   */
+  private async verify(
+    ref: PodRef,
+    key: string,
+    isGone: (p: PodView) => boolean,
+    since: number,
+    windowMs: number,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<{ pod: PodView | undefined; unverified: boolean }> {
+    const store = this.deps.store;
+    const deadline = since + windowMs + (this.deps.outageMs ?? OUTAGE_MS);
+    let from = since;
+    for (;;) {
+      const pod = await this.afterLeaving(ref, await store.waitFor(key, isGone, windowMs, signal), signal);
+      if ((pod !== undefined && isGone(pod)) || !store.disruptedSince(from) || signal?.aborted) return { pod, unverified: false };
+      log.info('the pod watch was down while waiting for the container to terminate; waiting again once it is back');
+      if (!(await store.whenCurrent(deadline - this.now(), signal)) || this.now() >= deadline) return { pod, unverified: signal?.aborted !== true };
+      from = this.now();
+    }
   }
 
   /**
@@ -665,6 +736,14 @@ export class Reconciler {
    */
   private confirmedPermanent(uid: string, r: { readonly forbidden: boolean }): boolean {
     return !r.forbidden || !this.firstTime(uid, 'forbidden-once');
+  }
+
+  /** Records that the pod's stops failed because of the API server; true while that is recent. */
+  private apiGrace(uid: string): boolean {
+    const now = this.now();
+    const since = this.apiFailingSince.get(uid) ?? now;
+    this.apiFailingSince.set(uid, since);
+    return now - since < API_GRACE_MS;
   }
 
   private firstTime(uid: string, what: string): boolean {

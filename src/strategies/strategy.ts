@@ -19,12 +19,25 @@ import type { PodRef } from '../ports.ts';
  *   whose stream closed without a status, or an exec the API server refused because the container
  *   is not running (an earlier ask, cut off by an API server restart, stopped it). The ask most
  *   likely landed, or the sidecar is gone already;
- * - api-unavailable: the API server, not the pod, failed: it could not be reached, answered the
- *   upgrade with 5xx or 429, or the connection to it broke mid-call (it restarted). The next
- *   attempt would go through the same API server, so none is tried: the pod is retried later;
+ * - api-unreachable: the API server could not be connected to, or answered the upgrade with 5xx or
+ *   429: the ask never reached the pod, so it cannot have landed;
+ * - api-unavailable: the connection to the API server broke during the call (it restarted): the
+ *   ask may have landed.
+ *   For both, the next attempt would go through the same API server, so none is tried: the pod
+ *   is retried later;
  * - error: anything else.
  */
-export type FailureCause = 'forbidden' | 'missing-binary' | 'endpoint-missing' | 'refused' | 'timeout' | 'rejected' | 'cut-off' | 'api-unavailable' | 'error';
+export type FailureCause =
+  | 'forbidden'
+  | 'missing-binary'
+  | 'endpoint-missing'
+  | 'refused'
+  | 'timeout'
+  | 'rejected'
+  | 'cut-off'
+  | 'api-unreachable'
+  | 'api-unavailable'
+  | 'error';
 
 export type AttemptOutcome =
   | {
@@ -51,14 +64,31 @@ export function cannotHaveStopped(cause: FailureCause): boolean {
   return cause !== 'error' && cause !== 'timeout' && cause !== 'cut-off' && cause !== 'api-unavailable';
 }
 
+/** The API server, not the pod, failed (see FailureCause). */
+export function isApiFailure(cause: FailureCause): boolean {
+  return cause === 'api-unreachable' || cause === 'api-unavailable';
+}
+
 /** The cause of a thrown error: the API server's refusal, a refused connection, a timeout. */
 export function causeOf(err: unknown): FailureCause {
   const text = errorText(err);
-  if (/cannot reach the API server|lost the connection to the API server|refused the upgrade: HTTP (5\d\d|429)\b/.test(text)) return 'api-unavailable';
+  // The kubelet says the container has exited: an earlier ask (cut off) may have stopped it.
+  if (/container "[^"]*" in pod "?[^ ]+"? is not running/i.test(text)) return 'cut-off';
+  // No connection to the API server, or no upgrade: nothing reached the pod. A connection that
+  // broke later (also before the upgrade's answer: an exec may start at the kubelet first) may
+  // have carried the ask.
+  if (
+    /cannot reach the API server: (connect |getaddrinfo )?E(CONNREFUSED|HOSTUNREACH|NETUNREACH|NOTFOUND|AI_AGAIN)\b|refused the upgrade: HTTP (5\d\d|429)\b/.test(
+      text,
+    )
+  ) {
+    return 'api-unreachable';
+  }
+  if (/cannot reach the API server|lost the connection to the API server/.test(text)) return 'api-unavailable';
   if (/refused the upgrade: HTTP 403\b/.test(text)) return 'forbidden';
   if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused';
   if (/timed out|timeout|TimeoutError/i.test(text)) return 'timeout';
-  if (/stream closed without an exit status|socket hang up|ECONNRESET|container "[^"]*" in pod "?[^ ]+"? is not running/i.test(text)) return 'cut-off';
+  if (/stream closed without an exit status|socket hang up|ECONNRESET/i.test(text)) return 'cut-off';
   if (/executable file not found|no such file or directory/i.test(text)) return 'missing-binary';
   return 'error';
 }

@@ -26,6 +26,32 @@ describe('pod cache', () => {
     ac.abort();
     assert.equal(await aborted, undefined);
   });
+  it('knows when its watch was down: until every scope is back, and since when', async () => {
+    let now = 1000;
+    const cache = new PodCache(() => now);
+    assert.equal(cache.disruptedSince(0), false);
+    assert.equal(await cache.whenCurrent(0), true);
+    cache.markStale('a');
+    cache.markStale('b');
+    assert.equal(cache.disruptedSince(5000), true, 'down now');
+    assert.equal(await cache.whenCurrent(5), false, 'not back within the time');
+    const back = cache.whenCurrent(1000);
+    now = 2000;
+    cache.markCurrent('a');
+    assert.equal(cache.disruptedSince(1500), true, 'b is still down');
+    now = 3000;
+    cache.markCurrent('b');
+    assert.equal(await back, true);
+    assert.equal(cache.disruptedSince(3000), true, 'it was down until 3000');
+    assert.equal(cache.disruptedSince(3001), false);
+    cache.markCurrent('b');
+    assert.equal(cache.disruptedSince(3001), false, 'a scope that was not down changes nothing');
+    const ac = new AbortController();
+    cache.markStale('a');
+    const aborted = cache.whenCurrent(1000, ac.signal);
+    ac.abort();
+    assert.equal(await aborted, false);
+  });
 });
 
 describe('PodCache keeps what repeats once', () => {

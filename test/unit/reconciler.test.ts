@@ -16,6 +16,7 @@ import { exitClass, Reconciler } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
+import { cannotHaveStopped, causeOf } from '../../src/strategies/strategy.ts';
 import {
   annotated,
   linkerdShutdown,
@@ -99,6 +100,8 @@ class World {
     const log = pino({ level: 'silent' });
     this.makeReconciler = (ephemeralImage?: string, dryRun?: boolean, reader?: PodReader) =>
       new Reconciler({
+        now: () => Date.now() + this.skewMs,
+        outageMs: 400,
         ...(dryRun !== undefined && { dryRun }),
         ...(reader !== undefined && { reader }),
         store: this.cache,
@@ -127,6 +130,8 @@ class World {
   }
 
   readonly makeReconciler: (ephemeralImage?: string, dryRun?: boolean, reader?: PodReader) => Reconciler;
+  /** Moves the reconciler's clock forward. */
+  skewMs = 0;
 
   /** The pod as the API has it now. */
   current(): PodView {
@@ -245,21 +250,97 @@ describe('reconcile', () => {
     ['api-lost', 'lost the connection to the API server'],
     ['api-down', 'cannot reach the API server: connect ECONNREFUSED'],
   ] as const) {
-    it(`does not fall back to the next attempt when the API server fails (${behaviour}): the pod is retried the same way`, async () => {
+    it(`does not fall back to the next attempt when the API server fails (${behaviour}): the pod is retried the same way, and no Warning says the sidecar failed`, async () => {
       const w = new World(running('cloudsql-proxy'));
       w.behaviour.set(':9091', behaviour);
       w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
       const first = await w.reconciler.reconcile(w.key);
       assert.equal(first.kind, 'retry');
       assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'no kill -s INT 1 (exit 130 would fail the Job)');
-      assert.match(w.events[0]?.message ?? '', new RegExp(`http POST :9091/quitquitquit: ${error}.*hint: the API server failed, not the sidecar`));
+      assert.equal(w.events.length, 0, 'an API server restart is not a failed shutdown');
+      assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
 
       w.behaviour.delete(':9091');
       assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
       assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'http POST :9091/quitquitquit']);
-      assert.match(w.events.at(-1)?.message ?? '', /^Shut down container cloudsql-proxy \(http POST :9091\/quitquitquit, exit code 0\)$/);
+      assert.deepEqual(
+        w.events.map((e) => e.message),
+        ['Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+      );
+    });
+
+    it(`reports an API server failure (${behaviour}) that persists past the grace as a failed shutdown, with its hint`, async () => {
+      const w = new World(running('cloudsql-proxy'));
+      w.behaviour.set(':9091', behaviour);
+      assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+      assert.equal(w.events.length, 0);
+      w.skewMs = 31_000;
+      assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+      assert.equal(w.events.length, 1);
+      assert.match(w.events[0]?.message ?? '', new RegExp(`http POST :9091/quitquitquit: ${error}.*hint: the API server failed, not the sidecar`));
+      assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
     });
   }
+
+  it('an ask the API server could not carry (not connected, upgrade refused with 5xx) is not waited on as if it had landed', async () => {
+    for (const text of [
+      'cannot reach the API server: connect ECONNREFUSED 10.0.0.1:443',
+      'cannot reach the API server: getaddrinfo ENOTFOUND api.example',
+      'API server refused the upgrade: HTTP 503: the server is shutting down',
+    ]) {
+      assert.equal(causeOf(new Error(text)), 'api-unreachable', text);
+      assert.equal(cannotHaveStopped(causeOf(new Error(text))), true, text);
+    }
+    for (const text of ['lost the connection to the API server (the WebSocket closed without a close frame)', 'cannot reach the API server: socket hang up']) {
+      assert.equal(causeOf(new Error(text)), 'api-unavailable', text);
+      assert.equal(cannotHaveStopped(causeOf(new Error(text))), false, text);
+    }
+  });
+
+  it('an accepted ask whose exit the watch could not deliver (it was down) is verified once the watch is back: one ask, a Normal event', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    // The API server dies as the sidecar answers; its exit reaches the watch only after the
+    // window (200 ms) has passed, when the watch is back.
+    const run = w.reconciler.reconcile(w.key);
+    w.cache.markStale('*');
+    await sleep(300);
+    w.cache.markCurrent('*');
+    await sleep(50);
+    w.terminate('linkerd-proxy', 0);
+    assert.deepEqual(await run, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.deepEqual(
+      w.events.map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)'],
+    );
+  });
+
+  it('an accepted ask stays unverified, not failed, while the watch stays down: no next attempt, no Warning', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'accept-only');
+    w.cache.markStale('*');
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'no kill -s INT 1: the first ask may have landed');
+    assert.equal(w.events.length, 0);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+    // Back: the retry finds it stopped by that ask... or asks again the same way.
+    w.cache.markCurrent('*');
+    w.behaviour.delete(':9091');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+  });
+
+  it('a watch that was up through the window is believed: an ignored ask is a failure at once', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    w.cache.markStale('*');
+    w.cache.markCurrent('*');
+    await sleep(5);
+    const started = Date.now();
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    assert.ok(Date.now() - started < 400, 'no wait for the watch');
+    assert.match(w.events[0]?.message ?? '', /did not terminate within 0.2s/);
+  });
 
   it('falls back to the next attempt when the first is refused (cloudsql: HTTP, then exec)', async () => {
     const w = new World(running('cloudsql-proxy'));
@@ -414,7 +495,7 @@ describe('reconcile', () => {
       w.takenNames.add(stopEventName(w.current(), 'linkerd-proxy', 0));
       handover(w);
       await w.reconciler.reportHandover(w.current());
-      assert.deepEqual(w.events, []);
+      assert.equal(w.events.length, 0);
       assert.equal(await w.metric('hahaha_handover_reported_stops_total'), 0);
       assert.equal(await w.metric('hahaha_sidecar_shutdowns'), 0);
     });
@@ -435,7 +516,7 @@ describe('reconcile', () => {
       await w.reconciler.reportHandover(w.current());
       const running = new World(terminated('linkerd-proxy', 0, T0 + 1500), runningSince('secure-logs-fluentd', T0));
       await running.reconciler.reconcile(running.key);
-      assert.deepEqual(w.events, []);
+      assert.equal(w.events.length, 0);
       assert.deepEqual(
         running.events.map((e) => e.message),
         ['Shut down container secure-logs-fluentd (http GET :24444/api/processes.killWorkers, exit code 0)'],

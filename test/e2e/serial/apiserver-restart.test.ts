@@ -1,8 +1,9 @@
 /**
  * The watch survives an API server crash: the kube-apiserver is SIGKILLed while a Job runs and
  * started again; hahaha's watch fails, backs off, re-lists, and the Job still completes, as does
- * one created afterwards. Runs alone (test/e2e/serial/), since it takes the API away from
- * everything else.
+ * one created afterwards. A crash right after a sidecar accepted its shutdown does not make
+ * hahaha call that stop unsuccessful, nor ask twice. Runs alone (test/e2e/serial/), since it
+ * takes the API away from everything else.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -25,6 +26,7 @@ import {
   testNamespace,
   waitJobComplete,
 } from '../harness.ts';
+import { describeRequests, nodeLogShutdownRequests } from '../shutdown-requests.ts';
 
 const PIDFILE = `${RUN}/pids/kube-apiserver.pid`;
 
@@ -76,5 +78,34 @@ describe('API server crash', () => {
     await waitJobComplete(ns.name, 'after', 60_000);
     const restartsAfter = metricValue(await metricsText(), 'hahaha_watch_restarts_total');
     assert.ok(restartsAfter > restartsBefore, `hahaha_watch_restarts_total did not grow (${restartsBefore} → ${restartsAfter})`);
+  });
+
+  it('a stop the crash hides from the watch is verified once the watch is back: asked once, reported as stopped', async () => {
+    // The sidecar accepts at once and exits 11 s later (a proxy draining its connections), so its
+    // exit comes after the verify window (10 s); the API server is SIGKILLed as the ask arrives,
+    // so that window is one the watch was down in.
+    await apply(
+      naisjob(ns.name, 'drain', {
+        containers: [main('drain', 'sleep 2'), { name: 'linkerd-proxy', command: ['sh', '-c', 'fake-sidecar linkerd; sleep 11'] }],
+      }),
+    );
+    const pod = await jobPod(ns.name, 'drain');
+    const ref = { namespace: ns.name, name: pod.metadata.name as string, uid: pod.metadata.uid as string };
+    await eventually('the shutdown request', async () => nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy').length > 0, 60_000, 20);
+    await crashAndRestartApiServer(1000);
+    await waitJobComplete(ns.name, 'drain', 120_000);
+
+    const killing = (await hahahaEvents(ns.name, ref.name)).filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`);
+    assert.deepEqual(
+      killing.filter((m) => m.startsWith('Warning')),
+      [],
+      'no Warning: the sidecar stopped',
+    );
+    assert.ok(
+      killing.some((m) => /^Normal Shut down container linkerd-proxy \(.*exit code 0/.test(m)),
+      `no Normal Killing event: ${JSON.stringify(killing)}`,
+    );
+    const asks = describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy'));
+    assert.equal(asks.length, 1, `asked ${asks.length} times: ${asks.join('; ')}`);
   });
 });
