@@ -97,6 +97,8 @@ export interface PodWatch {
   stop(): Promise<void>;
   /** True once the first list of every watched namespace has been read. */
   readonly synced: boolean;
+  /** When that first happened (epoch ms): since then, every pod that left the watch was told. */
+  readonly syncedAt: number | undefined;
 }
 
 /** The watched pods as the informer currently sees them. */

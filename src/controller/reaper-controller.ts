@@ -7,14 +7,17 @@
  *   in-flight attempts at once.
  * - whenever it begins to act (start, or a lease won), it reports the stops a previous leader
  *   made but had no time to report (domain/handover.ts): in the pods it reconciles first, and in
- *   the finished pods, listed once.
+ *   the pods that finished within the hand-over window. A replica that has watched through the
+ *   whole window knows those: they left its watch, and it reads just them. One that has not (it
+ *   has just started) lists the finished pods once.
  * It never builds kube adapters: the daemon passes the pod watch factory and the lease lock.
  */
 import type { Logger } from 'pino';
 import type { Catalog } from '../domain/catalog.ts';
+import type { PodView } from '../domain/pod-view.ts';
 import { LeaderElector } from '../leader/elector.ts';
 import { PodCache } from '../pod-cache.ts';
-import type { LeaseLock, PodReader, PodWatch, PodWatchEvents } from '../ports.ts';
+import type { LeaseLock, PodReader, PodRef, PodWatch, PodWatchEvents } from '../ports.ts';
 import { Reconciler } from '../reconcile/reconciler.ts';
 import { WorkQueue } from '../reconcile/work-queue.ts';
 import type { EventRecorder } from '../record/event-recorder.ts';
@@ -54,6 +57,8 @@ export interface ReaperControllerOptions {
 const DEFAULT_LEASE_MS = 15_000;
 /** Added to how far back a hand-over looks: a replica's restart, clocks in whole seconds. */
 const HANDOVER_MARGIN_MS = 30_000;
+/** More pods finished within a hand-over window than this are listed (one paginated list), not read one by one. */
+const MAX_HANDOVER_READS = 500;
 
 export class ReaperController {
   private readonly cache = new PodCache();
@@ -69,6 +74,12 @@ export class ReaperController {
   private readonly verifyTimeoutMs: number;
   /** Aborted when this replica stops leading: in-flight attempts stop at once. */
   private term = new AbortController();
+  /**
+   * The pods that left the watch (they finished) within the hand-over lookback, oldest first. Any
+   * pod that left, not only those seen with their main containers ended: the watch may have been
+   * down while a previous leader reaped one.
+   */
+  private readonly recentlyLeft = new Map<string, { readonly ref: PodRef; readonly at: number }>();
 
   constructor(opts: ReaperControllerOptions) {
     const { metrics, log } = opts;
@@ -109,6 +120,7 @@ export class ReaperController {
       onDelete: (key, pod) => {
         this.queue.forget(key);
         this.reconciler.left(pod);
+        this.rememberLeft(pod);
       },
       onMalformed: (info) => {
         metrics.skippedPods.inc({ reason: 'malformed' });
@@ -170,13 +182,54 @@ export class ReaperController {
    */
   private beginHandover(): void {
     if (this.dryRun) return;
-    this.reconciler.beginHandover(Date.now(), this.handoverLookbackMs, this.verifyTimeoutMs);
+    const now = Date.now();
+    this.reconciler.beginHandover(now, this.handoverLookbackMs, this.verifyTimeoutMs);
     const term = this.term.signal;
+    // A replica that has watched through the whole window saw every pod that finished in it leave.
+    const syncedAt = this.watch.syncedAt;
+    const left = [...this.recentlyLeft.values()].filter((e) => e.at >= now - this.handoverLookbackMs).map((e) => e.ref);
+    if (syncedAt !== undefined && syncedAt <= now - this.handoverLookbackMs && left.length <= MAX_HANDOVER_READS) {
+      void this.reportLeft(left, term);
+      return;
+    }
     this.reader
       .listFinished?.(async (pod) => {
         if (!term.aborted) await this.reconciler.reportHandover(pod);
       })
       .catch((err: unknown) => this.log.warn({ error: (err as Error).message }, 'could not list finished pods for stops a previous leader did not report'));
+  }
+
+  /**
+   * Reads the pods that left the watch within the hand-over window and checks them for
+   * unreported stops: the finished pods such a stop can be in, without listing every finished
+   * pod (the cluster's history, thousands of pods).
+   */
+  private async reportLeft(refs: readonly PodRef[], term: AbortSignal): Promise<void> {
+    this.log.info({ pods: refs.length }, 'checking the pods that finished within the hand-over window for stops a previous leader did not report');
+    for (const ref of refs) {
+      if (term.aborted) return;
+      try {
+        const pod = await this.reader.read(ref);
+        if (pod !== undefined && !term.aborted) await this.reconciler.reportHandover(pod);
+      } catch (err) {
+        this.log.warn(
+          { namespace: ref.namespace, pod: ref.name, error: (err as Error).message },
+          'could not read a finished pod for stops a previous leader did not report',
+        );
+      }
+    }
+  }
+
+  /** Keeps a pod that left the watch, for the next hand-over. */
+  private rememberLeft(pod: PodView): void {
+    if (this.dryRun || pod.deletionTimestamp !== undefined) return;
+    const now = Date.now();
+    this.recentlyLeft.delete(pod.uid);
+    this.recentlyLeft.set(pod.uid, { ref: { namespace: pod.namespace, name: pod.name, uid: pod.uid }, at: now });
+    for (const [uid, e] of this.recentlyLeft) {
+      if (e.at >= now - this.handoverLookbackMs) break;
+      this.recentlyLeft.delete(uid);
+    }
   }
 
   private startLeading(): void {

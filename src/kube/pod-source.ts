@@ -60,6 +60,7 @@ export class PodSource implements PodWatch {
   private readonly loops: Promise<void>[] = [];
   /** Aborted by stop(): ends every scope's backoff sleep at once. */
   private readonly stopping = new AbortController();
+  private firstSyncedAt: number | undefined;
 
   constructor(client: KubeClient, opts: PodSourceOptions, cache: PodCache, events: PodWatchEvents, metrics: Metrics, log: Logger) {
     this.client = client;
@@ -75,6 +76,10 @@ export class PodSource implements PodWatch {
   /** True once every scope has completed its first list. */
   get synced(): boolean {
     return this.scopes.every((s) => s.synced);
+  }
+
+  get syncedAt(): number | undefined {
+    return this.firstSyncedAt;
   }
 
   start(): void {
@@ -141,6 +146,7 @@ export class PodSource implements PodWatch {
     for (const pod of pods) this.upsert(pod);
     if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '*', pods: pods.length }, 'initial pod list synced');
     scope.synced = true;
+    if (this.firstSyncedAt === undefined && this.synced) this.firstSyncedAt = Date.now();
     this.cache.markCurrent(this.scopeName(scope));
     return resourceVersion;
   }
