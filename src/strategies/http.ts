@@ -2,6 +2,9 @@ import type { HttpAttempt } from '../domain/catalog.ts';
 import type { PortForwarder } from '../ports.ts';
 import { type AttemptOutcome, type AttemptTarget, causeOf, errorText, type Strategy } from './strategy.ts';
 
+/** How the kube client words an error before the WebSocket upgrade (kube/kube-client.ts). */
+const UNREACHABLE = 'cannot reach the API server';
+
 /** Calls the sidecar's admin endpoint on the pod's loopback, through pods/portforward. */
 export function httpStrategy(forwarder: PortForwarder): Strategy<HttpAttempt> {
   return {
@@ -21,7 +24,11 @@ export function httpStrategy(forwarder: PortForwarder): Strategy<HttpAttempt> {
         const missing = reply.status === 404 || reply.status === 405 || reply.status === 501;
         return { ok: false, error: `HTTP ${reply.status}${body === '' ? '' : ` ${JSON.stringify(body)}`}`, cause: missing ? 'endpoint-missing' : 'rejected' };
       } catch (err) {
-        return { ok: false, error: errorText(err), cause: causeOf(err) };
+        const error = errorText(err);
+        const cause = causeOf(err);
+        // The request is sent only once the port-forward is open: when the API server could not
+        // be reached to open it, nothing reached the sidecar (an exec may start before its answer).
+        return { ok: false, error, cause: cause === 'api-unavailable' && error.startsWith(UNREACHABLE) ? 'api-unreachable' : cause };
       }
     },
   };

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseCatalog } from '../../src/config/catalog-file.ts';
 import { ATTEMPT_KIND_NAMES, ATTEMPT_KINDS, describeKind, kindJson } from '../../src/domain/attempt-kinds/index.ts';
+import { execStrategy } from '../../src/strategies/exec.ts';
+import { httpStrategy } from '../../src/strategies/http.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
 import { cannotHaveStopped, causeOf } from '../../src/strategies/strategy.ts';
 
@@ -67,5 +69,26 @@ describe('failure causes', () => {
     assert.equal(cannotHaveStopped(causeOf(new Error(text))), false);
     assert.equal(causeOf(new Error('connect ECONNREFUSED 127.0.0.1:4191')), 'refused');
     assert.equal(causeOf(new Error('lost the connection to the API server (the WebSocket closed without a close frame)')), 'api-unavailable');
+  });
+
+  it('a port-forward that could not be opened carried no request: api-unreachable; an exec may have started: api-unavailable', async () => {
+    const fail = (text: string) => async (): Promise<never> => {
+      throw new Error(text);
+    };
+    const target = { pod: { namespace: 'team', name: 'p', uid: 'u' }, container: 'linkerd-proxy' };
+    const http = { method: 'POST', port: 4191, path: '/shutdown', acceptStatus: [200], timeoutSeconds: 5 } as const;
+    const exec = { command: ['/bin/kill', '-s', 'INT', '1'], timeoutSeconds: 5 } as const;
+    for (const text of ['cannot reach the API server: socket hang up', 'cannot reach the API server: read ECONNRESET']) {
+      const viaHttp = await httpStrategy({ request: fail(text) }).run(target, { kind: 'http', ...http }, undefined);
+      assert.equal(viaHttp.ok === false && viaHttp.cause, 'api-unreachable', text);
+      const viaExec = await execStrategy({ exec: fail(text) }).run(target, { kind: 'exec', ...exec }, undefined);
+      assert.equal(viaExec.ok === false && viaExec.cause, 'api-unavailable', text);
+    }
+    const lost = await httpStrategy({ request: fail('lost the connection to the API server (the WebSocket closed without a close frame)') }).run(
+      target,
+      { kind: 'http', ...http },
+      undefined,
+    );
+    assert.equal(lost.ok === false && lost.cause, 'api-unavailable');
   });
 });
