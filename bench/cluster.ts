@@ -73,7 +73,8 @@
  * 3-sidecar pod, 9 MiB idle, 65 KB taken as KiB per watched pod), ratio = hahaha ÷ reference,
  * and the issue's target, met or MISSED; details on an indented line below. CPU and latency
  * figures depend on what else runs on the machine: compare figures of one run, not across runs.
- * Other knobs: BENCH_PHASES (default reaction,burst,rss,leader: phases 1, 2, 3 and 4, 5),
+ *   6. Takeover with BENCH_TAKEOVER_PODS (default 5000) finished pods: see phaseTakeover.
+ * Other knobs: BENCH_PHASES (default reaction,burst,rss,leader,takeover: phases 1, 2, 3 and 4, 5, 6),
  * BENCH_RSS_BUDGET_SECONDS (default 540: no further RSS step after it),
  * BENCH_MAX_LOAD (no further RSS step above this 1-minute load average per core, default 6),
  * BENCH_NODE_OPTIONS (node flags added after the image's on the command line of the compiled
@@ -110,7 +111,8 @@ const MAX_LOAD_PER_CORE = Number(process.env.BENCH_MAX_LOAD ?? 6);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const RSS_BUDGET_MS = Number(process.env.BENCH_RSS_BUDGET_SECONDS ?? 540) * 1000;
 /** Which phases run: reaction (1), burst (2), rss (3 and 4), leader (5). */
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'reaction,burst,rss,leader').split(',').map((p) => p.trim()));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'reaction,burst,rss,leader,takeover').split(',').map((p) => p.trim()));
+const TAKEOVER_PODS = Number(process.env.BENCH_TAKEOVER_PODS ?? 5000);
 const LABEL_KEY = 'bench.hahaha.nais.io/pod';
 const SELECTOR = `${LABEL_KEY}=true`;
 const NAMESPACE = 'hahaha-system'; // the chart's release namespace (scripts/hahaha-up.sh)
@@ -455,7 +457,8 @@ function job(ns: string, name: string, sidecars: 1 | 3, label = 'true') {
  */
 const VIRTUAL_NODE = 'bench-virtual-node';
 
-async function patchRunning(admin: Api, ns: string, names: string[]): Promise<void> {
+/** Sets the pods' status as a kubelet would: Running, or (`finished`) Succeeded with both containers exited 0. */
+async function patchRunning(admin: Api, ns: string, names: string[], finished = false): Promise<void> {
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const one = async (name: string) => {
     await apiJson(
@@ -464,7 +467,7 @@ async function patchRunning(admin: Api, ns: string, names: string[]): Promise<vo
       `/api/v1/namespaces/${ns}/pods/${name}/status`,
       {
         status: {
-          phase: 'Running',
+          phase: finished ? 'Succeeded' : 'Running',
           startTime: now,
           hostIP: '127.0.0.1',
           podIP: '10.99.0.1',
@@ -474,10 +477,10 @@ async function patchRunning(admin: Api, ns: string, names: string[]): Promise<vo
             image: `example.invalid/${c}:bench`,
             imageID: `bench://${c}`,
             containerID: `bench://${name}/${c}`,
-            ready: true,
-            started: true,
+            ready: !finished,
+            started: !finished,
             restartCount: 0,
-            state: { running: { startedAt: now } },
+            state: finished ? { terminated: { exitCode: 0, reason: 'Completed', startedAt: now, finishedAt: now } } : { running: { startedAt: now } },
           })),
           ...(RSS_POD === 'naisjob' && {
             initContainerStatuses: [
@@ -1062,6 +1065,72 @@ async function deleteSleepers(admin: Api, ns: string): Promise<void> {
   await kubectl(['delete', 'node', VIRTUAL_NODE, '--wait=false']);
 }
 
+/**
+ * 6. Takeover: TAKEOVER_PODS finished pods of hahaha's label in the cluster (the history a
+ * cluster keeps until the Jobs' TTL), no running ones. Two leader changes, each by SIGKILL of the
+ * leader, with a short lease (4 s) and verify timeout (2 s), so the hand-over window is 36 s:
+ * first to a standby started a moment before (it lists the finished pods, as any replica that
+ * has not watched through the window must), then to one that has watched for longer than the
+ * window (it reads only the pods that left its watch in it: none here). For each, the new
+ * leader's CPU and API requests from the SIGKILL to 15 s after it leads.
+ */
+async function phaseTakeover(admin: Api): Promise<void> {
+  const ns = 'bench-takeover';
+  await createNamespace(ns);
+  await kubectl(
+    ['create', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: VIRTUAL_NODE, labels: { 'bench.hahaha.nais.io/virtual': 'true' } } }),
+  ).catch((err: Error) => {
+    if (!/AlreadyExists/.test(err.message)) throw err;
+  });
+  const t = Date.now();
+  for (let created = 0; created < TAKEOVER_PODS; ) {
+    const batch = Math.min(500, TAKEOVER_PODS - created);
+    await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(sleeperPods(ns, created, batch)), 120);
+    await patchRunning(
+      admin,
+      ns,
+      Array.from({ length: batch }, (_, i) => `sleeper-${created + i}`),
+      true,
+    );
+    created += batch;
+  }
+  log(`takeover: ${TAKEOVER_PODS} finished pods created in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  const env = { LEADER_ELECT: 'true', LEASE_DURATION_SECONDS: '4', RENEW_DEADLINE_SECONDS: '3', RETRY_PERIOD_SECONDS: '1', VERIFY_TIMEOUT_SECONDS: '2' };
+  const leads = async (h: Hahaha) => metricValue(await metricsText(h), 'hahaha_leader') === 1;
+  const replicas: Hahaha[] = [];
+  try {
+    let leader = await startHahaha(env);
+    replicas.push(leader);
+    await until('the first replica to lead', () => leads(leader), 60_000);
+    for (const [what, watchMs] of [
+      ['a standby started 3 s before: lists the finished pods', 3000],
+      ['a standby that watched for 40 s (> the 36 s window): reads the pods that left its watch', 40_000],
+    ] as const) {
+      const standby = await startHahaha(env);
+      replicas.push(standby);
+      await sleep(watchMs);
+      const cpu0 = cpuSeconds(standby.pid);
+      const killedAt = Date.now();
+      leader.child.kill('SIGKILL');
+      await until('the standby to lead', () => leads(standby), 30_000, 100);
+      const ledAfter = (Date.now() - killedAt) / 1000;
+      await sleep(15_000);
+      const cpu = cpuSeconds(standby.pid) - cpu0;
+      const requests = describeRequests(auditRequests(HAHAHA_USER, killedAt, Date.now()), 1);
+      sum({
+        figure: `takeover with ${TAKEOVER_PODS} finished pods: ${what}`,
+        hahaha: `${cpu.toFixed(2)} s CPU, ${requests.total} requests`,
+        detail: `leading ${ledAfter.toFixed(1)} s after the SIGKILL; requests from the SIGKILL to 15 s after: ${requests.text}`,
+      });
+      leader = standby;
+    }
+  } finally {
+    for (const h of replicas) await h.stop();
+  }
+  await deleteSleepers(admin, ns);
+}
+
 async function phaseIdleLeader(): Promise<void> {
   const h = await startHahaha({ LEADER_ELECT: 'true' });
   hahaha = h;
@@ -1149,6 +1218,7 @@ async function main(): Promise<void> {
     hahaha = undefined;
   }
   if (PHASES.has('leader')) await phase('idle with leader election', phaseIdleLeader);
+  if (PHASES.has('takeover')) await phase('takeover', () => phaseTakeover(admin));
 }
 
 let rc = 0;
