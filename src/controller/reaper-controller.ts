@@ -185,10 +185,12 @@ export class ReaperController {
     const now = Date.now();
     this.reconciler.beginHandover(now, this.handoverLookbackMs, this.verifyTimeoutMs);
     const term = this.term.signal;
-    // A replica that has watched through the whole window saw every pod that finished in it leave.
+    // A replica that has watched through the whole window saw every pod that finished in it leave
+    // (a watch that was down meanwhile told them once it was back; one that is down now has not).
     const syncedAt = this.watch.syncedAt;
     const left = [...this.recentlyLeft.values()].filter((e) => e.at >= now - this.handoverLookbackMs).map((e) => e.ref);
-    if (syncedAt !== undefined && syncedAt <= now - this.handoverLookbackMs && left.length <= MAX_HANDOVER_READS) {
+    const watchedThrough = syncedAt !== undefined && syncedAt <= now - this.handoverLookbackMs && !this.cache.disruptedSince(now);
+    if (watchedThrough && left.length <= MAX_HANDOVER_READS) {
       void this.reportLeft(left, term);
       return;
     }

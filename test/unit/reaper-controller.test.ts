@@ -51,6 +51,7 @@ function world(syncedAt: number | undefined, finishedPods: readonly PodView[]) {
   const lists: string[] = [];
   const events: PodEvent[] = [];
   let watchEvents: PodWatchEvents | undefined;
+  let podCache: PodCache | undefined;
   const reader: PodReader = {
     async read(ref: PodRef) {
       reads.push(ref.name);
@@ -74,8 +75,9 @@ function world(syncedAt: number | undefined, finishedPods: readonly PodView[]) {
     throw new Error('no stop is asked for in these tests');
   };
   const controller = new ReaperController({
-    watch: (_cache: PodCache, e: PodWatchEvents): PodWatch => {
+    watch: (c: PodCache, e: PodWatchEvents): PodWatch => {
       watchEvents = e;
+      podCache = c;
       return { start() {}, async stop() {}, synced: true, syncedAt };
     },
     reader,
@@ -89,7 +91,7 @@ function world(syncedAt: number | undefined, finishedPods: readonly PodView[]) {
     verifyTimeoutMs: 10_000,
     leaderElection: { lock: freeLease(), identity: 'me', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 100 },
   });
-  return { controller, reads, lists, events, left: (p: PodView) => watchEvents?.onDelete(`${p.namespace}/${p.name}`, p) };
+  return { controller, reads, lists, events, cache: () => podCache, left: (p: PodView) => watchEvents?.onDelete(`${p.namespace}/${p.name}`, p) };
 }
 
 describe('reaper controller: hand-over', () => {
@@ -102,6 +104,17 @@ describe('reaper controller: hand-over', () => {
     assert.deepEqual(w.reads.sort(), ['a', 'b']);
     assert.deepEqual(w.lists, []);
     assert.ok(w.events.every((e) => /reported by the next leader/.test(e.message)));
+    await w.controller.stop(1000);
+  });
+
+  it('a replica whose watch is down as it begins to lead lists the finished pods: the ones that left meanwhile are not known yet', async () => {
+    const pods = [finished('a')];
+    const w = world(Date.now() - 10 * 60_000, pods);
+    w.cache()?.markStale('*');
+    w.controller.start();
+    await until('the reported stop', () => w.events.length === 1);
+    assert.deepEqual(w.lists, ['finished']);
+    assert.deepEqual(w.reads, []);
     await w.controller.stop(1000);
   });
 
