@@ -457,9 +457,12 @@ function job(ns: string, name: string, sidecars: 1 | 3, label = 'true') {
  */
 const VIRTUAL_NODE = 'bench-virtual-node';
 
-/** Sets the pods' status as a kubelet would: Running, or (`finished`) Succeeded with both containers exited 0. */
+/**
+ * Sets the pods' status as a kubelet would: Running, or (`finished`) Succeeded with both
+ * containers exited 0 an hour ago (history, outside any hand-over window).
+ */
 async function patchRunning(admin: Api, ns: string, names: string[], finished = false): Promise<void> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const now = new Date(Date.now() - (finished ? 3_600_000 : 0)).toISOString().replace(/\.\d+Z$/, 'Z');
   const one = async (name: string) => {
     await apiJson(
       admin,
@@ -1097,19 +1100,23 @@ async function phaseTakeover(admin: Api): Promise<void> {
   }
   log(`takeover: ${TAKEOVER_PODS} finished pods created in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   const env = { LEADER_ELECT: 'true', LEASE_DURATION_SECONDS: '4', RENEW_DEADLINE_SECONDS: '3', RETRY_PERIOD_SECONDS: '1', VERIFY_TIMEOUT_SECONDS: '2' };
+  // Each replica its own identity in the Lease (INSTANCE_NAME): two with one identity both lead.
+  let started = 0;
+  const replica = () => startHahaha({ ...env, INSTANCE_NAME: `hahaha-bench-${++started}` });
   const leads = async (h: Hahaha) => metricValue(await metricsText(h), 'hahaha_leader') === 1;
   const replicas: Hahaha[] = [];
   try {
-    let leader = await startHahaha(env);
+    let leader = await replica();
     replicas.push(leader);
     await until('the first replica to lead', () => leads(leader), 60_000);
     for (const [what, watchMs] of [
       ['a standby started 3 s before: lists the finished pods', 3000],
       ['a standby that watched for 40 s (> the 36 s window): reads the pods that left its watch', 40_000],
     ] as const) {
-      const standby = await startHahaha(env);
+      const standby = await replica();
       replicas.push(standby);
       await sleep(watchMs);
+      if (await leads(standby)) throw new Error('the standby leads before the leader is killed');
       const cpu0 = cpuSeconds(standby.pid);
       const killedAt = Date.now();
       leader.child.kill('SIGKILL');
