@@ -511,6 +511,21 @@ async function patchRunning(admin: Api, ns: string, names: string[], finished = 
   );
 }
 
+/** Creates sleeper-<from> … sleeper-<to − 1> in batches of 500 and sets their status (see patchRunning). */
+async function createSleepers(admin: Api, ns: string, from: number, to: number, finished = false): Promise<void> {
+  for (let created = from; created < to; ) {
+    const batch = Math.min(500, to - created);
+    await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(sleeperPods(ns, created, batch)), 120);
+    await patchRunning(
+      admin,
+      ns,
+      Array.from({ length: batch }, (_, i) => `sleeper-${created + i}`),
+      finished,
+    );
+    created += batch;
+  }
+}
+
 function sleeperPods(ns: string, from: number, count: number) {
   return {
     apiVersion: 'v1',
@@ -968,16 +983,8 @@ async function phaseIdleAndRss(h: Hahaha, admin: Api, sourcesRss: Rss | undefine
       break;
     }
     const t = Date.now();
-    while (created < n) {
-      const batch = Math.min(500, n - created);
-      await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(sleeperPods(ns, created, batch)), 120);
-      await patchRunning(
-        admin,
-        ns,
-        Array.from({ length: batch }, (_, i) => `sleeper-${created + i}`),
-      );
-      created += batch;
-    }
+    await createSleepers(admin, ns, created, n);
+    created = n;
     try {
       await until(
         `${n} Running pods watched by hahaha`,
@@ -1087,17 +1094,7 @@ async function phaseTakeover(admin: Api): Promise<void> {
     if (!/AlreadyExists/.test(err.message)) throw err;
   });
   const t = Date.now();
-  for (let created = 0; created < TAKEOVER_PODS; ) {
-    const batch = Math.min(500, TAKEOVER_PODS - created);
-    await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(sleeperPods(ns, created, batch)), 120);
-    await patchRunning(
-      admin,
-      ns,
-      Array.from({ length: batch }, (_, i) => `sleeper-${created + i}`),
-      true,
-    );
-    created += batch;
-  }
+  await createSleepers(admin, ns, 0, TAKEOVER_PODS, true);
   log(`takeover: ${TAKEOVER_PODS} finished pods created in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   const env = { LEADER_ELECT: 'true', LEASE_DURATION_SECONDS: '4', RENEW_DEADLINE_SECONDS: '3', RETRY_PERIOD_SECONDS: '1', VERIFY_TIMEOUT_SECONDS: '2' };
   // Each replica its own identity in the Lease (INSTANCE_NAME): two with one identity both lead.
