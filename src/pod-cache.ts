@@ -9,6 +9,28 @@ import type { PodStore } from './ports.ts';
 
 type Waiter = (pod: PodView | undefined) => void;
 
+/**
+ * Waits for a callback: `attach` registers `finish` where it will be called and returns how to
+ * remove it. Settles with what `finish` is given, or with `fallback` after `timeoutMs` or on
+ * abort; the callback is removed either way.
+ */
+function waitForCall<T>(attach: (finish: (v: T) => void) => () => void, fallback: T, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  if (signal?.aborted) return Promise.resolve(fallback);
+  return new Promise((resolve) => {
+    let detach = (): void => {};
+    const finish = (v: T): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      detach();
+      resolve(v);
+    };
+    const onAbort = (): void => finish(fallback);
+    const timer = setTimeout(onAbort, timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    detach = attach(finish);
+  });
+}
+
 export class PodCache implements PodStore {
   private readonly pods = new Map<string, PodView>();
   private readonly waiters = new Map<string, Set<Waiter>>();
@@ -68,30 +90,28 @@ export class PodCache implements PodStore {
     const current = this.pods.get(key);
     if (current === undefined) return Promise.resolve(undefined);
     if (predicate(current)) return Promise.resolve(current);
-    if (signal?.aborted) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      let set = this.waiters.get(key);
-      if (set === undefined) {
-        set = new Set();
-        this.waiters.set(key, set);
-      }
-      const waiters = set;
-      const finish = (pod: PodView | undefined): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        waiters.delete(waiter);
-        if (waiters.size === 0) this.waiters.delete(key);
-        resolve(pod);
-      };
-      const waiter: Waiter = (pod) => {
-        if (pod === undefined) finish(undefined);
-        else if (predicate(pod)) finish(pod);
-      };
-      const onAbort = (): void => finish(undefined);
-      const timer = setTimeout(() => finish(undefined), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      waiters.add(waiter);
-    });
+    return waitForCall<PodView | undefined>(
+      (finish) => {
+        let set = this.waiters.get(key);
+        if (set === undefined) {
+          set = new Set();
+          this.waiters.set(key, set);
+        }
+        const waiters = set;
+        const waiter: Waiter = (pod) => {
+          if (pod === undefined) finish(undefined);
+          else if (predicate(pod)) finish(pod);
+        };
+        waiters.add(waiter);
+        return () => {
+          waiters.delete(waiter);
+          if (waiters.size === 0) this.waiters.delete(key);
+        };
+      },
+      undefined,
+      timeoutMs,
+      signal,
+    );
   }
 
   /** The watch of `scope` is down: from now until it is back, updates may be missed. */
@@ -112,20 +132,16 @@ export class PodCache implements PodStore {
 
   whenCurrent(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.stale.size === 0) return Promise.resolve(true);
-    if (signal?.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const finish = (current: boolean): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.currentWaiters.delete(wake);
-        resolve(current);
-      };
-      const wake = (): void => finish(true);
-      const onAbort = (): void => finish(false);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.currentWaiters.add(wake);
-    });
+    return waitForCall(
+      (finish) => {
+        const wake = (): void => finish(true);
+        this.currentWaiters.add(wake);
+        return () => this.currentWaiters.delete(wake);
+      },
+      false,
+      timeoutMs,
+      signal,
+    );
   }
 
   private notify(key: string, pod: PodView | undefined): void {
