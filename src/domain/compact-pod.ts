@@ -133,9 +133,12 @@ function unchanged<T>(before: T | undefined, now: T, make: () => T): T {
  * across pods (the injected sidecars) and are shared.
  */
 export function compactPod(pod: PodView, intern: Intern, before?: PodView): PodView {
-  const mains = findMainContainers(pod);
   const owner = pod.owner;
-  const spec = (c: ContainerSpecView) => (Array.isArray(mains) && mains.includes(c.name) ? own(c, intern) : intern.part(own(c, intern)));
+  // Only when the specs changed (most updates are status updates): which containers are main.
+  const specs = (list: readonly ContainerSpecView[]) => {
+    const mains = findMainContainers(pod);
+    return list.map((c) => (Array.isArray(mains) && mains.includes(c.name) ? own(c, intern) : intern.part(own(c, intern))));
+  };
   return {
     ...pod,
     namespace: intern.string(pod.namespace),
@@ -143,8 +146,8 @@ export function compactPod(pod: PodView, intern: Intern, before?: PodView): PodV
     annotations: unchanged(before?.annotations, pod.annotations, () => intern.part(record(pod.annotations, intern))),
     restartPolicy: intern.string(pod.restartPolicy),
     phase: intern.string(pod.phase),
-    containers: unchanged(before?.containers, pod.containers, () => pod.containers.map(spec)),
-    initContainers: pod.initContainers.length === 0 ? NONE : unchanged(before?.initContainers, pod.initContainers, () => pod.initContainers.map(spec)),
+    containers: unchanged(before?.containers, pod.containers, () => specs(pod.containers)),
+    initContainers: pod.initContainers.length === 0 ? NONE : unchanged(before?.initContainers, pod.initContainers, () => specs(pod.initContainers)),
     containerStatuses: statuses(pod.containerStatuses, before?.containerStatuses, intern),
     ...(owner !== undefined && {
       owner: unchanged(before?.owner, owner, () => ({ ...owner, apiVersion: intern.string(owner.apiVersion), kind: intern.string(owner.kind) })),
