@@ -110,14 +110,14 @@ export class PodSource implements PodWatch {
         // Until the list or the watch is back, updates (a sidecar's exit) may be missed.
         this.cache.markStale(this.scopeName(scope));
         if (err instanceof Gone) {
-          this.log.info({ namespace: scope.namespace ?? '*' }, 'watch expired (410 Gone); relisting');
+          this.log.info({ namespace: this.scopeName(scope) }, 'watch expired (410 Gone); relisting');
           resourceVersion = undefined;
           continue;
         }
         scope.failures += 1;
         this.metrics.watchRestarts.inc();
         const delay = retryDelayMs(BACKOFF, scope.failures);
-        this.log.warn({ err, namespace: scope.namespace ?? '*', delayMs: delay, failures: scope.failures }, 'pod watch failed; restarting after backoff');
+        this.log.warn({ err, namespace: this.scopeName(scope), delayMs: delay, failures: scope.failures }, 'pod watch failed; restarting after backoff');
         await this.sleep(delay);
         // After repeated failures the resourceVersion may be long gone: list afresh.
         if (scope.failures >= 3) resourceVersion = undefined;
@@ -144,7 +144,7 @@ export class PodSource implements PodWatch {
       if (!fresh.has(key)) this.delete(key);
     }
     for (const pod of pods) this.upsert(pod);
-    if (!scope.synced) this.log.info({ namespace: scope.namespace ?? '*', pods: pods.length }, 'initial pod list synced');
+    if (!scope.synced) this.log.info({ namespace: this.scopeName(scope), pods: pods.length }, 'initial pod list synced');
     scope.synced = true;
     if (this.firstSyncedAt === undefined && this.synced) this.firstSyncedAt = Date.now();
     this.cache.markCurrent(this.scopeName(scope));
@@ -193,6 +193,7 @@ export class PodSource implements PodWatch {
     return resourceVersion;
   }
 
+  /** The scope's name in logs and in the cache's watch bookkeeping: its namespace, or `*`. */
   private scopeName(scope: Scope): string {
     return scope.namespace ?? '*';
   }
