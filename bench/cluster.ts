@@ -461,7 +461,7 @@ const VIRTUAL_NODE = 'bench-virtual-node';
  * Sets the pods' status as a kubelet would: Running, or (`finished`) Succeeded with both
  * containers exited 0 an hour ago (history, outside any hand-over window).
  */
-async function patchRunning(admin: Api, ns: string, names: string[], finished = false): Promise<void> {
+async function patchStatus(admin: Api, ns: string, names: string[], finished = false): Promise<void> {
   const now = new Date(Date.now() - (finished ? 3_600_000 : 0)).toISOString().replace(/\.\d+Z$/, 'Z');
   const one = async (name: string) => {
     await apiJson(
@@ -511,12 +511,22 @@ async function patchRunning(admin: Api, ns: string, names: string[], finished = 
   );
 }
 
-/** Creates sleeper-<from> … sleeper-<to − 1> in batches of 500 and sets their status (see patchRunning). */
+/** The Node object the sleeper pods are bound to; `mayExist`: one left by the RSS phase will do. */
+async function createVirtualNode(opts: { mayExist?: boolean } = {}): Promise<void> {
+  await kubectl(
+    ['create', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: VIRTUAL_NODE, labels: { 'bench.hahaha.nais.io/virtual': 'true' } } }),
+  ).catch((err: Error) => {
+    if (opts.mayExist !== true || !/AlreadyExists/.test(err.message)) throw err;
+  });
+}
+
+/** Creates sleeper-<from> … sleeper-<to − 1> in batches of 500 and sets their status (see patchStatus). */
 async function createSleepers(admin: Api, ns: string, from: number, to: number, finished = false): Promise<void> {
   for (let created = from; created < to; ) {
     const batch = Math.min(500, to - created);
     await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify(sleeperPods(ns, created, batch)), 120);
-    await patchRunning(
+    await patchStatus(
       admin,
       ns,
       Array.from({ length: batch }, (_, i) => `sleeper-${created + i}`),
@@ -948,10 +958,7 @@ async function phaseIdleAndRss(h: Hahaha, admin: Api, sourcesRss: Rss | undefine
   await idleWindow(h, 'LEADER_ELECT=false');
   const ns = 'bench-rss';
   await createNamespace(ns);
-  await kubectl(
-    ['create', '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: VIRTUAL_NODE, labels: { 'bench.hahaha.nais.io/virtual': 'true' } } }),
-  );
+  await createVirtualNode();
   await sleep(3000);
   const base = rss(h.pid);
   const baseHeap = metricValue(await metricsText(h), 'nodejs_heap_size_used_bytes') / 1024;
@@ -1087,12 +1094,7 @@ async function deleteSleepers(admin: Api, ns: string): Promise<void> {
 async function phaseTakeover(admin: Api): Promise<void> {
   const ns = 'bench-takeover';
   await createNamespace(ns);
-  await kubectl(
-    ['create', '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: VIRTUAL_NODE, labels: { 'bench.hahaha.nais.io/virtual': 'true' } } }),
-  ).catch((err: Error) => {
-    if (!/AlreadyExists/.test(err.message)) throw err;
-  });
+  await createVirtualNode({ mayExist: true });
   const t = Date.now();
   await createSleepers(admin, ns, 0, TAKEOVER_PODS, true);
   log(`takeover: ${TAKEOVER_PODS} finished pods created in ${((Date.now() - t) / 1000).toFixed(0)} s`);
