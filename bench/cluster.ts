@@ -82,7 +82,7 @@
  * not reach them).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -90,6 +90,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { metricValue } from '../test/e2e/metric-value.ts';
+import { buildImageTree, dockerfileFinalStage } from '../test/image-tree.ts';
 import { until as poll } from '../test/soak/cluster.ts';
 import { startHahaha as startTestHahaha } from '../test/unit/chart-assets.ts';
 import { type Api, apiCall, apiFromKubeconfig, apiJson, floorCalls, rawPodWatch, SIDECARS } from './floor.ts';
@@ -242,27 +243,20 @@ interface Hahaha {
 
 /** What was built: the commit, and whether src/ had uncommitted changes. */
 let builtFrom = '';
-/** Builds the compiled daemon into APP, laid out as the image's /app. */
+/**
+ * Builds the compiled daemon into APP, laid out as the image's /app, with the floor reaper and the
+ * connection counter (both run with the image's node flags) compiled into APP/bench.
+ */
 async function buildApp(): Promise<void> {
   const head = (await run('git', ['-C', ROOT, 'log', '-1', '--format=%h %cI'])).stdout.trim();
   const dirty = (await run('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'package.json'])).stdout.trim() !== '';
   builtFrom = `${head}${dirty ? ' with uncommitted changes in src/ or package.json' : ''}`;
-  rmSync(APP, { recursive: true, force: true });
-  mkdirSync(APP, { recursive: true });
-  await run(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.build.json`, '--outDir', join(APP, 'dist')], {
-    cwd: ROOT,
-    timeout: 300_000,
-  });
-  cpSync(`${ROOT}bin`, join(APP, 'bin'), { recursive: true });
-  cpSync(`${ROOT}config`, join(APP, 'config'), { recursive: true });
-  cpSync(`${ROOT}package.json`, join(APP, 'package.json'));
-  symlinkSync(`${ROOT}node_modules`, join(APP, 'node_modules'));
+  await buildImageTree(APP, ['bench/floor-reaper.ts', 'bench/count-connections.ts']);
 }
 
 /**
- * The image's final stage: its `ENV KEY=VALUE` lines (NODE_ENV, …), and the node flags of its
- * ENTRYPOINT (`--max-semi-space-size=1`, …), passed on node's command line as the image does
- * (some V8 flags are refused in NODE_OPTIONS), followed by BENCH_NODE_OPTIONS, the flags of an
+ * The image's `ENV` (NODE_ENV, …) and the node flags of its ENTRYPOINT (`--lite-mode`, …), passed
+ * on node's command line as the image does, followed by BENCH_NODE_OPTIONS, the flags of an
  * experiment (e.g. --cpu-prof), so that the compiled daemon runs with what the image sets.
  */
 function imageEnv(): Record<string, string> {
@@ -271,36 +265,14 @@ function imageEnv(): Record<string, string> {
 function imageNodeFlags(): string[] {
   return [...dockerfileFinalStage().flags, ...(process.env.BENCH_NODE_OPTIONS ?? '').split(/\s+/).filter((f) => f !== '')];
 }
-function dockerfileFinalStage(): { env: Record<string, string>; flags: string[] } {
-  const lines = readFileSync(`${ROOT}Dockerfile`, 'utf8').split('\n');
-  const env: Record<string, string> = {};
-  const flags: string[] = [];
-  for (const line of lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)))) {
-    const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/i.exec(line.trim());
-    if (entry) {
-      const args = JSON.parse(entry[1] as string) as string[];
-      for (const a of args.slice(1)) {
-        if (!a.startsWith('--')) break;
-        flags.push(a);
-      }
-    }
-    const m = /^ENV\s+(.*)$/i.exec(line.trim());
-    if (!m) continue;
-    for (const pair of (m[1] as string).split(/\s+/)) {
-      const eq = pair.indexOf('=');
-      if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
-    }
-  }
-  return { env, flags };
-}
 
 let saKubeconfig = '';
 /** Where bench/count-connections.ts writes each process's count of connections opened. */
 const CONN_DIR = join(CLUSTER_DIR, 'connections');
-/** The env that preloads bench/count-connections.ts into a compiled hahaha or the floor. */
+/** The env that preloads bench/count-connections.ts (compiled) into a compiled hahaha or the floor. */
 function countingEnv(env: Record<string, string>): Record<string, string> {
   mkdirSync(CONN_DIR, { recursive: true });
-  return { ...env, BENCH_CONN_DIR: CONN_DIR, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${ROOT}bench/count-connections.ts`.trim() };
+  return { ...env, BENCH_CONN_DIR: CONN_DIR, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${join(APP, 'bench', 'count-connections.js')}`.trim() };
 }
 /** TCP connections a process started with countingEnv has opened so far (written once a second). */
 function connectionsOpened(pid: number): number {
@@ -890,7 +862,7 @@ async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<voi
   const ns = 'bench-floor-burst';
   await createNamespace(ns);
   const load0 = loadavg()[0] as number;
-  const child = spawn(process.execPath, [...imageNodeFlags(), `${ROOT}bench/floor-reaper.ts`, floorKubeconfig, ns, `${LABEL_KEY}=floor`], {
+  const child = spawn(process.execPath, [...imageNodeFlags(), join(APP, 'bench', 'floor-reaper.js'), floorKubeconfig, ns, `${LABEL_KEY}=floor`], {
     env: countingEnv(imageEnv()),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
