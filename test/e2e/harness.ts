@@ -306,9 +306,15 @@ export { metricValue } from './metric-value.ts';
 /**
  * A hahaha of the test's own, beside the suite's: it holds only a TokenRequest token of the
  * chart's ServiceAccount, runs without leader election and watches `label=<a random id>`, so it
- * sees only the test's pods. It is stopped, and its temp dir removed, after the test.
+ * sees only the test's pods. It is stopped, and its temp dir removed, after the test. `entry`: a
+ * compiled daemon to start instead of the sources (see startHahaha).
  */
-export async function ownHahaha(t: TestContext, label: string, env: Record<string, string> = {}): Promise<{ hahaha: RunningHahaha; id: string }> {
+export async function ownHahaha(
+  t: TestContext,
+  label: string,
+  env: Record<string, string> = {},
+  entry?: Parameters<typeof startHahaha>[2],
+): Promise<{ hahaha: RunningHahaha; id: string }> {
   const id = randomUUID().slice(0, 8);
   const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-own-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -317,7 +323,7 @@ export async function ownHahaha(t: TestContext, label: string, env: Record<strin
     LEADER_ELECT: 'false',
     WATCH_SELECTOR: `${label}=${id}`,
     ...env,
-  });
+  }, undefined, entry);
   t.after(() => hahaha.stop());
   return { hahaha, id };
 }
