@@ -318,12 +318,16 @@ export async function ownHahaha(
   const id = randomUUID().slice(0, 8);
   const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-own-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const hahaha = await startHahaha({
-    KUBECONFIG: await tokenKubeconfig('hahaha-system', 'hahaha', dir),
-    LEADER_ELECT: 'false',
-    WATCH_SELECTOR: `${label}=${id}`,
-    ...env,
-  }, undefined, entry);
+  const hahaha = await startHahaha(
+    {
+      KUBECONFIG: await tokenKubeconfig('hahaha-system', 'hahaha', dir),
+      LEADER_ELECT: 'false',
+      WATCH_SELECTOR: `${label}=${id}`,
+      ...env,
+    },
+    undefined,
+    entry,
+  );
   t.after(() => hahaha.stop());
   return { hahaha, id };
 }

@@ -25,7 +25,9 @@ describe("the image's node flags", () => {
     t.after(cleanup);
     const { hahaha, id } = await ownHahaha(t, 'e2e-image', stage.env, { script: join(app, 'bin', 'hahaha.js'), cwd: app, nodeArgs: stage.flags });
     // The process runs the compiled tree with exactly the ENTRYPOINT's flags.
-    const argv = readFileSync(`/proc/${hahaha.child.pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    const argv = readFileSync(`/proc/${hahaha.child.pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
     assert.deepEqual(argv.slice(1), [...stage.flags, join(app, 'bin', 'hahaha.js'), 'run']);
 
     const labels = { 'e2e-image': id, 'nais.io/naisjob': 'false' };
