@@ -30,6 +30,13 @@ try {
     process.stderr.write('hahaha: cannot start: ' + String(err.message).split('\n')[0] + ' (run npm ci in the hahaha directory)\n');
     process.exit(2);
   }
+  if (err && err.code === 'ERR_WEBASSEMBLY_NOT_SUPPORTED') {
+    // Node strips TypeScript with WebAssembly, which --lite-mode and --jitless (the image's flags) turn off.
+    process.stderr.write(
+      'hahaha: cannot start: there is no compiled dist/ and node runs without WebAssembly (--lite-mode or --jitless), which loading the TypeScript sources needs: run npm run build, or start node without that flag\n',
+    );
+    process.exit(2);
+  }
   throw err;
 }
 await cli.runProcess(process.argv.slice(2));

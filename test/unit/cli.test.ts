@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -234,5 +237,30 @@ describe('hahaha explain', () => {
       assert.match(err.stderr, /METRICS_PORT must be an integer from 1 to 65535/);
       return true;
     });
+  });
+});
+
+describe('bin/hahaha.js under the image node flags', () => {
+  it('without a compiled dist/, --lite-mode (no WebAssembly to strip TypeScript with) is refused with exit 2 and one line', async () => {
+    // A checkout's layout without dist/: bin/ copied, src/ linked.
+    const dir = mkdtempSync(join(tmpdir(), 'hahaha-bin-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      copyFileSync(BIN, join(dir, 'bin', 'hahaha.js'));
+      symlinkSync(fileURLToPath(new URL('../../src', import.meta.url)), join(dir, 'src'));
+      const err = await run(process.execPath, ['--lite-mode', join(dir, 'bin', 'hahaha.js'), '--version']).then(
+        () => assert.fail('expected exit 2'),
+        (e: { code: number; stderr: string; stdout: string }) => e,
+      );
+      assert.equal(err.code, 2);
+      assert.equal(err.stdout, '');
+      assert.match(
+        err.stderr,
+        /^hahaha: cannot start: there is no compiled dist\/ and node runs without WebAssembly \(--lite-mode or --jitless\).*run npm run build/,
+      );
+      assert.equal(err.stderr.trimEnd().split('\n').length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
