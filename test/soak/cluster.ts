@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { metricValue } from '../e2e/metric-value.ts';
+import { buildImageTree, dockerfileFinalStage } from '../image-tree.ts';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -275,7 +276,9 @@ export interface Replica {
 }
 
 /**
- * Two hahaha replicas from the repository's sources, each holding only a TokenRequest token of
+ * Two hahaha replicas as the image runs them (compiled into the run dir's app/ by
+ * test/image-tree.ts, started with the Dockerfile's ENTRYPOINT node flags and ENV, so an edit of
+ * src/ during a soak does not reach them), each holding only a TokenRequest token of
  * the chart's ServiceAccount (RBAC applied by scripts/hahaha-up.sh --rbac-only), with
  * LEADER_ELECT=true and the webhook on. Each slot keeps its metrics and webhook ports across
  * replacements, and the MutatingWebhookConfiguration (the chart's, rendered by helm) names both
@@ -287,6 +290,9 @@ export class Replicas {
   readonly current = new Map<string, Replica>();
   private kubeconfig = '';
   private certDir = '';
+  /** The compiled daemon, laid out as the image's /app. */
+  private app = '';
+  private readonly stage = dockerfileFinalStage();
 
   private readonly cluster: SoakCluster;
   private readonly log: Log;
@@ -300,6 +306,8 @@ export class Replicas {
 
   async setUp(): Promise<void> {
     const c = this.cluster;
+    this.app = join(c.dir, 'app');
+    await buildImageTree(this.app);
     await run('bash', [`${ROOT}scripts/hahaha-up.sh`, '--rbac-only'], { env: c.env, timeout: 300_000 });
     const token = (await c.kubectl(['create', 'token', RELEASE, '-n', RELEASE_NS, '--duration=24h'])).trim();
     const admin = parseYaml(readFileSync(c.kubeconfig, 'utf8'));
@@ -376,11 +384,12 @@ export class Replicas {
     const ports = this.ports.get(slot) as { metrics: number; webhook: number };
     const logFile = join(this.cluster.dir, 'logs', `hahaha-${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [`${ROOT}src/cli.ts`, 'run'], {
-      cwd: ROOT,
+    const child = spawn(process.execPath, [...this.stage.flags, join(this.app, 'bin', 'hahaha.js'), 'run'], {
+      cwd: this.app,
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
+        ...this.stage.env,
         [MEMBER_ENV]: this.cluster.dir,
         KUBECONFIG: this.kubeconfig,
         POD_NAMESPACE: RELEASE_NS,
