@@ -2,7 +2,7 @@
  * hahaha as its image runs it, without an image: the compiled dist/ beside copies of bin/, config/
  * and package.json (node_modules linked), laid out as the image's /app, and the final stage's
  * `ENV` and `ENTRYPOINT` node flags read from the Dockerfile. Used by the e2e test of the image's
- * flags and by `npm run bench:cluster`. No side effects on import.
+ * flags, the soak's replicas and `npm run bench:cluster`. No side effects on import.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

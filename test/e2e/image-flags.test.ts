@@ -1,10 +1,11 @@
 /**
  * The daemon as its image runs it: compiled with tsc, laid out as the image's /app, started with
  * the Dockerfile's final-stage ENV and its ENTRYPOINT's node flags (`--lite-mode`: V8 without its
- * compilers and without WebAssembly). The rest of the suite runs the TypeScript sources, which a
- * node started with those flags cannot load, so this is where a reap is proven under them: an HTTP
- * call through a port-forward (linkerd) and a command through exec (vks), both to fake sidecars
- * the test started.
+ * compilers and without WebAssembly). The other e2e tests run the TypeScript sources, which a
+ * node started with those flags cannot load, so this is where each way of stopping a sidecar is
+ * proven under them (the short soak's replicas run the same tree, under faults): an HTTP call
+ * through a port-forward (linkerd) and a command through exec (vks), both to fake sidecars the
+ * test started.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
