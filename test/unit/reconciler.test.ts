@@ -45,6 +45,7 @@ type Behaviour =
   | 'http-500'
   | 'http-404'
   | 'forbidden'
+  | 'rbac-warming'
   | 'missing'
   | 'killed-137';
 
@@ -172,6 +173,11 @@ class World {
         throw new Error('exec stream closed without an exit status');
       case 'forbidden':
         throw new Error('API server refused the upgrade: HTTP 403: pods "job-1" is forbidden');
+      case 'rbac-warming':
+        // As a kube-apiserver answers right after its start, before its RBAC caches hold the roles (the soak).
+        throw new Error(
+          'API server refused the upgrade: HTTP 403: pods "job-1" is forbidden: User "system:serviceaccount:hahaha-system:hahaha" cannot get resource "pods/portforward" in API group "" in the namespace "team": RBAC: [clusterrole.rbac.authorization.k8s.io "system:basic-user" not found, clusterrole.rbac.authorization.k8s.io "hahaha" not found, clusterrole.rbac.authorization.k8s.io "system:discovery" not found]',
+        );
       case 'missing':
         return { status: 127, body: 'nsenter: failed to execute /bin/kill: No such file or directory' };
       case 'killed-137':
@@ -249,6 +255,7 @@ describe('reconcile', () => {
   for (const [behaviour, error] of [
     ['api-lost', 'lost the connection to the API server'],
     ['api-down', 'cannot reach the API server: connect ECONNREFUSED'],
+    ['rbac-warming', 'API server refused the upgrade: HTTP 403: .*"system:basic-user" not found'],
   ] as const) {
     it(`does not fall back to the next attempt when the API server fails (${behaviour}): the pod is retried the same way, and no Warning says the sidecar failed`, async () => {
       const w = new World(running('cloudsql-proxy'));
@@ -282,14 +289,23 @@ describe('reconcile', () => {
     });
   }
 
-  it('an ask the API server could not carry (not connected, upgrade refused with 5xx) is not waited on as if it had landed', async () => {
+  it('an ask the API server could not carry (not connected, upgrade refused with 5xx or by RBAC still loading) is not waited on as if it had landed', async () => {
     for (const text of [
       'cannot reach the API server: connect ECONNREFUSED 10.0.0.1:443',
       'cannot reach the API server: getaddrinfo ENOTFOUND api.example',
       'API server refused the upgrade: HTTP 503: the server is shutting down',
+      // Just started: RBAC has not loaded even the roles every cluster has.
+      'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "u" cannot create resource "pods/exec": RBAC: [clusterrole.rbac.authorization.k8s.io "system:public-info-viewer" not found]',
     ]) {
       assert.equal(causeOf(new Error(text)), 'api-unreachable', text);
       assert.equal(cannotHaveStopped(causeOf(new Error(text))), true, text);
+    }
+    // RBAC's own answer, also when a binding names a role that does not exist: forbidden.
+    for (const text of [
+      'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "u" cannot create resource "pods/exec" in API group "" in the namespace "team"',
+      'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "u" cannot create resource "pods/exec": RBAC: [clusterrole.rbac.authorization.k8s.io "hahaha" not found]',
+    ]) {
+      assert.equal(causeOf(new Error(text)), 'forbidden', text);
     }
     for (const text of ['lost the connection to the API server (the WebSocket closed without a close frame)', 'cannot reach the API server: socket hang up']) {
       assert.equal(causeOf(new Error(text)), 'api-unavailable', text);
