@@ -43,10 +43,10 @@ export function dockerfileFinalStage(): { env: Record<string, string>; flags: st
 
 /**
  * Builds the image's /app into `app` (emptied first): `tsc -p tsconfig.build.json` into app/dist,
- * and `extra` TypeScript files of the repository (with what they import) into app/<their folder>,
- * since a process started with the image's flags runs JavaScript only (--lite-mode has no
- * WebAssembly, which Node's TypeScript stripping needs). `extra` paths are relative to the
- * repository and share one folder.
+ * and `extra` TypeScript files of the repository (paths relative to it), with what they import,
+ * into the same paths under `app` (bench/x.ts -> app/bench/x.js), since a process started with
+ * the image's flags runs JavaScript only (--lite-mode has no WebAssembly, which Node's TypeScript
+ * stripping needs).
  */
 export async function buildImageTree(app: string, extra: readonly string[] = []): Promise<void> {
   const tsc = (args: string[]) => promisify(execFile)(process.execPath, [TSC, ...args], { cwd: ROOT, timeout: 300_000 });
@@ -54,15 +54,13 @@ export async function buildImageTree(app: string, extra: readonly string[] = [])
   mkdirSync(app, { recursive: true });
   symlinkSync(`${ROOT}node_modules`, join(app, 'node_modules'));
   await tsc(['-p', `${ROOT}tsconfig.build.json`, '--outDir', join(app, 'dist')]);
-  const folder = extra[0]?.split('/')[0];
-  if (folder !== undefined) {
-    if (!extra.every((f) => f.startsWith(`${folder}/`))) throw new Error(`buildImageTree: ${extra.join(', ')} are not in one folder`);
-    const config = join(app, `tsconfig.${folder}.json`);
+  if (extra.length > 0) {
+    const config = join(app, 'tsconfig.extra.json');
     writeFileSync(
       config,
       JSON.stringify({
         extends: `${ROOT}tsconfig.json`,
-        compilerOptions: { noEmit: false, rootDir: `${ROOT}${folder}`, outDir: join(app, folder) },
+        compilerOptions: { noEmit: false, rootDir: ROOT, outDir: app },
         include: [],
         files: extra.map((f) => `${ROOT}${f}`),
       }),
