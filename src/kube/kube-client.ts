@@ -21,19 +21,33 @@ import WebSocket from 'ws';
 import type { ClusterAccess, ExecPlugin } from '../config/kubeconfig.ts';
 import { http } from '../node-http.ts';
 
+/**
+ * What an ApiError's message says when its 403 came from an API server not ready to authorize
+ * (strategies' causeOf reads it: they see errors as text).
+ */
+const NOT_READY_MARK = 'the API server is not ready yet';
+
 /** A response with a status of 400 or more, carrying the API server's Status message. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: number;
   /** The API server's own words (a Status object's message, else the body), without the status. */
   readonly serverMessage: string;
+  /**
+   * For a 403: why the API server was not ready to authorize yet (see `notReadyToAuthorize`),
+   * so the refusal says nothing about hahaha's permissions and asking again later may succeed.
+   * The message then ends with "(the API server is not ready yet: …)".
+   */
+  readonly notReady: string | undefined;
 
   /** `context` prefixes the message, e.g. "API server refused the upgrade: ". */
-  constructor(status: number, body: string, context = '') {
+  constructor(status: number, body: string, context = '', notReady?: string) {
     const serverMessage = statusMessage(body);
-    super(`${context}HTTP ${status}${serverMessage === '' ? '' : `: ${serverMessage}`}`);
+    const suffix = notReady === undefined ? '' : ` (${NOT_READY_MARK}: ${notReady})`;
+    super(`${context}HTTP ${status}${serverMessage === '' ? '' : `: ${serverMessage}`}${suffix}`);
     this.status = status;
     this.serverMessage = serverMessage;
+    this.notReady = notReady;
   }
 }
 
@@ -65,6 +79,15 @@ const MAX_ERROR_BODY = 4096;
 /** How long a token read from a file is used before the file is read again (client-go: 1 min). */
 const TOKEN_FILE_TTL_MS = 60_000;
 const EXEC_PLUGIN_TIMEOUT_MS = 60_000;
+/** Bound on the `/readyz` request that tells whether a 403 is the authorizer's warm-up. */
+const READYZ_TIMEOUT_MS = 3_000;
+/** How long one `/readyz` answer serves the 403s that arrive together (a burst of reaps). */
+const READYZ_REUSE_MS = 1_000;
+/**
+ * A 403 whose RBAC reason lists ClusterRoles that every cluster has as not found: the authorizer
+ * has its bindings but not yet the roles they name.
+ */
+const RBAC_ROLES_LOADING = /clusterrole\.rbac\.authorization\.k8s\.io "system:(basic-user|discovery|public-info-viewer)" not found/;
 /**
  * Connections for REST calls (watches have their own); more requests wait for a free one. Without
  * a bound, a thousand pods turning up at once (a relist after an outage) meant a thousand event
@@ -110,6 +133,8 @@ export class KubeClient {
   private authPending: Promise<Cached> | undefined;
   /** The last TLS session a WebSocket's connection got, offered to the next one. */
   private wsSession: Buffer | undefined;
+  /** The last `/readyz` probe (see notReadyToAuthorize), shared by the 403s that arrive with it. */
+  private readiness: { readonly at: number; readonly answer: Promise<string | undefined> } | undefined;
 
   constructor(access: ClusterAccess, opts: { userAgent?: string } = {}) {
     this.access = access;
@@ -129,7 +154,7 @@ export class KubeClient {
       this.auth = undefined;
       res = await this.send(method, path, opts);
     }
-    if (res.status >= 400) throw new ApiError(res.status, res.body);
+    if (res.status >= 400) throw await this.apiError(res.status, res.body);
     return (res.body === '' ? undefined : JSON.parse(res.body)) as T;
   }
 
@@ -174,7 +199,9 @@ export class KubeClient {
       req.on('response', (res) => {
         res.setEncoding('utf8');
         if ((res.statusCode ?? 0) >= 400) {
-          readAll(res).then((body) => reject(new ApiError(res.statusCode ?? 0, body)), reject);
+          readAll(res)
+            .then((body) => this.apiError(res.statusCode ?? 0, body))
+            .then(reject, reject);
           return;
         }
         opts.onOpen?.();
@@ -238,13 +265,10 @@ export class KubeClient {
       ws.once('unexpected-response', (_req, res) => {
         opts.signal?.removeEventListener('abort', onAbort);
         res.setEncoding('utf8');
-        readAll(res).then(
-          (body) => {
-            reject(new ApiError(res.statusCode ?? 0, body, 'API server refused the upgrade: '));
-            ws.terminate();
-          },
-          (err) => reject(err),
-        );
+        readAll(res)
+          .then((body) => this.apiError(res.statusCode ?? 0, body, 'API server refused the upgrade: '))
+          .then(reject, reject)
+          .finally(() => ws.terminate());
       });
       ws.once('error', (err) => {
         opts.signal?.removeEventListener('abort', onAbort);
@@ -299,6 +323,33 @@ export class KubeClient {
       });
       req.end(payload);
     });
+  }
+
+  /** The error for a refused request; a 403 says whether the API server was ready to authorize. */
+  private async apiError(status: number, body: string, context = ''): Promise<ApiError> {
+    const notReady = status === 403 ? await this.notReadyToAuthorize(body) : undefined;
+    return new ApiError(status, body, context, notReady);
+  }
+
+  /**
+   * Why a 403 may not be RBAC's real answer, else undefined. A kube-apiserver serves requests
+   * before its RBAC authorizer has filled its caches of roles and bindings, and until then
+   * refuses what is granted (kubernetes/kubernetes#121635): right after a restart, or from a
+   * new replica behind a load balancer. Roles not loaded yet show in the reason; bindings not
+   * loaded yet leave a plain 403, which only `/readyz` tells apart: its informer-sync check fails
+   * until every cache is filled. So a 403 is believed when `/readyz` answers 200.
+   */
+  private async notReadyToAuthorize(body: string): Promise<string | undefined> {
+    if (RBAC_ROLES_LOADING.test(statusMessage(body))) return 'RBAC has not loaded the ClusterRoles every cluster has';
+    const now = Date.now();
+    if (this.readiness === undefined || now - this.readiness.at > READYZ_REUSE_MS) {
+      const answer = this.send('GET', '/readyz', { timeoutMs: READYZ_TIMEOUT_MS }).then(
+        (res) => (res.status === 200 ? undefined : `/readyz answered HTTP ${res.status}`),
+        (err: Error) => `/readyz: ${err.message}`,
+      );
+      this.readiness = { at: now, answer };
+    }
+    return this.readiness.answer;
   }
 
   private makeTlsOptions(): TlsOptions {

@@ -1,10 +1,10 @@
 /**
  * Posts Events about pods without storms: an event repeated for the same pod (same type, reason
  * and message) increments the existing event's series instead of creating a new object.
- * Never throws. A post that fails because the API server is away (no answer, 5xx, 429) is tried
- * again in the background for about half a minute (an API server restart), so that the event
- * of a stop is not lost; one that still fails, or is refused (4xx), is logged and counted
- * (hahaha_total_unsuccessful_event_posts).
+ * Never throws. A post that fails because the API server is away (no answer, 5xx, 429) or not
+ * ready to authorize yet (a 403 while its RBAC caches load) is tried again in the background for
+ * about half a minute (an API server restart), so that the event of a stop is not lost; one that
+ * still fails, or is refused (4xx), is logged and counted (hahaha_total_unsuccessful_event_posts).
  *
  * What is said once per pod (native conversion, preflight, an unsupported sidecar) is posted in
  * the background, a few at a time: a restart or a new leader sees every running pod anew and
@@ -38,10 +38,13 @@ const BACKGROUND_IN_FLIGHT = 2;
  */
 export type RecordOutcome = 'posted' | 'already-posted' | 'not-posted';
 
-/** Whether a failed post may succeed later: no answer at all, or the server's 5xx or 429. */
+/**
+ * Whether a failed post may succeed later: no answer at all, the server's 5xx or 429, or a
+ * refusal from an API server not ready to authorize yet (the client's ApiError.notReady).
+ */
 export function isTransientPostError(err: unknown): boolean {
-  const status = (err as { status?: unknown } | null)?.status;
-  return typeof status !== 'number' || status >= 500 || status === 429;
+  const { status, notReady } = (err ?? {}) as { status?: unknown; notReady?: unknown };
+  return typeof status !== 'number' || status >= 500 || status === 429 || notReady !== undefined;
 }
 
 export class EventRecorder {

@@ -20,10 +20,9 @@ import type { PodRef } from '../ports.ts';
  *   is not running (an earlier ask, cut off by an API server restart, stopped it). The ask most
  *   likely landed, or the sidecar is gone already;
  * - api-unreachable: the API server could not be connected to, or answered the upgrade with 5xx or
- *   429, or with a 403 whose reason lists the ClusterRoles every cluster has (system:basic-user,
- *   system:discovery, system:public-info-viewer) as not found: an API server that has just
- *   started, whose RBAC authorizer has not loaded the roles yet (kubernetes/kubernetes#121635).
- *   The ask never reached the pod, so it cannot have landed;
+ *   429, or with a 403 that the client found to come from an API server not ready to authorize
+ *   (its message says "the API server is not ready yet": RBAC's caches still loading after a
+ *   start, kubernetes/kubernetes#121635). The ask never reached the pod, so it cannot have landed;
  * - api-unavailable: the connection to the API server broke during the call (it restarted): the
  *   ask may have landed.
  *   For both, the next attempt would go through the same API server, so none is tried: the pod
@@ -88,13 +87,11 @@ export function causeOf(err: unknown): FailureCause {
     return 'api-unreachable';
   }
   if (/cannot reach the API server|lost the connection to the API server/.test(text)) return 'api-unavailable';
-  // A 403 is RBAC's answer, unless RBAC cannot find the roles the API server itself keeps:
-  // then its caches are still loading, and a next attempt (a worse way to stop the sidecar,
-  // e.g. a signal it exits non-zero on) would be chosen for nothing.
+  // A 403 is RBAC's answer, unless the API server was not ready to authorize: then a next
+  // attempt (a worse way to stop the sidecar, e.g. a signal it exits non-zero on) would be
+  // chosen for nothing.
   if (/refused the upgrade: HTTP 403\b/.test(text)) {
-    return /clusterrole\.rbac\.authorization\.k8s\.io "system:(basic-user|discovery|public-info-viewer)" not found/.test(text)
-      ? 'api-unreachable'
-      : 'forbidden';
+    return /\(the API server is not ready yet: /.test(text) ? 'api-unreachable' : 'forbidden';
   }
   if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused';
   if (/timed out|timeout|TimeoutError/i.test(text)) return 'timeout';

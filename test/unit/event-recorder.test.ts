@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
+import { ApiError } from '../../src/kube/kube-client.ts';
 import type { EventSink, PodEvent } from '../../src/ports.ts';
 import { EventRecorder, isTransientPostError } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
@@ -132,10 +133,19 @@ describe('event recorder', () => {
     assert.equal(most, 2);
   });
 
-  it('isTransientPostError: no status, 5xx and 429 are transient; other 4xx are not', () => {
+  it('isTransientPostError: no status, 5xx, 429 and a 403 of an API server not ready to authorize are transient; other 4xx are not', () => {
     assert.deepEqual(
-      [network(), { status: 500 }, { status: 503 }, { status: 429 }, { status: 403 }, { status: 422 }, { status: 404 }].map(isTransientPostError),
-      [true, true, true, true, false, false, false],
+      [
+        network(),
+        { status: 500 },
+        { status: 503 },
+        { status: 429 },
+        new ApiError(403, 'events is forbidden', '', '/readyz answered HTTP 500'),
+        new ApiError(403, 'events is forbidden'),
+        { status: 422 },
+        { status: 404 },
+      ].map(isTransientPostError),
+      [true, true, true, true, true, false, false, false],
     );
   });
 });

@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
 import { stopEventName } from '../../src/domain/handover.ts';
 import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod, podKey } from '../../src/domain/pod-view.ts';
+import { ApiError } from '../../src/kube/kube-client.ts';
 import { PodCache } from '../../src/pod-cache.ts';
 import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodReader, PodRef, PortForwarder } from '../../src/ports.ts';
 import { exitClass, Reconciler } from '../../src/reconcile/reconciler.ts';
@@ -46,6 +47,7 @@ type Behaviour =
   | 'http-404'
   | 'forbidden'
   | 'rbac-warming'
+  | 'not-ready'
   | 'missing'
   | 'killed-137';
 
@@ -174,9 +176,25 @@ class World {
       case 'forbidden':
         throw new Error('API server refused the upgrade: HTTP 403: pods "job-1" is forbidden');
       case 'rbac-warming':
-        // As a kube-apiserver answers right after its start, before its RBAC caches hold the roles (the soak).
-        throw new Error(
-          'API server refused the upgrade: HTTP 403: pods "job-1" is forbidden: User "system:serviceaccount:hahaha-system:hahaha" cannot get resource "pods/portforward" in API group "" in the namespace "team": RBAC: [clusterrole.rbac.authorization.k8s.io "system:basic-user" not found, clusterrole.rbac.authorization.k8s.io "hahaha" not found, clusterrole.rbac.authorization.k8s.io "system:discovery" not found]',
+        // As a kube-apiserver answers right after its start, before its RBAC caches hold the
+        // roles (the soak), and as the client reports it.
+        throw new ApiError(
+          403,
+          JSON.stringify({
+            kind: 'Status',
+            message:
+              'pods "job-1" is forbidden: User "system:serviceaccount:hahaha-system:hahaha" cannot get resource "pods/portforward" in API group "" in the namespace "team": RBAC: [clusterrole.rbac.authorization.k8s.io "system:basic-user" not found, clusterrole.rbac.authorization.k8s.io "hahaha" not found, clusterrole.rbac.authorization.k8s.io "system:discovery" not found]',
+          }),
+          'API server refused the upgrade: ',
+          'RBAC has not loaded the ClusterRoles every cluster has',
+        );
+      case 'not-ready':
+        // A plain 403 (RBAC's bindings not loaded yet) while /readyz fails, as the client reports it.
+        throw new ApiError(
+          403,
+          '{"kind":"Status","message":"pods \\"job-1\\" is forbidden: User \\"u\\" cannot get resource \\"pods/portforward\\""}',
+          'API server refused the upgrade: ',
+          '/readyz answered HTTP 500',
         );
       case 'missing':
         return { status: 127, body: 'nsenter: failed to execute /bin/kill: No such file or directory' };
@@ -255,7 +273,8 @@ describe('reconcile', () => {
   for (const [behaviour, error] of [
     ['api-lost', 'lost the connection to the API server'],
     ['api-down', 'cannot reach the API server: connect ECONNREFUSED'],
-    ['rbac-warming', 'API server refused the upgrade: HTTP 403: .*"system:basic-user" not found'],
+    ['rbac-warming', 'API server refused the upgrade: HTTP 403: .*"system:basic-user" not found.*\\(the API server is not ready yet: RBAC'],
+    ['not-ready', 'API server refused the upgrade: HTTP 403: .* \\(the API server is not ready yet: /readyz answered HTTP 500\\)'],
   ] as const) {
     it(`does not fall back to the next attempt when the API server fails (${behaviour}): the pod is retried the same way, and no Warning says the sidecar failed`, async () => {
       const w = new World(running('cloudsql-proxy'));
@@ -294,13 +313,21 @@ describe('reconcile', () => {
       'cannot reach the API server: connect ECONNREFUSED 10.0.0.1:443',
       'cannot reach the API server: getaddrinfo ENOTFOUND api.example',
       'API server refused the upgrade: HTTP 503: the server is shutting down',
-      // Just started: RBAC has not loaded even the roles every cluster has.
-      'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "u" cannot create resource "pods/exec": RBAC: [clusterrole.rbac.authorization.k8s.io "system:public-info-viewer" not found]',
+      // Just started: RBAC has not loaded its caches (the client asked /readyz, or the reason
+      // lists roles every cluster has as not found).
+      new ApiError(403, 'pods "p" is forbidden', 'API server refused the upgrade: ', '/readyz answered HTTP 500').message,
+      new ApiError(
+        403,
+        'pods "p" is forbidden: User "u" cannot create resource "pods/exec": RBAC: [clusterrole.rbac.authorization.k8s.io "system:public-info-viewer" not found]',
+        'API server refused the upgrade: ',
+        'RBAC has not loaded the ClusterRoles every cluster has',
+      ).message,
     ]) {
       assert.equal(causeOf(new Error(text)), 'api-unreachable', text);
       assert.equal(cannotHaveStopped(causeOf(new Error(text))), true, text);
     }
-    // RBAC's own answer, also when a binding names a role that does not exist: forbidden.
+    // RBAC's own answer (the client found /readyz answering 200), also when a binding names a
+    // role that does not exist: forbidden.
     for (const text of [
       'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "u" cannot create resource "pods/exec" in API group "" in the namespace "team"',
       'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "u" cannot create resource "pods/exec": RBAC: [clusterrole.rbac.authorization.k8s.io "hahaha" not found]',

@@ -2,14 +2,20 @@
  * The watch survives an API server crash: the kube-apiserver is SIGKILLed while a Job runs and
  * started again; hahaha's watch fails, backs off, re-lists, and the Job still completes, as does
  * one created afterwards. A crash right after a sidecar accepted its shutdown does not make
- * hahaha call that stop unsuccessful, nor ask twice. Runs alone (test/e2e/serial/), since it
- * takes the API away from everything else.
+ * hahaha call that stop unsuccessful, nor ask twice. A 403 from an API server that is not ready
+ * (etcd paused for a moment) says so, and one from a ready server does not. Runs alone
+ * (test/e2e/serial/), since it takes the API away from everything else.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadKubeConfig } from '../../../src/config/kubeconfig.ts';
+import { ApiError, KubeClient } from '../../../src/kube/kube-client.ts';
+import { causeOf } from '../../../src/strategies/strategy.ts';
 import { alive } from '../../soak/cluster.ts';
 import {
   apply,
@@ -24,26 +30,36 @@ import {
   RUN,
   sidecar,
   testNamespace,
+  tokenKubeconfig,
   waitJobComplete,
 } from '../harness.ts';
 import { describeRequests, nodeLogShutdownRequests } from '../shutdown-requests.ts';
 
 const PIDFILE = `${RUN}/pids/kube-apiserver.pid`;
 
-/** SIGKILLs the cluster's kube-apiserver and starts it again with the same command line. */
-async function crashAndRestartApiServer(downMs: number): Promise<void> {
-  const pid = Number(readFileSync(PIDFILE, 'utf8').trim());
+/**
+ * The pid, command line and environment of one of this test cluster's components, checked to be
+ * that program and started by this cluster's scripts, so that a signal reaches nothing else.
+ */
+function clusterMember(name: 'kube-apiserver' | 'etcd'): { pid: number; argv: string[]; environ: string[] } {
+  const pid = Number(readFileSync(`${RUN}/pids/${name}.pid`, 'utf8').trim());
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
     .split('\0')
     .filter((a) => a !== '');
   const environ = readFileSync(`/proc/${pid}/environ`, 'utf8')
     .split('\0')
     .filter((a) => a.includes('='));
-  assert.ok(argv[0]?.endsWith('kube-apiserver'), `pid ${pid} is not the kube-apiserver: ${argv[0]}`);
+  assert.ok(argv[0]?.endsWith(`/${name}`), `pid ${pid} is not ${name}: ${argv[0]}`);
   assert.ok(
     environ.some((e) => e === `HAHAHA_CLUSTER_MEMBER=${RUN}`),
-    `pid ${pid} is not this cluster's API server`,
+    `pid ${pid} is not this cluster's ${name}`,
   );
+  return { pid, argv, environ };
+}
+
+/** SIGKILLs the cluster's kube-apiserver and starts it again with the same command line. */
+async function crashAndRestartApiServer(downMs: number): Promise<void> {
+  const { pid, argv, environ } = clusterMember('kube-apiserver');
   process.kill(pid, 'SIGKILL');
   await eventually('the API server to die', async () => !alive(pid), 10_000, 50);
   await sleep(downMs);
@@ -107,5 +123,59 @@ describe('API server crash', () => {
     );
     const asks = describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy'));
     assert.equal(asks.length, 1, `asked ${asks.length} times: ${asks.join('; ')}`);
+  });
+
+  it('a 403 says whether the API server was ready to authorize: believed when /readyz answers 200, not while it fails', async () => {
+    // An account bound to nothing: RBAC refuses it everything but the defaults, ready or not.
+    const account = 'e2e-bound-to-nothing';
+    await kubectl(['create', 'serviceaccount', account, '-n', ns.name]);
+    const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-not-ready-'));
+    const client = new KubeClient(loadKubeConfig({ env: { KUBECONFIG: await tokenKubeconfig(ns.name, account, dir) } }).access);
+    const refusals = async (): Promise<ApiError[]> => {
+      const rest = client.request('GET', `/api/v1/namespaces/${ns.name}/secrets`);
+      const exec = client.openSocket(`/api/v1/namespaces/${ns.name}/pods/nothing/exec?container=c&command=true&stdout=true`, ['v5.channel.k8s.io'], {
+        handshakeTimeoutMs: 20_000,
+      });
+      const errors = await Promise.all(
+        [rest, exec].map((p) =>
+          p.then(
+            () => assert.fail('RBAC allowed an account bound to nothing'),
+            (err: unknown) => err,
+          ),
+        ),
+      );
+      for (const err of errors) {
+        assert.ok(err instanceof ApiError, String(err));
+        assert.equal(err.status, 403, err.message);
+      }
+      return errors as ApiError[];
+    };
+    try {
+      const [readyRest, readyExec] = await refusals();
+      assert.equal(readyRest?.notReady, undefined, readyRest?.message);
+      assert.equal(readyExec?.notReady, undefined, readyExec?.message);
+      assert.equal(causeOf(readyExec), 'forbidden');
+
+      // Paused etcd fails /readyz (its etcd check) while RBAC still answers from its caches: a
+      // 403 then cannot be told from one of caches still loading, and is not believed.
+      await sleep(1100); // past the time one /readyz answer serves
+      const etcd = clusterMember('etcd');
+      process.kill(etcd.pid, 'SIGSTOP');
+      let paused: ApiError[];
+      try {
+        paused = await refusals();
+      } finally {
+        process.kill(etcd.pid, 'SIGCONT');
+      }
+      for (const err of paused) {
+        assert.match(err.notReady ?? '', /^\/readyz (answered HTTP 5\d\d|: .*)$/, err.message);
+        assert.match(err.message, /\(the API server is not ready yet: \/readyz/);
+      }
+      assert.equal(causeOf(paused[1]), 'api-unreachable');
+      await eventually('the API server to be ready again', async () => (await kubectl(['get', '--raw', '/readyz'])).trim() === 'ok', 60_000, 250);
+    } finally {
+      client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
