@@ -25,8 +25,9 @@ function apiMessage(err: unknown): string {
   return oneLine(`${e.message ?? String(err)}${cause === undefined ? '' : ` (${cause})`}`);
 }
 
+/** RBAC's answer: a 403 from an API server that was ready to authorize (see ApiError.notReady). */
 function isForbidden(err: unknown): boolean {
-  return err instanceof ApiError && err.status === 403;
+  return err instanceof ApiError && err.status === 403 && err.notReady === undefined;
 }
 
 export class DoctorApi implements DoctorCluster {
@@ -47,6 +48,10 @@ export class DoctorApi implements DoctorCluster {
       if (err.status === 401)
         return new ClusterError(
           `doctor: ${what}: the API server at ${this.server} does not accept the credentials: ${why} (refresh the kubeconfig's credentials)`,
+        );
+      if (err.status === 403 && err.notReady !== undefined)
+        return new ClusterError(
+          `doctor: ${what}: the API server at ${this.server} is not ready to authorize yet (${err.notReady}): ${why} (run doctor again in a minute)`,
         );
       if (err.status === 403) return new ClusterError(`doctor: ${what}: not allowed: ${why} (use credentials that may do this, or narrow it with --namespace)`);
       return new ClusterError(`doctor: ${what}: the API server at ${this.server} answered HTTP ${err.status}: ${why}`);

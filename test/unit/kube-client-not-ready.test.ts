@@ -3,12 +3,14 @@
  * still loading after a start) from RBAC's real answer, against a local HTTP server that answers
  * as a kube-apiserver does: the roles-not-found reason needs no question; a plain 403 is believed
  * only when `/readyz` answers 200; one `/readyz` answer serves the 403s that arrive together.
- * The real API server's side is in test/e2e/serial/apiserver-restart.test.ts.
+ * `hahaha doctor` says so instead of "not allowed". The real API server's side is in
+ * test/e2e/serial/apiserver-restart.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { DoctorApi } from '../../src/kube/doctor-api.ts';
 import { ApiError, KubeClient } from '../../src/kube/kube-client.ts';
 
 const FORBIDDEN = {
@@ -95,5 +97,18 @@ describe('KubeClient: a 403 from an API server not ready to authorize', () => {
     const errs = await Promise.all(Array.from({ length: 20 }, () => refusal()));
     assert.ok(errs.every((e) => e.notReady === '/readyz answered HTTP 500'));
     assert.equal(readyzAsked, 1);
+  });
+
+  it('doctor says the API server is not ready instead of "not allowed", and reports a ready one\'s 403 as missing access', async () => {
+    const doctor = new DoctorApi(client);
+    readyz = 500;
+    await assert.rejects(
+      doctor.version(),
+      /doctor: GET \/version: the API server at .* is not ready to authorize yet \(\/readyz answered HTTP 500\): .*run doctor again/,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    readyz = 200;
+    await assert.rejects(doctor.version(), /doctor: GET \/version: not allowed: /);
+    assert.deepEqual(await doctor.webhookConfigurations('x'), { forbidden: FORBIDDEN.message });
   });
 });
