@@ -132,7 +132,9 @@ describe('reaping scenarios', { concurrency: true }, () => {
   it('OnFailure: does not reap after a failed attempt, reaps after the successful retry', async () => {
     const job = 'onfailure';
     const marker = join(tmpdir(), `hahaha-e2e-onfailure-${randomUUID()}`);
-    const script = `if [ -e ${marker} ]; then sleep 1; exit 0; fi; touch ${marker}; sleep 1; exit 1`;
+    // The second run lasts 4 s so that the poll below sees it running even on a loaded machine
+    // (with 1 s, CI once read the pod only after it had ended and the sidecar was being stopped).
+    const script = `if [ -e ${marker} ]; then sleep 4; exit 0; fi; touch ${marker}; sleep 1; exit 1`;
     await apply(naisjob(ns.name, job, { restartPolicy: 'OnFailure', backoffLimit: 3, containers: [main(job, script), sidecar('linkerd-proxy', 'linkerd')] }));
     try {
       const pod = await jobPod(ns.name, job);
