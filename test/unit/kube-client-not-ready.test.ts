@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { DoctorApi } from '../../src/kube/doctor-api.ts';
-import { ApiError, KubeClient } from '../../src/kube/kube-client.ts';
+import { ApiError, type KubeClient } from '../../src/kube/kube-client.ts';
+import { clientOf } from './local-api-server.ts';
 
 const FORBIDDEN = {
   kind: 'Status',
@@ -41,17 +41,12 @@ describe('KubeClient: a 403 from an API server not ready to authorize', () => {
     res.end(JSON.stringify(body));
   });
   let client: KubeClient;
+  let close: () => Promise<void>;
 
   before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    client = new KubeClient({ server: `http://127.0.0.1:${port}`, tls: { insecureSkipVerify: false }, auth: { kind: 'none' } });
+    ({ client, close } = await clientOf(server));
   });
-  after(async () => {
-    client.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => close());
   beforeEach(async () => {
     readyzAsked = 0;
     body = FORBIDDEN;

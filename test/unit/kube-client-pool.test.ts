@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { KubeClient } from '../../src/kube/kube-client.ts';
+import type { KubeClient } from '../../src/kube/kube-client.ts';
+import { clientOf } from './local-api-server.ts';
 
 describe('KubeClient REST connection pool', () => {
   let opened = 0;
@@ -27,17 +27,12 @@ describe('KubeClient REST connection pool', () => {
     opened += 1;
   });
   let client: KubeClient;
+  let close: () => Promise<void>;
 
   before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    client = new KubeClient({ server: `http://127.0.0.1:${port}`, tls: { insecureSkipVerify: false }, auth: { kind: 'none' } });
+    ({ client, close } = await clientOf(server));
   });
-  after(async () => {
-    client.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => close());
 
   const burst = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => client.request('POST', `/api/v1/namespaces/ns/events?i=${i}`, { body: { i } })));
 
