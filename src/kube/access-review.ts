@@ -1,6 +1,9 @@
 /**
  * Asks the API server whether hahaha's own credentials allow something
  * (SelfSubjectAccessReview, which every authenticated user may create: no RBAC of its own).
+ * A denial from an API server not ready to authorize (RBAC's caches still loading after a
+ * start) is no answer: the review throws, so the access check tries again later instead of
+ * reporting a permission missing (which makes hahaha unready).
  */
 import type { AccessNeed } from '../domain/required-access.ts';
 import type { AccessReviewer } from '../ports.ts';
@@ -39,6 +42,10 @@ export class ApiAccessReviewer implements AccessReviewer {
       body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: resourceAttributes(need) } },
     });
     const status = review?.status;
+    if (status?.allowed !== true) {
+      const notReady = await this.client.notReadyToAuthorize();
+      if (notReady !== undefined) throw new Error(`the API server is not ready to authorize yet (${notReady})`);
+    }
     return { allowed: status?.allowed === true, ...(status?.reason && { reason: status.reason }) };
   }
 }

@@ -34,7 +34,7 @@ export class ApiError extends Error {
   /** The API server's own words (a Status object's message, else the body), without the status. */
   readonly serverMessage: string;
   /**
-   * For a 403: why the API server was not ready to authorize yet (see `notReadyToAuthorize`),
+   * For a 403: why the API server was not ready to authorize yet (see `refusalNotReady`),
    * so the refusal says nothing about hahaha's permissions and asking again later may succeed.
    * The message then ends with "(the API server is not ready yet: …)".
    */
@@ -133,7 +133,7 @@ export class KubeClient {
   private authPending: Promise<Cached> | undefined;
   /** The last TLS session a WebSocket's connection got, offered to the next one. */
   private wsSession: Buffer | undefined;
-  /** The last `/readyz` probe (see notReadyToAuthorize), shared by the 403s that arrive with it. */
+  /** The last `/readyz` probe (see notReadyToAuthorize), shared by the questions that arrive with it. */
   private readiness: { readonly at: number; readonly answer: Promise<string | undefined> } | undefined;
 
   constructor(access: ClusterAccess, opts: { userAgent?: string } = {}) {
@@ -327,7 +327,7 @@ export class KubeClient {
 
   /** The error for a refused request; a 403 says whether the API server was ready to authorize. */
   private async apiError(status: number, body: string, context = ''): Promise<ApiError> {
-    const notReady = status === 403 ? await this.notReadyToAuthorize(body) : undefined;
+    const notReady = status === 403 ? await this.refusalNotReady(body) : undefined;
     return new ApiError(status, body, context, notReady);
   }
 
@@ -336,11 +336,20 @@ export class KubeClient {
    * before its RBAC authorizer has filled its caches of roles and bindings, and until then
    * refuses what is granted (kubernetes/kubernetes#121635): right after a restart, or from a
    * new replica behind a load balancer. Roles not loaded yet show in the reason; bindings not
-   * loaded yet leave a plain 403, which only `/readyz` tells apart: its informer-sync check fails
-   * until every cache is filled. So a 403 is believed when `/readyz` answers 200.
+   * loaded yet leave a plain 403, which only `/readyz` tells apart (see notReadyToAuthorize).
    */
-  private async notReadyToAuthorize(body: string): Promise<string | undefined> {
+  private async refusalNotReady(body: string): Promise<string | undefined> {
     if (RBAC_ROLES_LOADING.test(statusMessage(body))) return 'RBAC has not loaded the ClusterRoles every cluster has';
+    return this.notReadyToAuthorize();
+  }
+
+  /**
+   * Why the API server cannot be trusted to authorize yet, else undefined: `/readyz` did not
+   * answer 200. Its informer-sync check fails until every cache is filled, RBAC's among them,
+   * so a denial (a 403, a review's `allowed: false`) is believed only when it answers 200. One
+   * answer serves the questions of the next second.
+   */
+  async notReadyToAuthorize(): Promise<string | undefined> {
     const now = Date.now();
     if (this.readiness === undefined || now - this.readiness.at > READYZ_REUSE_MS) {
       const answer = this.send('GET', '/readyz', { timeoutMs: READYZ_TIMEOUT_MS }).then(

@@ -3,12 +3,14 @@
  * still loading after a start) from RBAC's real answer, against a local HTTP server that answers
  * as a kube-apiserver does: the roles-not-found reason needs no question; a plain 403 is believed
  * only when `/readyz` answers 200; one `/readyz` answer serves the 403s that arrive together.
- * `hahaha doctor` says so instead of "not allowed". The real API server's side is in
+ * `hahaha doctor` says so instead of "not allowed", and a SelfSubjectAccessReview's denial is no
+ * answer then. The real API server's side is in
  * test/e2e/serial/apiserver-restart.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { ApiAccessReviewer } from '../../src/kube/access-review.ts';
 import { DoctorApi } from '../../src/kube/doctor-api.ts';
 import { ApiError, type KubeClient } from '../../src/kube/kube-client.ts';
 import { clientOf } from './local-api-server.ts';
@@ -34,6 +36,13 @@ describe('KubeClient: a 403 from an API server not ready to authorize', () => {
       readyzAsked += 1;
       res.statusCode = readyz;
       res.end(readyz === 200 ? 'ok' : '[-]informer-sync failed: reason withheld\nreadyz check failed');
+      return;
+    }
+    if (req.url === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
+      // What RBAC answers while it lacks the bindings: not allowed, no reason.
+      res.statusCode = 201;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ kind: 'SelfSubjectAccessReview', status: { allowed: false } }));
       return;
     }
     res.statusCode = 403;
@@ -105,5 +114,15 @@ describe('KubeClient: a 403 from an API server not ready to authorize', () => {
     readyz = 200;
     await assert.rejects(doctor.version(), /doctor: GET \/version: not allowed: /);
     assert.deepEqual(await doctor.webhookConfigurations('x'), { forbidden: FORBIDDEN.message });
+  });
+
+  it("a SelfSubjectAccessReview's denial from an API server not ready to authorize is no answer", async () => {
+    const reviewer = new ApiAccessReviewer(client);
+    const need = { verb: 'create', group: '', resource: 'pods', subresource: 'exec', why: 'stop sidecars' };
+    readyz = 500;
+    await assert.rejects(reviewer.review(need), /the API server is not ready to authorize yet \(\/readyz answered HTTP 500\)/);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    readyz = 200;
+    assert.deepEqual(await reviewer.review(need), { allowed: false });
   });
 });
