@@ -149,6 +149,43 @@ function readProc(pid: number, what: 'cmdline' | 'environ'): string[] {
   }
 }
 
+/**
+ * The pid in the pidfile of one of the components of the cluster in `dir`, checked to be that
+ * program and a process of that cluster (its HAHAHA_CLUSTER_MEMBER environment), so that a
+ * signal sent to it reaches nothing else.
+ */
+export function clusterMemberPid(dir: string, name: 'kube-apiserver' | 'etcd'): number {
+  const pid = Number(readFileSync(join(dir, 'pids', `${name}.pid`), 'utf8').trim());
+  const argv0 = readProc(pid, 'cmdline')[0] ?? '';
+  if (!argv0.endsWith(`/${name}`)) throw new Error(`pid ${pid} of ${name}.pid is not ${name}: ${argv0}`);
+  if (!readProc(pid, 'environ').includes(`${MEMBER_ENV}=${dir}`)) throw new Error(`pid ${pid} is not a process of the cluster in ${dir}`);
+  return pid;
+}
+
+/**
+ * SIGKILLs the kube-apiserver of the cluster in `dir`, waits `downMs` and starts it again with
+ * the same command line and environment; resolves once `ready` answers true, within
+ * `readyTimeoutMs`.
+ */
+export async function restartApiServer(dir: string, downMs: number, ready: () => Promise<boolean>, readyTimeoutMs: number): Promise<void> {
+  const pid = clusterMemberPid(dir, 'kube-apiserver');
+  const argv = readProc(pid, 'cmdline');
+  const environ = readProc(pid, 'environ').filter((e) => e.includes('='));
+  process.kill(pid, 'SIGKILL');
+  await until('the API server to die', async () => !alive(pid), 10_000, 50);
+  await sleep(downMs);
+  const logFd = openSync(join(dir, 'logs', 'kube-apiserver.log'), 'a');
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    cwd: dir,
+    env: Object.fromEntries(environ.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+  });
+  child.unref();
+  writeFileSync(join(dir, 'pids', 'kube-apiserver.pid'), `${child.pid}\n`);
+  await until('the API server to be ready again', ready, readyTimeoutMs, 250);
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -211,33 +248,9 @@ export class SoakCluster {
     }
   }
 
-  /** The pid in one of this cluster's pidfiles, checked to be a process of this cluster. */
-  private memberPid(pidfile: string, binary: string): number {
-    const pid = Number(readFileSync(join(this.dir, 'pids', pidfile), 'utf8').trim());
-    const argv0 = readProc(pid, 'cmdline')[0] ?? '';
-    if (!argv0.endsWith(binary)) throw new Error(`pid ${pid} of ${pidfile} is not ${binary}: ${argv0}`);
-    if (!readProc(pid, 'environ').includes(`${MEMBER_ENV}=${this.dir}`)) throw new Error(`pid ${pid} is not a process of the cluster in ${this.dir}`);
-    return pid;
-  }
-
   /** SIGKILLs this cluster's kube-apiserver, waits `downMs` and starts it again with the same command line and environment. */
   async restartApiServer(downMs: number): Promise<void> {
-    const pid = this.memberPid('kube-apiserver.pid', 'kube-apiserver');
-    const argv = readProc(pid, 'cmdline');
-    const environ = readProc(pid, 'environ').filter((e) => e.includes('='));
-    process.kill(pid, 'SIGKILL');
-    await until('the API server to die', async () => !alive(pid), 10_000, 50);
-    await sleep(downMs);
-    const logFd = openSync(join(this.dir, 'logs', 'kube-apiserver.log'), 'a');
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      cwd: this.dir,
-      env: Object.fromEntries(environ.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
-      detached: true,
-      stdio: ['ignore', logFd, logFd],
-    });
-    child.unref();
-    writeFileSync(join(this.dir, 'pids', 'kube-apiserver.pid'), `${child.pid}\n`);
-    await until('the API server to be ready again', async () => (await this.api.once<string>('GET', '/readyz', undefined, 2000)) === 'ok', 90_000, 250);
+    await restartApiServer(this.dir, downMs, async () => (await this.api.once<string>('GET', '/readyz', undefined, 2000)) === 'ok', 90_000);
   }
 
   /** Compacts etcd (through its v3 HTTP gateway) at its current revision; returns that revision. */

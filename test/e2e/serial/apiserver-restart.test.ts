@@ -7,8 +7,7 @@
  * does not. Runs alone (test/e2e/serial/), since it takes the API away from everything else.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -17,7 +16,7 @@ import { loadKubeConfig } from '../../../src/config/kubeconfig.ts';
 import { ApiAccessReviewer } from '../../../src/kube/access-review.ts';
 import { ApiError, KubeClient } from '../../../src/kube/kube-client.ts';
 import { causeOf } from '../../../src/strategies/strategy.ts';
-import { alive } from '../../soak/cluster.ts';
+import { clusterMemberPid, restartApiServer } from '../../soak/cluster.ts';
 import {
   apply,
   eventually,
@@ -36,44 +35,9 @@ import {
 } from '../harness.ts';
 import { describeRequests, nodeLogShutdownRequests } from '../shutdown-requests.ts';
 
-const PIDFILE = `${RUN}/pids/kube-apiserver.pid`;
-
-/**
- * The pid, command line and environment of one of this test cluster's components, checked to be
- * that program and started by this cluster's scripts, so that a signal reaches nothing else.
- */
-function clusterMember(name: 'kube-apiserver' | 'etcd'): { pid: number; argv: string[]; environ: string[] } {
-  const pid = Number(readFileSync(`${RUN}/pids/${name}.pid`, 'utf8').trim());
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    .split('\0')
-    .filter((a) => a !== '');
-  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8')
-    .split('\0')
-    .filter((a) => a.includes('='));
-  assert.ok(argv[0]?.endsWith(`/${name}`), `pid ${pid} is not ${name}: ${argv[0]}`);
-  assert.ok(
-    environ.some((e) => e === `HAHAHA_CLUSTER_MEMBER=${RUN}`),
-    `pid ${pid} is not this cluster's ${name}`,
-  );
-  return { pid, argv, environ };
-}
-
 /** SIGKILLs the cluster's kube-apiserver and starts it again with the same command line. */
 async function crashAndRestartApiServer(downMs: number): Promise<void> {
-  const { pid, argv, environ } = clusterMember('kube-apiserver');
-  process.kill(pid, 'SIGKILL');
-  await eventually('the API server to die', async () => !alive(pid), 10_000, 50);
-  await sleep(downMs);
-  const log = openSync(`${RUN}/logs/kube-apiserver.log`, 'a');
-  const child = spawn(argv[0] as string, argv.slice(1), {
-    cwd: RUN,
-    env: Object.fromEntries(environ.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
-  child.unref();
-  writeFileSync(PIDFILE, `${child.pid}\n`);
-  await eventually('the API server to be ready again', async () => (await kubectl(['get', '--raw', '/readyz'])).trim() === 'ok', 60_000, 250);
+  await restartApiServer(RUN, downMs, async () => (await kubectl(['get', '--raw', '/readyz'])).trim() === 'ok', 60_000);
 }
 
 /**
@@ -179,14 +143,14 @@ describe('API server crash', () => {
       // Paused etcd fails /readyz (its etcd check) while RBAC still answers from its caches: a
       // 403 then cannot be told from one of caches still loading, and is not believed.
       await sleep(1100); // past the time one /readyz answer serves
-      const etcd = clusterMember('etcd');
-      process.kill(etcd.pid, 'SIGSTOP');
+      const etcd = clusterMemberPid(RUN, 'etcd');
+      process.kill(etcd, 'SIGSTOP');
       let paused: ApiError[];
       let review: unknown;
       try {
         [paused, review] = await Promise.all([refusals(), reviewer.review(need).catch((err: unknown) => err)]);
       } finally {
-        process.kill(etcd.pid, 'SIGCONT');
+        process.kill(etcd, 'SIGCONT');
       }
       for (const err of paused) {
         // Its etcd check fails after its own timeout, or /readyz takes longer than the client waits.
