@@ -79,9 +79,9 @@ const MAX_ERROR_BODY = 4096;
 /** How long a token read from a file is used before the file is read again (client-go: 1 min). */
 const TOKEN_FILE_TTL_MS = 60_000;
 const EXEC_PLUGIN_TIMEOUT_MS = 60_000;
-/** Bound on the `/readyz` request that tells whether a 403 is the authorizer's warm-up. */
+/** Bound on the `/readyz` request that tells whether a denial (a 403, a review's) is the authorizer's warm-up. */
 const READYZ_TIMEOUT_MS = 3_000;
-/** How long one `/readyz` answer serves the 403s that arrive together (a burst of reaps). */
+/** How long one `/readyz` answer serves the denials that arrive together (a burst of reaps). */
 const READYZ_REUSE_MS = 1_000;
 /**
  * A 403 whose RBAC reason lists ClusterRoles that every cluster has as not found: the authorizer
