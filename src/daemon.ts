@@ -26,6 +26,7 @@ import { ApiPodReader } from './kube/pod-reader.ts';
 import { PodSource } from './kube/pod-source.ts';
 import { ApiPortForwarder } from './kube/port-forwarder.ts';
 import { ApiServerVersion } from './kube/server-version.ts';
+import { leaseIdentity } from './leader/elector.ts';
 import { EventRecorder } from './record/event-recorder.ts';
 import { Metrics } from './record/metrics.ts';
 import { startHttpServer } from './server/http-server.ts';
@@ -104,7 +105,7 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
     ...(config.leaderElect && {
       leaderElection: {
         lock: new ApiLeaseLock(client, config.leaseNamespace, config.leaseName),
-        identity: config.instanceName,
+        identity: leaseIdentity(config.instanceName),
         leaseDurationMs: config.leaseDurationSeconds * 1000,
         renewDeadlineMs: config.renewDeadlineSeconds * 1000,
         retryPeriodMs: config.retryPeriodSeconds * 1000,

@@ -11,8 +11,20 @@
  *   else can take over);
  * - `release()` clears the holder so a standby takes over on its next try, without waiting.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LeaseConflict, type LeaseLock, type LeaseRecord } from '../ports.ts';
+
+/**
+ * The Lease holder identity of this process: its instance name, `_` and a new UUID, as
+ * controller-runtime makes one (host name `_` UUID). The holder is compared by identity alone, so
+ * two replicas given the same INSTANCE_NAME would otherwise both take the Lease as their own and
+ * both lead. A process restarted in the same pod is a new holder too: after a crash it waits for
+ * its predecessor's lease to expire, which cannot be told apart from another replica's.
+ */
+export function leaseIdentity(instanceName: string, id: string = randomUUID()): string {
+  return `${instanceName}_${id}`;
+}
 
 export interface ElectorOptions {
   readonly identity: string;

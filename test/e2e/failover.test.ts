@@ -127,7 +127,7 @@ describe('leader election failover', () => {
       await eventually('the standby to lead', async () => (await leaderGauge(b)) === 1, LEASE_SECONDS * 1000 + 10_000, 100);
       const takeover = (Date.now() - killedAt) / 1000;
       const after = await lease();
-      assert.equal(after.holderIdentity, b.name);
+      assert.match(after.holderIdentity, new RegExp(`^${b.name}_[0-9a-f-]{36}$`), 'the holder is the instance name and a UUID of the process');
       const sinceRenew = (Date.parse(after.acquireTime) - lastRenew) / 1000;
       process.stderr.write(
         `failover round ${round}: standby took over ${takeover.toFixed(1)} s after SIGKILL, ${sinceRenew.toFixed(1)} s after the leader's last renewal\n`,
@@ -145,6 +145,32 @@ describe('leader election failover', () => {
       for (const f of readdirSync(logDir).filter((f) => f.endsWith('.log'))) rmSync(join(logDir, f));
     });
   }
+
+  it('two replicas given the same INSTANCE_NAME: one leads, the other stands by; each sidecar asked once', async () => {
+    const name = 'failover-same-name';
+    const a = await startInstance(name);
+    await eventually('a leader', async () => (await leaderGauge(a)) === 1, LEASE_SECONDS * 1000 + 10_000);
+    const b = await startInstance(name);
+    const job = 'same-name-job';
+    await apply([
+      naisjob(ns, job, {
+        labels: { [SELECTOR_LABEL]: 'true', 'nais.io/naisjob': 'false' },
+        containers: [main(job, 'sleep 3'), { name: 'linkerd-proxy', command: ['sh', '-c', `exec fake-sidecar linkerd 2>>${logDir}/${job}.log`] }],
+      }),
+    ]);
+    // Over several retry periods (2 s) both replicas have read and tried the Lease many times.
+    for (let i = 0; i < 5; i++) {
+      await sleep(1000);
+      assert.deepEqual([await leaderGauge(a), await leaderGauge(b)], [1, 0], 'only the first replica leads');
+    }
+    await waitJobComplete(ns, job, 60_000);
+    const requests = describeRequests(parseShutdownRequests(readFileSync(join(logDir, `${job}.log`), 'utf8')));
+    assert.equal(requests.length, 1, `the sidecar got ${requests.length} shutdown requests:\n${requests.join('\n')}`);
+    assert.equal(await a.stop(), 0);
+    await eventually('the other replica to lead once the first released the lease', async () => (await leaderGauge(b)) === 1, 10_000, 100);
+    assert.equal(await b.stop(), 0);
+    rmSync(join(logDir, `${job}.log`));
+  });
 
   it('the next leader reports the stops a SIGKILLed leader made but had not reported, and does not repeat one it had', async () => {
     // The test plays a leader SIGKILLed between a verified stop and its event: no hahaha watches

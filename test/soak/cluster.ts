@@ -439,11 +439,14 @@ export class Replicas {
     return replica;
   }
 
-  /** The replica that holds the Lease, from its holderIdentity; undefined when none of ours does. */
+  /**
+   * The replica that holds the Lease, from its holderIdentity (`<INSTANCE_NAME>_<UUID>`);
+   * undefined when none of ours does.
+   */
   async leader(): Promise<Replica | undefined> {
     const lease = await this.cluster.api.call('GET', `/apis/coordination.k8s.io/v1/namespaces/${RELEASE_NS}/leases/${RELEASE}`);
     const holder = lease.spec?.holderIdentity as string | undefined;
-    return [...this.current.values()].find((r) => r.name === holder && !r.exited);
+    return [...this.current.values()].find((r) => holder?.startsWith(`${r.name}_`) === true && !r.exited);
   }
 
   /** Waits until the Lease names a live replica of ours that also says it leads. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { LeaderElector } from '../../src/leader/elector.ts';
+import { LeaderElector, leaseIdentity } from '../../src/leader/elector.ts';
 import { LeaseConflict, type LeaseLock, type LeaseRecord } from '../../src/ports.ts';
 
 /** An in-memory Lease with optimistic concurrency, shared by candidates. */
@@ -72,6 +72,22 @@ describe('leader election', () => {
     assert.equal(await b.tryAcquireOrRenew(), false);
     clock.now += 10_000;
     assert.equal(await b.tryAcquireOrRenew(), false);
+  });
+
+  it('two processes given the same instance name are two holders: the second stands by', async () => {
+    const lock = new MemoryLease();
+    const clock = { now: 1_000_000 };
+    const [idA, idB] = [leaseIdentity('hahaha'), leaseIdentity('hahaha')];
+    assert.match(idA, /^hahaha_[0-9a-f-]{36}$/);
+    assert.notEqual(idA, idB);
+    const a = candidate(lock, idA, clock, []);
+    const b = candidate(lock, idB, clock, []);
+    assert.equal(await a.tryAcquireOrRenew(), true);
+    assert.equal(await b.tryAcquireOrRenew(), false);
+    clock.now += 2_000;
+    assert.equal(await a.tryAcquireOrRenew(), true);
+    assert.equal(await b.tryAcquireOrRenew(), false);
+    assert.equal(lock.record?.holderIdentity, idA);
   });
 
   it('a standby takes over a lease not renewed for a lease duration (on its own clock)', async () => {
