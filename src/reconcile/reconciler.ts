@@ -182,6 +182,15 @@ export class Reconciler {
   private readonly leftReads = new Map<string, Promise<PodView | undefined>>();
   /** Since when each pod's stops have failed because of the API server (see API_GRACE_MS). */
   private readonly apiFailingSince = new Map<string, number>();
+  /**
+   * Asks that may have landed but that the API server could not show the effect of (its watch
+   * was down through the verify window and beyond), per pod uid: the pod as asked, and the
+   * attempt per container. The next run that finds such a container terminated reports the
+   * stop as that attempt's, as the verification would have; so does the pod's final state, read
+   * once it has left the watch (the stop may have finished it). Without this, the stop would
+   * have no event: the retry skips a terminated sidecar, or calls it "exited on its own".
+   */
+  private readonly unverifiedAsks = new Map<string, { readonly pod: PodView; readonly asks: Map<string, Attempt> }>();
   /** Set while this replica has just begun leading (see beginHandover). */
   private handover: { readonly window: HandoverWindow; readonly until: number } | undefined;
 
@@ -222,7 +231,51 @@ export class Reconciler {
     this.mainSeenAt.delete(uid);
     this.apiFailingSince.delete(uid);
     this.seenActive.delete(uid);
-    this.deps.events.forgetPod(uid);
+    if (this.unverifiedAsks.has(uid)) void this.reportUnverifiedLeft(uid);
+    else this.deps.events.forgetPod(uid);
+  }
+
+  /**
+   * The pod left the watch with asks still unverified: reads its final state (retrying while the
+   * API server is still failing, up to API_GRACE_MS) and reports each asked container found
+   * terminated as stopped by that ask; then forgets the pod's asks and events.
+   */
+  private async reportUnverifiedLeft(uid: string): Promise<void> {
+    const pod = this.unverifiedAsks.get(uid)?.pod;
+    if (pod === undefined) return;
+    const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid });
+    try {
+      const final = await this.readLeftWithin({ namespace: pod.namespace, name: pod.name, uid }, API_GRACE_MS);
+      await Promise.all(this.reportUnverifiedStops(uid, final, log));
+    } finally {
+      this.unverifiedAsks.delete(uid);
+      this.deps.events.forgetPod(uid);
+    }
+  }
+
+  /**
+   * Reports, as stopped by it, each unverified ask of the pod whose container `seen` shows
+   * terminated, and forgets those asks.
+   */
+  private reportUnverifiedStops(uid: string, seen: PodView | undefined, log: Logger): Promise<void>[] {
+    const entry = this.unverifiedAsks.get(uid);
+    if (entry === undefined) return [];
+    const { pod } = entry;
+    const ref = { namespace: pod.namespace, name: pod.name, uid };
+    const posts: Promise<void>[] = [];
+    for (const [container, attempt] of entry.asks) {
+      const state = terminatedState(seen, uid, container);
+      if (state === undefined) continue;
+      entry.asks.delete(container);
+      const via = describeAttempt(attempt);
+      log.info({ container, attempt: via, exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
+      const labels = { container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace };
+      this.deps.metrics.sidecarShutdowns.inc(labels);
+      this.deps.metrics.stoppedSidecarExits.inc({ ...labels, exit_class: exitClass(state.exitCode) });
+      posts.push(this.stopEvent(pod, ref, container, via, state));
+    }
+    if (entry.asks.size === 0) this.unverifiedAsks.delete(uid);
+    return posts;
   }
 
   /**
@@ -290,6 +343,7 @@ export class Reconciler {
   private async reconcilePod(pod: PodView, signal?: AbortSignal): Promise<WorkResult> {
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
     this.observe(pod, log);
+    if (this.unverifiedAsks.has(pod.uid)) await Promise.all(this.reportUnverifiedStops(pod.uid, pod, log));
     const decision = decide(pod, this.deps.catalog, { ephemeralSignal: this.deps.ephemeralSignal === true });
 
     switch (decision.decision) {
@@ -414,9 +468,11 @@ export class Reconciler {
     let failed = 0;
     let transient = 0;
     for (const r of results) {
-      if (r.ok && r.via === undefined) {
-        log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
-      } else if (r.ok) {
+      if (r.ok) {
+        if (r.via === undefined) {
+          log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
+          continue;
+        }
         jobSummary.stopped.push(r.container);
         if (r.exitCode !== 0) jobSummary.nonZero.push(`${r.container} exited ${r.exitCode}`);
         this.deps.metrics.sidecarShutdowns.inc(labels(r.container));
@@ -428,16 +484,7 @@ export class Reconciler {
           );
         }
         this.deps.metrics.stoppedSidecarExits.inc({ ...labels(r.container), exit_class: exitClass(r.exitCode) });
-        // A non-zero exit fails a pod whose main containers succeeded: not a success for its owner.
-        const fails = r.exitCode === 0 ? '' : `; a non-zero exit code fails the pod, which a native sidecar's would not`;
-        posts.push(
-          this.killingEvent(
-            ref,
-            r.exitCode === 0 ? 'Normal' : 'Warning',
-            `Shut down container ${r.container} (${r.via}, exit code ${r.exitCode}${fails})`,
-            stopEventName(pod, r.container, r.restartCount),
-          ),
-        );
+        posts.push(this.stopEvent(pod, ref, r.container, r.via, r));
       } else if (signal?.aborted) {
         // Interrupted (shutdown, or the lease lost): what happened is not known yet, and a
         // Warning here would often be wrong (the ask may have landed). The next run, here or on
@@ -508,8 +555,12 @@ export class Reconciler {
       const current = this.deps.store.get(key);
       if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);
       const already = terminatedState(current, pod.uid, target.container);
-      if (already !== undefined) return this.stopped(target.container, already, previous, errors.slice(0, -1));
+      // Terminated before this run asked anything: stopped by an earlier run's unverified ask, if
+      // there was one, else on its own.
+      if (already !== undefined)
+        return this.stopped(target.container, already, previous ?? this.takeUnverifiedAsk(pod.uid, target.container), errors.slice(0, -1));
       if (signal?.aborted) break;
+      this.takeUnverifiedAsk(pod.uid, target.container); // asked again now: this run verifies
 
       const described = describeAttempt(attempt);
       const started = this.now();
@@ -545,6 +596,7 @@ export class Reconciler {
         // worse, take a path that ends the sidecar differently (a signal instead of its endpoint).
         // So does one that may have landed when the API server cannot show whether it did.
         if (isApiFailure(outcome.cause) || settled.unverified) {
+          if (settled.unverified) this.rememberUnverified(pod, target.container, attempt);
           apiFailed = true;
           break;
         }
@@ -557,6 +609,7 @@ export class Reconciler {
       if (after.unverified) {
         errors.push(`${described}: accepted (${outcome.detail}), but the API server could not show whether the container terminated`);
         note(attempt, 'api-unavailable');
+        this.rememberUnverified(pod, target.container, attempt);
         apiFailed = true;
         break;
       }
@@ -619,7 +672,12 @@ export class Reconciler {
     if (this.deps.store.get(podKey(ref)) !== undefined) return undefined;
     // The pod may have left because the watch relisted while the API server restarted: keep
     // trying to read it for the verify window rather than call an unreadable pod not stopped.
-    const deadline = this.now() + this.deps.verifyTimeoutMs;
+    return this.readLeftWithin(ref, this.deps.verifyTimeoutMs, signal);
+  }
+
+  /** readLeft, tried again every LEFT_READ_RETRY_MS while it fails, for up to `ms`. */
+  private async readLeftWithin(ref: PodRef, ms: number, signal?: AbortSignal): Promise<PodView | undefined> {
+    const deadline = this.now() + ms;
     for (;;) {
       try {
         return await this.readLeft(ref);
@@ -649,6 +707,24 @@ export class Reconciler {
       );
     }
     return read;
+  }
+
+  private rememberUnverified(pod: PodView, container: string, attempt: Attempt): void {
+    let entry = this.unverifiedAsks.get(pod.uid);
+    if (entry === undefined) {
+      entry = { pod, asks: new Map() };
+      this.unverifiedAsks.set(pod.uid, entry);
+    }
+    entry.asks.set(container, attempt);
+  }
+
+  /** The container's unverified ask, if an earlier run left one; it is forgotten. */
+  private takeUnverifiedAsk(uid: string, container: string): Attempt | undefined {
+    const entry = this.unverifiedAsks.get(uid);
+    const attempt = entry?.asks.get(container);
+    entry?.asks.delete(container);
+    if (entry?.asks.size === 0) this.unverifiedAsks.delete(uid);
+    return attempt;
   }
 
   private stopped(
@@ -722,6 +798,18 @@ export class Reconciler {
       reason: JOB_STOPPED_REASON,
       message: `Shut down ${n} sidecar${n > 1 ? 's' : ''} of pod ${pod.name} in ${seconds.toFixed(1)} s (${s.stopped.join(', ')})${fails}`,
     });
+  }
+
+  /** The Killing event of a stop, under the stop's fixed name (see domain/handover.ts). */
+  private stopEvent(pod: PodView, ref: PodRef, container: string, via: string, state: { exitCode: number; restartCount: number }): Promise<void> {
+    // A non-zero exit fails a pod whose main containers succeeded: not a success for its owner.
+    const fails = state.exitCode === 0 ? '' : `; a non-zero exit code fails the pod, which a native sidecar's would not`;
+    return this.killingEvent(
+      ref,
+      state.exitCode === 0 ? 'Normal' : 'Warning',
+      `Shut down container ${container} (${via}, exit code ${state.exitCode}${fails})`,
+      stopEventName(pod, container, state.restartCount),
+    );
   }
 
   /** Records an event with HAHAHA's reason and action. */

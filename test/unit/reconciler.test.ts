@@ -373,6 +373,56 @@ describe('reconcile', () => {
     assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
   });
 
+  it('an unverified ask that did stop the sidecar is reported as its stop by the retry, not as an exit of its own', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'accept-only');
+    w.cache.markStale('*');
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    assert.equal(w.events.length, 0);
+    // The proxy exited while the watch was down; the relist shows it terminated.
+    w.terminate('cloudsql-proxy', 0);
+    w.cache.markCurrent('*');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'asked once');
+    assert.deepEqual(
+      w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
+  });
+
+  it('an unverified ask whose stop finished the pod is reported from the pod read after it left the watch', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    let reads = 0;
+    const reconciler = w.makeReconciler(undefined, undefined, {
+      read: async () => {
+        reads += 1;
+        return w.current();
+      },
+    });
+    w.behaviour.set(':9091', 'accept-only');
+    w.cache.markStale('*');
+    assert.equal((await reconciler.reconcile(w.key)).kind, 'retry');
+    // The proxy exited, the pod succeeded, and the relist no longer has it.
+    const before = w.current();
+    terminated('cloudsql-proxy', 0, T0 + 2000)(w.raw);
+    phase('Succeeded')(w.raw);
+    w.cache.remove(w.key);
+    w.cache.markCurrent('*');
+    reconciler.left(before);
+    await sleep(50);
+    assert.equal(reads, 1, 'one GET of the finished pod, shared with the count of how it ended');
+    assert.deepEqual(
+      w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
+    // Gone for good: a later pod with the same containers owes nothing.
+    reconciler.forget(before.uid);
+    await sleep(20);
+    assert.equal(w.events.filter((e) => e.reason === 'Killing').length, 1);
+  });
+
   it('a watch that was up through the window is believed: an ignored ask is a failure at once', async () => {
     const w = new World(running('linkerd-proxy'));
     w.behaviour.set(':4191', 'accept-only');
