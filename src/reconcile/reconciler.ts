@@ -555,12 +555,8 @@ export class Reconciler {
       const current = this.deps.store.get(key);
       if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);
       const already = terminatedState(current, pod.uid, target.container);
-      // Terminated before this run asked anything: stopped by an earlier run's unverified ask, if
-      // there was one, else on its own.
-      if (already !== undefined)
-        return this.stopped(target.container, already, previous ?? this.takeUnverifiedAsk(pod.uid, target.container), errors.slice(0, -1));
+      if (already !== undefined) return this.stopped(pod.uid, target.container, already, previous, errors.slice(0, -1));
       if (signal?.aborted) break;
-      this.takeUnverifiedAsk(pod.uid, target.container); // asked again now: this run verifies
 
       const described = describeAttempt(attempt);
       const started = this.now();
@@ -588,7 +584,7 @@ export class Reconciler {
           ? { pod: this.deps.store.get(key), unverified: false }
           : await this.verify(ref, key, isGone, started, waitMs, log, signal);
         const state = terminatedState(settled.pod, pod.uid, target.container);
-        if (state !== undefined) return this.stopped(target.container, state, attempt, errors);
+        if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors);
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
         note(attempt, outcome.cause);
@@ -605,7 +601,7 @@ export class Reconciler {
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
       const after = await this.verify(ref, key, isGone, started, this.deps.verifyTimeoutMs, log, signal);
       const state = terminatedState(after.pod, pod.uid, target.container);
-      if (state !== undefined) return this.stopped(target.container, state, attempt, errors, outcome.via);
+      if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
       if (after.unverified) {
         errors.push(`${described}: accepted (${outcome.detail}), but the API server could not show whether the container terminated`);
         note(attempt, 'api-unavailable');
@@ -618,7 +614,7 @@ export class Reconciler {
       note(attempt, 'ignored');
     }
     const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
-    if (state !== undefined) return this.stopped(target.container, state, previous, errors.slice(0, -1));
+    if (state !== undefined) return this.stopped(pod.uid, target.container, state, previous, errors.slice(0, -1));
     return failed(signal?.aborted ? ['interrupted by shutdown'] : []);
   }
 
@@ -727,13 +723,21 @@ export class Reconciler {
     return attempt;
   }
 
+  /**
+   * The container found terminated: stopped by `via` (this run's attempt), else by an earlier
+   * run's unverified ask if there was one (an ask this run made since may not have reached it),
+   * else on its own. Either way its unverified ask, if any, is settled.
+   */
   private stopped(
+    uid: string,
     container: string,
     state: { exitCode: number; restartCount: number; finishedAt?: number },
-    via: Attempt | undefined,
+    attempt: Attempt | undefined,
     earlierErrors: readonly string[],
     how?: string,
   ): TargetResult {
+    const unverified = this.takeUnverifiedAsk(uid, container);
+    const via = attempt ?? unverified;
     return {
       ok: true,
       container,

@@ -391,6 +391,24 @@ describe('reconcile', () => {
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
   });
 
+  it('an unverified ask survives a retry that cannot reach the API server: the stop found later is still the ask', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'accept-only');
+    w.cache.markStale('*');
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    // The retry runs while the API server is still down: its ask cannot have landed.
+    w.behaviour.set(':9091', 'api-down');
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    w.terminate('cloudsql-proxy', 0);
+    w.cache.markCurrent('*');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(
+      w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
+  });
+
   it('an unverified ask whose stop finished the pod is reported from the pod read after it left the watch', async () => {
     const w = new World(running('cloudsql-proxy'));
     let reads = 0;
