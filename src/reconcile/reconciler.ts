@@ -551,6 +551,24 @@ export class Reconciler {
       if (target.hint !== undefined) hints.add(target.hint);
       return { ...failed(), permanent: true };
     }
+    // An earlier run's ask may have landed unseen (the API server could not show its effect):
+    // the kubelet's report gets a whole window with the watch current before anything is asked
+    // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
+    const unverified = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
+    if (unverified !== undefined) {
+      const settled = await this.verify(ref, key, isGone, this.now(), this.deps.verifyTimeoutMs, log, signal);
+      const state = terminatedState(settled.pod, pod.uid, target.container);
+      if (state !== undefined) {
+        log.info({ attempt: describeAttempt(unverified), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
+        return this.stopped(pod.uid, target.container, state, undefined, []);
+      }
+      if (signal?.aborted) return failed(['interrupted by shutdown']);
+      if (settled.unverified) {
+        errors.push(`${describeAttempt(unverified)}: accepted, but the API server still cannot show whether the container terminated`);
+        apiFailed = true;
+        return failed();
+      }
+    }
     for (const attempt of target.attempts) {
       const current = this.deps.store.get(key);
       if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);

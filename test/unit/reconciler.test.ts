@@ -391,17 +391,21 @@ describe('reconcile', () => {
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
   });
 
-  it('an unverified ask survives a retry that cannot reach the API server: the stop found later is still the ask', async () => {
+  it('after an unverified ask, a retry waits for the watch and a window before asking again: not asked twice', async () => {
     const w = new World(running('cloudsql-proxy'));
     w.behaviour.set(':9091', 'accept-only');
     w.cache.markStale('*');
     assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
-    // The retry runs while the API server is still down: its ask cannot have landed.
-    w.behaviour.set(':9091', 'api-down');
+    // The retry runs while the watch is still down: it asks nothing, and stays unverified.
     assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
-    w.terminate('cloudsql-proxy', 0);
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit']);
+    // The next retry, as the watch comes back: the kubelet's report arrives within the window.
+    const run = w.reconciler.reconcile(w.key);
     w.cache.markCurrent('*');
-    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    await sleep(50);
+    w.terminate('cloudsql-proxy', 0);
+    assert.deepEqual(await run, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'asked once');
     assert.deepEqual(
       w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
       ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],

@@ -2,9 +2,11 @@
  * The watch survives an API server crash: the kube-apiserver is SIGKILLed while a Job runs and
  * started again; hahaha's watch fails, backs off, re-lists, and reaps the pod, as it does one
  * created afterwards. A crash right after a sidecar accepted its shutdown does not make hahaha
- * call that stop unsuccessful, nor ask twice. A 403 or a SelfSubjectAccessReview's denial from an
- * API server that is not ready (etcd paused for a moment) says so, and one from a ready server
- * does not. Runs alone (test/e2e/serial/), since it takes the API away from everything else.
+ * call that stop unsuccessful, nor ask twice; nor does an outage that outlasts the verification
+ * (70 s, leader election off), after which the stop is reported as the ask's. A 403 or a
+ * SelfSubjectAccessReview's denial from an API server that is not ready (etcd paused for a
+ * moment) says so, and one from a ready server does not. Runs alone (test/e2e/serial/), since it
+ * takes the API away from everything else.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { ApiAccessReviewer } from '../../../src/kube/access-review.ts';
 import { ApiError, KubeClient } from '../../../src/kube/kube-client.ts';
 import { causeOf } from '../../../src/strategies/strategy.ts';
 import { clusterMemberPid, restartApiServer } from '../../soak/cluster.ts';
+import { get } from '../../unit/chart-assets.ts';
 import {
   apply,
   eventually,
@@ -28,6 +31,7 @@ import {
   metricsText,
   metricValue,
   naisjob,
+  ownHahaha,
   RUN,
   sidecar,
   testNamespace,
@@ -103,6 +107,36 @@ describe('API server crash', () => {
     );
     const asks = describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy'));
     assert.equal(asks.length, 1, `asked ${asks.length} times: ${asks.join('; ')}`);
+  });
+
+  it('leader election off, the watch down past the window and its minute: the stop is reported as the ask once the API server is back; asked once', async (t) => {
+    // A hahaha of the test's own, without leader election (the suite's would lose its Lease and
+    // leave the stop to its hand-over), with a 2 s verify window: 70 s without the API server
+    // outlast that window and the minute after it, so the accepted ask stays unverified.
+    const { hahaha, id } = await ownHahaha(t, 'e2e-unverified', { VERIFY_TIMEOUT_SECONDS: '2' });
+    const labels = { 'e2e-unverified': id, 'nais.io/naisjob': 'false' };
+    // The sidecar accepts at once and exits 3 s later, while the API server is down.
+    await apply(
+      naisjob(ns.name, 'unverified', {
+        labels,
+        containers: [main('unverified', 'sleep 2'), { name: 'linkerd-proxy', command: ['sh', '-c', 'fake-sidecar linkerd; sleep 3'] }],
+      }),
+    );
+    const pod = await jobPod(ns.name, 'unverified');
+    const ref = { namespace: ns.name, name: pod.metadata.name as string, uid: pod.metadata.uid as string };
+    await eventually('the shutdown request', async () => nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy').length > 0, 60_000, 20);
+    await crashAndRestartApiServer(70_000);
+    const killing = await reaped(ns.name, ref.name, 120_000);
+    assert.deepEqual(killing, ['Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)']);
+    const asks = describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy'));
+    assert.equal(asks.length, 1, `asked ${asks.length} times: ${asks.join('; ')}`);
+    assert.ok(
+      hahaha.logs.some((l) => l.includes('an ask the API server could not verify did stop the sidecar')),
+      `reported as the unverified ask, not verified by the first window; the pod's log lines:\n${hahaha.logs.filter((l) => l.includes(ref.name)).join('\n')}`,
+    );
+    const text = (await get(hahaha.port, '/metrics')).text;
+    assert.equal(metricValue(text, 'hahaha_sidecar_shutdowns', { namespace: ns.name }), 1);
+    assert.equal(metricValue(text, 'hahaha_failed_sidecar_shutdowns'), 0);
   });
 
   it('a 403 says whether the API server was ready to authorize: believed when /readyz answers 200, not while it fails', async () => {
