@@ -185,10 +185,12 @@ export class Reconciler {
   /**
    * Asks that may have landed but that the API server could not show the effect of (its watch
    * was down through the verify window and beyond), per pod uid: the pod as asked, and the
-   * attempt per container. The next run that finds such a container terminated reports the
-   * stop as that attempt's, as the verification would have; so does the pod's final state, read
-   * once it has left the watch (the stop may have finished it). Without this, the stop would
-   * have no event: the retry skips a terminated sidecar, or calls it "exited on its own".
+   * attempt per container. The next run asks that container nothing until a window with the
+   * watch current has passed (see stopTarget). A run that finds it terminated reports the stop
+   * as that attempt's, as the verification would have; so does the pod's final state, read once
+   * it has left the watch (the stop may have finished it). Without this, the stop would have no
+   * event (the retry skips a terminated sidecar, or calls it "exited on its own"), and the retry
+   * would ask again before the kubelet could report the exit.
    */
   private readonly unverifiedAsks = new Map<string, { readonly pod: PodView; readonly asks: Map<string, Attempt> }>();
   /** Set while this replica has just begun leading (see beginHandover). */
