@@ -62,6 +62,30 @@ async function reaped(namespace: string, pod: string, timeoutMs: number): Promis
   );
 }
 
+/**
+ * A Job whose linkerd look-alike accepts its shutdown at once and exits `exitAfterSeconds` later;
+ * the API server is SIGKILLed as the request arrives and kept down `downMs`. Resolves once the pod
+ * has succeeded, with its Killing events and the shutdown requests its sidecar received.
+ */
+async function crashAsAsked(
+  namespace: string,
+  job: string,
+  opts: { exitAfterSeconds: number; downMs: number; labels?: Record<string, string> },
+): Promise<{ ref: { namespace: string; name: string; uid: string }; killing: string[]; asks: string[] }> {
+  await apply(
+    naisjob(namespace, job, {
+      ...(opts.labels !== undefined && { labels: opts.labels }),
+      containers: [main(job, 'sleep 2'), { name: 'linkerd-proxy', command: ['sh', '-c', `fake-sidecar linkerd; sleep ${opts.exitAfterSeconds}`] }],
+    }),
+  );
+  const pod = await jobPod(namespace, job);
+  const ref = { namespace, name: pod.metadata.name as string, uid: pod.metadata.uid as string };
+  await eventually('the shutdown request', async () => nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy').length > 0, 60_000, 20);
+  await crashAndRestartApiServer(opts.downMs);
+  const killing = await reaped(namespace, ref.name, 120_000);
+  return { ref, killing, asks: describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy')) };
+}
+
 describe('API server crash', () => {
   const ns = testNamespace('e2e-apiserver');
 
@@ -86,16 +110,7 @@ describe('API server crash', () => {
     // The sidecar accepts at once and exits 11 s later (a proxy draining its connections), so its
     // exit comes after the verify window (10 s); the API server is SIGKILLed as the ask arrives,
     // so that window is one the watch was down in.
-    await apply(
-      naisjob(ns.name, 'drain', {
-        containers: [main('drain', 'sleep 2'), { name: 'linkerd-proxy', command: ['sh', '-c', 'fake-sidecar linkerd; sleep 11'] }],
-      }),
-    );
-    const pod = await jobPod(ns.name, 'drain');
-    const ref = { namespace: ns.name, name: pod.metadata.name as string, uid: pod.metadata.uid as string };
-    await eventually('the shutdown request', async () => nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy').length > 0, 60_000, 20);
-    await crashAndRestartApiServer(1000);
-    const killing = await reaped(ns.name, ref.name, 120_000);
+    const { killing, asks } = await crashAsAsked(ns.name, 'drain', { exitAfterSeconds: 11, downMs: 1000 });
     assert.deepEqual(
       killing.filter((m) => m.startsWith('Warning')),
       [],
@@ -105,7 +120,6 @@ describe('API server crash', () => {
       killing.some((m) => /^Normal Shut down container linkerd-proxy \(.*exit code 0/.test(m)),
       `no Normal Killing event: ${JSON.stringify(killing)}`,
     );
-    const asks = describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy'));
     assert.equal(asks.length, 1, `asked ${asks.length} times: ${asks.join('; ')}`);
   });
 
@@ -114,21 +128,13 @@ describe('API server crash', () => {
     // leave the stop to its hand-over), with a 2 s verify window: 70 s without the API server
     // outlast that window and the minute after it, so the accepted ask stays unverified.
     const { hahaha, id } = await ownHahaha(t, 'e2e-unverified', { VERIFY_TIMEOUT_SECONDS: '2' });
-    const labels = { 'e2e-unverified': id, 'nais.io/naisjob': 'false' };
     // The sidecar accepts at once and exits 3 s later, while the API server is down.
-    await apply(
-      naisjob(ns.name, 'unverified', {
-        labels,
-        containers: [main('unverified', 'sleep 2'), { name: 'linkerd-proxy', command: ['sh', '-c', 'fake-sidecar linkerd; sleep 3'] }],
-      }),
-    );
-    const pod = await jobPod(ns.name, 'unverified');
-    const ref = { namespace: ns.name, name: pod.metadata.name as string, uid: pod.metadata.uid as string };
-    await eventually('the shutdown request', async () => nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy').length > 0, 60_000, 20);
-    await crashAndRestartApiServer(70_000);
-    const killing = await reaped(ns.name, ref.name, 120_000);
+    const { ref, killing, asks } = await crashAsAsked(ns.name, 'unverified', {
+      exitAfterSeconds: 3,
+      downMs: 70_000,
+      labels: { 'e2e-unverified': id, 'nais.io/naisjob': 'false' },
+    });
     assert.deepEqual(killing, ['Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)']);
-    const asks = describeRequests(nodeLogShutdownRequests(RUN, ref, 'linkerd-proxy'));
     assert.equal(asks.length, 1, `asked ${asks.length} times: ${asks.join('; ')}`);
     assert.ok(
       hahaha.logs.some((l) => l.includes('an ask the API server could not verify did stop the sidecar')),
