@@ -271,9 +271,7 @@ export class Reconciler {
       entry.asks.delete(container);
       const via = describeAttempt(attempt);
       log.info({ container, attempt: via, exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
-      const labels = { container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace };
-      this.deps.metrics.sidecarShutdowns.inc(labels);
-      this.deps.metrics.stoppedSidecarExits.inc({ ...labels, exit_class: exitClass(state.exitCode) });
+      this.countStop(pod, container, state.exitCode);
       posts.push(this.stopEvent(pod, ref, container, via, state));
     }
     if (entry.asks.size === 0) this.unverifiedAsks.delete(uid);
@@ -321,9 +319,7 @@ export class Reconciler {
     if (outcome === 'already-posted') return;
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid, container: stop.container });
     log.info({ exitCode: stop.exitCode }, 'reported a stop the previous leader had not reported');
-    const labels = { container: stop.container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace };
-    this.deps.metrics.sidecarShutdowns.inc(labels);
-    this.deps.metrics.stoppedSidecarExits.inc({ ...labels, exit_class: exitClass(stop.exitCode) });
+    this.countStop(pod, stop.container, stop.exitCode);
     this.deps.metrics.handoverReports.inc();
   }
 
@@ -477,7 +473,7 @@ export class Reconciler {
         }
         jobSummary.stopped.push(r.container);
         if (r.exitCode !== 0) jobSummary.nonZero.push(`${r.container} exited ${r.exitCode}`);
-        this.deps.metrics.sidecarShutdowns.inc(labels(r.container));
+        this.countStop(pod, r.container, r.exitCode);
         this.deps.metrics.shutdownLatency.observe({ container: r.container }, this.latencySeconds(mainSeenAt, decision.mainFinishedAt, r.seenAt));
         if (r.earlierErrors.length > 0) {
           // The sidecar stopped, but a cleaner way failed first: worth a look by the job owner.
@@ -485,7 +481,6 @@ export class Reconciler {
             this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${r.container}: ${r.earlierErrors.join('; ')} (then stopped by ${r.via})`),
           );
         }
-        this.deps.metrics.stoppedSidecarExits.inc({ ...labels(r.container), exit_class: exitClass(r.exitCode) });
         posts.push(this.stopEvent(pod, ref, r.container, r.via, r));
       } else if (signal?.aborted) {
         // Interrupted (shutdown, or the lease lost): what happened is not known yet, and a
@@ -822,6 +817,13 @@ export class Reconciler {
       reason: JOB_STOPPED_REASON,
       message: `Shut down ${n} sidecar${n > 1 ? 's' : ''} of pod ${pod.name} in ${seconds.toFixed(1)} s (${s.stopped.join(', ')})${fails}`,
     });
+  }
+
+  /** Counts a stop: hahaha_sidecar_shutdowns (HAHAHA's counter) and the exit's class. */
+  private countStop(pod: PodView, container: string, exitCode: number): void {
+    const labels = { container, job_name: pod.labels[APP_LABEL] ?? '', namespace: pod.namespace };
+    this.deps.metrics.sidecarShutdowns.inc(labels);
+    this.deps.metrics.stoppedSidecarExits.inc({ ...labels, exit_class: exitClass(exitCode) });
   }
 
   /** The Killing event of a stop, under the stop's fixed name (see domain/handover.ts). */
