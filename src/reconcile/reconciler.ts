@@ -525,7 +525,12 @@ export class Reconciler {
     const errors: string[] = [];
     const causes: (FailureCause | 'ignored')[] = [];
     const hints = new Set<string>();
-    let previous: Attempt | undefined;
+    // The last attempt of this run that may have reached the sidecar (accepted, or failed in a way
+    // that may have landed), with the errors before it: a stop found later is credited to it. One
+    // that cannot have landed (refused, forbidden, not found) is never credited.
+    let landed: { attempt: Attempt; errorsBefore: number } | undefined;
+    const stoppedEarlier = (state: NonNullable<ReturnType<typeof terminatedState>>) =>
+      this.stopped(pod.uid, target.container, state, landed?.attempt, errors.slice(0, landed?.errorsBefore ?? 0));
     let apiFailed = false;
     const failed = (extra: readonly string[] = []): Extract<TargetResult, { ok: false }> => ({
       ok: false,
@@ -570,11 +575,12 @@ export class Reconciler {
       const current = this.deps.store.get(key);
       if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);
       const already = terminatedState(current, pod.uid, target.container);
-      if (already !== undefined) return this.stopped(pod.uid, target.container, already, previous, errors.slice(0, -1));
+      if (already !== undefined) return stoppedEarlier(already);
       if (signal?.aborted) break;
 
       const described = describeAttempt(attempt);
       const started = this.now();
+      const errorsBefore = errors.length;
       let outcome = await runAttempt(this.deps.strategies, { pod: ref, container: target.container }, attempt, signal);
       // Refused by a sidecar that is still starting: the ask never reached it, so asking again is
       // no double stop, and the next attempt (often a signal) would end it less cleanly.
@@ -587,7 +593,6 @@ export class Reconciler {
       }
       const seconds = (this.now() - started) / 1000;
       this.deps.metrics.attemptDuration.observe({ kind: attempt.kind, outcome: outcome.ok ? 'ok' : 'error' }, seconds);
-      previous = attempt;
 
       if (!outcome.ok) {
         // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
@@ -595,11 +600,13 @@ export class Reconciler {
         // A cut-off answer most likely landed: verify it like an accepted one, so that the sidecar
         // is asked a second time only when the first ask provably did not stop it.
         const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? this.deps.verifyTimeoutMs : SETTLE_MS;
-        const settled = cannotHaveStopped(outcome.cause)
-          ? { pod: this.deps.store.get(key), unverified: false }
-          : await this.verify(ref, key, isGone, started, waitMs, log, signal);
+        const notLanded = cannotHaveStopped(outcome.cause);
+        const settled = notLanded ? { pod: this.deps.store.get(key), unverified: false } : await this.verify(ref, key, isGone, started, waitMs, log, signal);
         const state = terminatedState(settled.pod, pod.uid, target.container);
-        if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors);
+        // Found stopped after an ask that cannot have reached it: an earlier ask did it (one
+        // accepted but slower than the window), or the sidecar exited on its own.
+        if (state !== undefined) return notLanded ? stoppedEarlier(state) : this.stopped(pod.uid, target.container, state, attempt, errors);
+        if (!notLanded) landed = { attempt, errorsBefore };
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
         note(attempt, outcome.cause);
@@ -614,6 +621,7 @@ export class Reconciler {
         continue;
       }
       log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
+      landed = { attempt, errorsBefore };
       const after = await this.verify(ref, key, isGone, started, this.deps.verifyTimeoutMs, log, signal);
       const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
@@ -629,7 +637,7 @@ export class Reconciler {
       note(attempt, 'ignored');
     }
     const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
-    if (state !== undefined) return this.stopped(pod.uid, target.container, state, previous, errors.slice(0, -1));
+    if (state !== undefined) return stoppedEarlier(state);
     return failed(signal?.aborted ? ['interrupted by shutdown'] : []);
   }
 

@@ -43,6 +43,8 @@ type Behaviour =
   | 'cut-off'
   | 'hang'
   | 'accept-only'
+  | 'slow-exit'
+  | 'refuse-late'
   | 'http-500'
   | 'http-404'
   | 'forbidden'
@@ -166,6 +168,10 @@ class World {
     switch (b) {
       case 'refuse':
         throw new Error('connection refused');
+      case 'refuse-late':
+        // Refused after a moment: the endpoint of a sidecar that is already going away.
+        await sleep(150);
+        throw new Error('connection refused');
       case 'api-lost':
         // The API server restarted mid-call (the kube adapters' wording).
         throw new Error('lost the connection to the API server (the WebSocket closed without a close frame)');
@@ -212,6 +218,10 @@ class World {
         throw new Error(`timed out after ${timeoutMs / 1000}s`);
       case 'accept-only':
         return { status: 200, body: '' };
+      case 'slow-exit':
+        // Accepted, and the sidecar exits after the verify window (200 ms) has passed.
+        setTimeout(() => container && this.terminate(container, 0), 300);
+        return { status: 200, body: 'ok' };
       case 'stop':
       case 'stop-130':
         setTimeout(() => container && this.terminate(container, b === 'stop' ? 0 : 130), 10);
@@ -551,6 +561,33 @@ describe('reconcile', () => {
     await w.reconciler.reconcile(w.key);
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
     assert.ok(Date.now() - started < 300, `took ${Date.now() - started} ms`);
+  });
+
+  it('a stop found after an ask that cannot have landed is credited to the earlier accepted ask that was slower than the window', async () => {
+    const w = new World(running('istio-proxy'));
+    w.behaviour.set(':15020', 'slow-exit');
+    w.behaviour.set(':15000', 'refuse-late');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :15020/quitquitquit', 'http POST :15000/quitquitquit']);
+    assert.deepEqual(
+      w.events.map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container istio-proxy (http POST :15020/quitquitquit, exit code 0)'],
+    );
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'istio-proxy' }), 1);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+  });
+
+  it('a sidecar found stopped after the only ask was refused exited on its own: no Killing event, not counted as a stop', async () => {
+    const w = new World(running('cloudsql-proxy'));
+    w.behaviour.set(':9091', 'refuse-late');
+    setTimeout(() => w.terminate('cloudsql-proxy', 0), 50);
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit']);
+    assert.deepEqual(
+      w.events.filter((e) => e.reason === 'Killing'),
+      [],
+    );
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns'), 0);
   });
 
   it('a sidecar that started a moment ago and refuses is asked again the same way until it listens, not signalled', async () => {
