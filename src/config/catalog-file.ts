@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { RE2JS } from 're2js';
 import { LineCounter, parseDocument } from 'yaml';
 import { ATTEMPT_KIND_NAMES, ATTEMPT_KINDS } from '../domain/attempt-kinds/index.ts';
-import type { Attempt, AttemptCondition, AttemptRules, Catalog, CatalogEntry, ImagePattern, PortSource } from '../domain/catalog.ts';
+import type { Attempt, AttemptCondition, AttemptRules, Catalog, CatalogEntry, ImagePattern, PortSource, SettingSource } from '../domain/catalog.ts';
 import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
 
 export { ConfigError } from './errors.ts';
@@ -156,9 +156,9 @@ function checkCondition(c: Checker, v: unknown, path: string): AttemptCondition 
   };
 }
 
-/** `portFrom`: where the sidecar's configuration may set the port. */
-function checkPortSource(c: Checker, v: unknown, path: string): PortSource | undefined {
-  const w = c.mapping(v, path, ['flag', 'env', 'annotation'], 'a port source: flag, env, annotation');
+/** `portFrom`, an `exitDelayFrom` item: where the sidecar's configuration may set a value. */
+function checkSettingSource(c: Checker, v: unknown, path: string, what: string): SettingSource | undefined {
+  const w = c.mapping(v, path, ['flag', 'env', 'annotation'], `${what}: flag, env, annotation`);
   if (w === undefined) return undefined;
   if (Object.keys(w).length === 0) return c.fail(path, 'must name at least one of flag, env, annotation');
   const flag = w.flag === undefined ? undefined : checkFlag(c, w.flag, `${path}.flag`);
@@ -171,7 +171,8 @@ function checkRules(c: Checker, a: Json, path: string, kind: Attempt['kind']): A
   const when = a.when === undefined ? undefined : checkCondition(c, a.when, `${path}.when`);
   let portFrom: PortSource | undefined;
   if (a.portFrom !== undefined) {
-    portFrom = kind === 'http' ? checkPortSource(c, a.portFrom, `${path}.portFrom`) : c.fail(`${path}.portFrom`, 'applies to http attempts only');
+    portFrom =
+      kind === 'http' ? checkSettingSource(c, a.portFrom, `${path}.portFrom`, 'a port source') : c.fail(`${path}.portFrom`, 'applies to http attempts only');
   }
   const exitCode = a.exitCode === undefined ? undefined : c.integer(a.exitCode, `${path}.exitCode`, 0, 255);
   return { ...(when !== undefined && { when }), ...(portFrom !== undefined && { portFrom }), ...(exitCode !== undefined && { exitCode }) };
@@ -197,7 +198,7 @@ function checkAttempt(c: Checker, v: unknown, path: string): Attempt | undefined
 }
 
 function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefined {
-  const e = c.mapping(v, path, ['name', 'containers', 'image', 'hint', 'native', 'attempts'], 'a sidecar entry: name, containers, attempts');
+  const e = c.mapping(v, path, ['name', 'containers', 'image', 'hint', 'native', 'exitDelayFrom', 'attempts'], 'a sidecar entry: name, containers, attempts');
   if (e === undefined) return undefined;
   const before = c.problems.length;
   const name = c.string(e.name, `${path}.name`);
@@ -212,6 +213,10 @@ function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefi
   if (e.native !== undefined && typeof e.native !== 'boolean') {
     c.fail(`${path}.native`, `must be true or false, got ${describeValue(e.native)}`);
   }
+  const delayRule = 'a list of at most 4 places the sidecar sets how long it keeps running once asked to stop (Go durations, summed)';
+  const delays = e.exitDelayFrom === undefined ? undefined : c.list(e.exitDelayFrom, `${path}.exitDelayFrom`, delayRule);
+  if (delays !== undefined && delays.length > 4) c.fail(`${path}.exitDelayFrom`, `must be ${delayRule}, got ${delays.length} items`);
+  const exitDelayFrom = delays?.map((d, i) => checkSettingSource(c, d, `${path}.exitDelayFrom[${i}]`, 'a duration source'));
   const attempts = (c.list(e.attempts, `${path}.attempts`, 'a list of attempts, cleanest first') ?? []).map((a, i) =>
     checkAttempt(c, a, `${path}.attempts[${i}]`),
   );
@@ -222,6 +227,7 @@ function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefi
     ...(image !== undefined && { image }),
     ...(hint !== undefined && { hint }),
     native: e.native === true,
+    ...(exitDelayFrom !== undefined && { exitDelayFrom: exitDelayFrom as SettingSource[] }),
     attempts: attempts as Attempt[],
   };
 }

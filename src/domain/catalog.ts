@@ -24,12 +24,15 @@ export interface AttemptCondition {
   readonly value?: string;
 }
 
-/** Where an HTTP attempt's port may come from instead of its fixed `port` (which stays the default). */
-export interface PortSource {
+/** Where a setting may come from in the sidecar's own configuration: the first of these that is set. */
+export interface SettingSource {
   readonly flag?: string;
   readonly env?: string;
   readonly annotation?: string;
 }
+
+/** Where an HTTP attempt's port may come from instead of its fixed `port` (which stays the default). */
+export type PortSource = SettingSource;
 
 /** What an attempt knows beyond how to send it: when it applies, and how the sidecar exits. */
 export interface AttemptRules {
@@ -57,6 +60,12 @@ export interface CatalogEntry {
    * decides the pod's phase. @default false
    */
   readonly native: boolean;
+  /**
+   * Where the sidecar's configuration says how long it keeps running once asked to stop (Go
+   * durations, summed: cloud-sql-proxy's --min-sigterm-delay and --max-sigterm-delay). hahaha
+   * waits that much longer for the exit before it calls an accepted ask ignored.
+   */
+  readonly exitDelayFrom?: readonly SettingSource[];
 }
 
 /**
@@ -118,11 +127,9 @@ export function catalogReads(catalog: Catalog): { readonly annotations: Readonly
   const annotations = new Set<string>();
   const env = new Set<string>();
   for (const e of catalog.entries) {
-    for (const a of e.attempts) {
-      for (const read of [a.when, a.portFrom]) {
-        if (read?.annotation !== undefined) annotations.add(read.annotation);
-        if (read?.env !== undefined) env.add(read.env);
-      }
+    for (const read of [...e.attempts.flatMap((a) => [a.when, a.portFrom]), ...(e.exitDelayFrom ?? [])]) {
+      if (read?.annotation !== undefined) annotations.add(read.annotation);
+      if (read?.env !== undefined) env.add(read.env);
     }
   }
   return { annotations, env };

@@ -5,7 +5,7 @@
  */
 import { type Attempt, type Catalog, findCatalogEntry } from './catalog.ts';
 import { APP_LABEL, type ContainerSpecView, type ContainerStatusView, MAIN_CONTAINERS_ANNOTATION, type PodView } from './pod-view.ts';
-import { type ResolveOptions, resolveAttempts, type SkippedAttempt } from './resolve.ts';
+import { type ExitDelay, exitDelay, type ResolveOptions, resolveAttempts, type SkippedAttempt } from './resolve.ts';
 
 export interface ReapTarget {
   readonly container: string;
@@ -17,6 +17,8 @@ export interface ReapTarget {
   /** The entry's attempts that do not apply, and why (a flag or annotation missing, a distroless image). */
   readonly skipped: readonly SkippedAttempt[];
   readonly hint?: string;
+  /** How long the sidecar keeps running once asked to stop, by its own configuration. */
+  readonly exitDelay?: ExitDelay;
 }
 
 /** Machine-readable reasons for Ignore, used as a metric label; stable. */
@@ -164,7 +166,9 @@ export function decide(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}
       unsupported.push(c.name);
       continue;
     }
-    const { attempts, skipped } = resolveAttempts(entry, { container: c, annotations: pod.annotations }, catalog, opts);
+    const facts = { container: c, annotations: pod.annotations };
+    const { attempts, skipped } = resolveAttempts(entry, facts, catalog, opts);
+    const delay = entry.exitDelayFrom === undefined ? undefined : exitDelay(entry, facts);
     targets.push({
       container: c.name,
       image: c.image,
@@ -172,6 +176,7 @@ export function decide(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}
       attempts,
       skipped,
       ...(entry.hint !== undefined && { hint: entry.hint }),
+      ...(delay !== undefined && { exitDelay: delay }),
     });
   }
 

@@ -8,7 +8,7 @@ import type { Catalog } from './catalog.ts';
 import { describeAttempt, findCatalogEntry } from './catalog.ts';
 import { findMainContainers } from './decide.ts';
 import type { ContainerSpecView, PodView } from './pod-view.ts';
-import { type ResolveOptions, resolveAttempts } from './resolve.ts';
+import { exitDelay, type ResolveOptions, resolveAttempts } from './resolve.ts';
 
 export type Outcome = 'complete' | 'fails-pod' | 'hangs' | 'unknown';
 
@@ -45,7 +45,8 @@ export function predictSidecar(pod: PodView, container: ContainerSpecView, catal
       fix: `add a catalog entry for ${container.name} (native: true if it may start before the main container), or make the sidecar exit on its own`,
     };
   }
-  const { attempts, skipped } = resolveAttempts(entry, { container, annotations: pod.annotations }, catalog, opts);
+  const facts = { container, annotations: pod.annotations };
+  const { attempts, skipped } = resolveAttempts(entry, facts, catalog, opts);
   const first = attempts[0];
   if (first === undefined) {
     const reasons = skipped.map((s) => `${s.attempt}: ${s.why}`).join('; ');
@@ -55,7 +56,9 @@ export function predictSidecar(pod: PodView, container: ContainerSpecView, catal
       fix: `${entry.hint ?? 'see the catalog entry'}${entry.native ? '; or let hahaha make it a native sidecar (remove the opt-out)' : ''}`,
     };
   }
-  const how = describeAttempt(first);
+  const delay = entry.exitDelayFrom === undefined ? undefined : exitDelay(entry, facts);
+  // A sidecar configured to linger once asked (cloud-sql-proxy's --min-sigterm-delay) is waited for.
+  const how = `${describeAttempt(first)}${delay === undefined ? '' : ` (it may keep running up to ${delay.ms / 1000}s after the ask, by its ${delay.from}; hahaha waits for it)`}`;
   if (first.exitCode === undefined) {
     return { outcome: 'unknown', why: `${how} stops it; its exit code is not known`, ...(entry.hint !== undefined && { fix: entry.hint }) };
   }

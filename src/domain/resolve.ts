@@ -9,7 +9,7 @@
  *
  * `predict.ts` builds the Job's predicted outcome on it.
  */
-import type { Attempt, AttemptCondition, Catalog, CatalogEntry, PortSource } from './catalog.ts';
+import type { Attempt, AttemptCondition, Catalog, CatalogEntry, PortSource, SettingSource } from './catalog.ts';
 import { describeAttempt } from './catalog.ts';
 import type { ContainerSpecView } from './pod-view.ts';
 
@@ -103,6 +103,72 @@ export function portFrom(source: PortSource, facts: SidecarFacts): number | unde
     if (n >= 1 && n <= 65535) return n;
   }
   return undefined;
+}
+
+/** The longest exit delay hahaha waits for beyond VERIFY_TIMEOUT_SECONDS, however long the sidecar's configuration says. */
+export const MAX_EXIT_DELAY_MS = 600_000;
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_PART = /^(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/;
+
+/**
+ * A duration as Go's time.ParseDuration reads it (`15s`, `1m30s`, `1.5h`, `0`), in milliseconds;
+ * undefined when it is not one, or negative (the sidecar would refuse it, or not wait).
+ */
+export function parseGoDuration(text: string): number | undefined {
+  let rest = text.trim().replace(/^\+/, '');
+  if (rest === '0') return 0;
+  if (rest === '' || rest.length > 64) return undefined;
+  let ms = 0;
+  while (rest !== '') {
+    const m = DURATION_PART.exec(rest);
+    if (m === null) return undefined;
+    ms += Number(m[1]) * (DURATION_UNIT_MS[m[2] as string] as number);
+    rest = rest.slice(m[0].length);
+  }
+  return ms;
+}
+
+/** The values `source` finds in the sidecar's configuration (flag, env, annotation), each with where: `--flag=value`. */
+function settingValues(source: SettingSource, facts: SidecarFacts): { value: string; where: string }[] {
+  const found: { value: string; where: string }[] = [];
+  if (source.flag !== undefined) {
+    const v = flagValue(facts.container.argv ?? [], source.flag);
+    if (typeof v === 'string') found.push({ value: v, where: `${source.flag}=${v}` });
+  }
+  const env = source.env === undefined ? undefined : facts.container.env?.[source.env];
+  if (env !== undefined) found.push({ value: env, where: `${source.env}=${env}` });
+  const annotation = source.annotation === undefined ? undefined : facts.annotations[source.annotation];
+  if (annotation !== undefined) found.push({ value: annotation, where: `${source.annotation}=${annotation}` });
+  return found;
+}
+
+/** How long the sidecar keeps running once asked to stop, by its own configuration. */
+export interface ExitDelay {
+  readonly ms: number;
+  /** Where it was read, for events and logs: `--min-sigterm-delay=15s`. */
+  readonly from: string;
+}
+
+/**
+ * The entry's `exitDelayFrom` read from the sidecar's configuration: per source the first value
+ * that is a Go duration, summed, at most MAX_EXIT_DELAY_MS; undefined when none is set or all are 0.
+ */
+export function exitDelay(entry: CatalogEntry, facts: SidecarFacts): ExitDelay | undefined {
+  let ms = 0;
+  const from: string[] = [];
+  for (const source of entry.exitDelayFrom ?? []) {
+    for (const { value, where } of settingValues(source, facts)) {
+      const d = parseGoDuration(value);
+      if (d === undefined) continue;
+      if (d > 0) {
+        ms += d;
+        from.push(where);
+      }
+      break;
+    }
+  }
+  return ms <= 0 ? undefined : { ms: Math.min(Math.round(ms), MAX_EXIT_DELAY_MS), from: from.join(', ') };
 }
 
 /** Whether the catalog knows the image to have no shell and no kill. */

@@ -556,9 +556,14 @@ export class Reconciler {
     // An earlier run's ask may have landed unseen (the API server could not show its effect):
     // the kubelet's report gets a whole window with the watch current before anything is asked
     // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
+    // A sidecar that keeps running a while once asked to stop (by its own configuration) gets
+    // that long on top of the window before an accepted ask counts as ignored.
+    const windowMs = this.deps.verifyTimeoutMs + (target.exitDelay?.ms ?? 0);
+    const within = () =>
+      `${windowMs / 1000}s${target.exitDelay === undefined ? '' : ` (${this.deps.verifyTimeoutMs / 1000}s, plus its ${target.exitDelay.from})`}`;
     const unverified = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
     if (unverified !== undefined) {
-      const settled = await this.verify(ref, key, isGone, this.now(), this.deps.verifyTimeoutMs, log, signal);
+      const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal);
       const state = terminatedState(settled.pod, pod.uid, target.container);
       if (state !== undefined) {
         log.info({ attempt: describeAttempt(unverified), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
@@ -599,7 +604,7 @@ export class Reconciler {
         // stream dies with PID 1): give the API a moment to show that before the next attempt.
         // A cut-off answer most likely landed: verify it like an accepted one, so that the sidecar
         // is asked a second time only when the first ask provably did not stop it.
-        const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? this.deps.verifyTimeoutMs : SETTLE_MS;
+        const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? windowMs : SETTLE_MS;
         const notLanded = cannotHaveStopped(outcome.cause);
         const settled = notLanded ? { pod: this.deps.store.get(key), unverified: false } : await this.verify(ref, key, isGone, started, waitMs, log, signal);
         const state = terminatedState(settled.pod, pod.uid, target.container);
@@ -620,9 +625,12 @@ export class Reconciler {
         }
         continue;
       }
-      log.info({ attempt: described, detail: outcome.detail, seconds }, 'attempt accepted, waiting for the container to terminate');
+      log.info(
+        { attempt: described, detail: outcome.detail, seconds, ...(target.exitDelay !== undefined && { exitDelay: target.exitDelay.from }) },
+        'attempt accepted, waiting for the container to terminate',
+      );
       landed = { attempt, errorsBefore };
-      const after = await this.verify(ref, key, isGone, started, this.deps.verifyTimeoutMs, log, signal);
+      const after = await this.verify(ref, key, isGone, started, windowMs, log, signal);
       const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
       if (after.unverified) {
@@ -633,7 +641,7 @@ export class Reconciler {
         break;
       }
       log.warn({ attempt: described, detail: outcome.detail, seconds: (this.now() - started) / 1000 }, 'attempt accepted, but the container kept running');
-      errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${this.deps.verifyTimeoutMs / 1000}s`);
+      errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${within()}`);
       note(attempt, 'ignored');
     }
     const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);

@@ -156,6 +156,23 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
     });
   });
 
+  it('cloud-sql-proxy --quitquitquit --min-sigterm-delay=12s (alpine image): waited for past the 10 s window, asked once, exit 0, Complete', async () => {
+    // It answers 200 at once and exits 12 s later. Before exitDelayFrom, hahaha called the ask
+    // ignored after its 10 s window and sent kill -s INT 1 (measured: a Warning "did not terminate
+    // within 10s" and the stop credited to the signal, which the proxy, already shutting down,
+    // absorbed: exit 0).
+    const { events } = await outcome(ns.name, 'csql-linger', csql(CSQL_ALPINE, '--quitquitquit', '--min-sigterm-delay=12s'), {
+      flags: '--quitquitquit --min-sigterm-delay=12s',
+      attempt: 'http POST :9091/quitquitquit, exit code 0',
+      exitCode: 0,
+      job: 'Complete',
+    });
+    assert.deepEqual(
+      events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloud-sql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+  });
+
   it('cloud-sql-proxy without flags (alpine image): kill -s INT 1, exit 130, Failed', async () => {
     await outcome(ns.name, 'csql-int', csql(CSQL_ALPINE), { flags: '(none)', attempt: 'exec /bin/kill -s INT 1, exit code 130', exitCode: 130, job: 'Failed' });
   });

@@ -39,6 +39,24 @@ const tooManyProblems = catalogOf(...Array.from({ length: 8 }, (_, i) => entry(`
 /** [what, file name, contents (undefined: do not create), patterns the one line must match] */
 const cases: [string, string, string | undefined, RegExp[]][] = [
   [
+    'an exit delay source as a mapping, not a list',
+    'delay-mapping.yaml',
+    catalogOf(entry('csql', '[cloud-sql-proxy]', http('port: 9091, path: /quitquitquit'), '    exitDelayFrom: {flag: --min-sigterm-delay}\n')),
+    [/entry "csql", field exitDelayFrom \(sidecars\[0\]\.exitDelayFrom\): must be a list of at most 4 places .*Go durations, summed\), got a mapping/],
+  ],
+  [
+    'an exit delay source with a field of its own',
+    'delay-field.yaml',
+    catalogOf(entry('csql', '[cloud-sql-proxy]', http('port: 9091, path: /quitquitquit'), '    exitDelayFrom: [{seconds: 15}]\n')),
+    [/field exitDelayFrom\[0\] \(sidecars\[0\]\.exitDelayFrom\[0\]\): unknown field\(s\) seconds: allowed are flag, env, annotation/],
+  ],
+  [
+    'five exit delay sources',
+    'delay-five.yaml',
+    catalogOf(entry('csql', '[cloud-sql-proxy]', http('port: 9091, path: /quitquitquit'), `    exitDelayFrom: [${Array(5).fill('{env: D}').join(', ')}]\n`)),
+    [/field exitDelayFrom .*: must be a list of at most 4 places .*, got 5 items/],
+  ],
+  [
     'a method in lower case',
     'method.yaml',
     catalogOf(entry('istio', '[istio-proxy]', http('method: post, port: 15020, path: /quitquitquit'))),
@@ -84,7 +102,7 @@ const cases: [string, string, string | undefined, RegExp[]][] = [
     'a typo in an entry field',
     'typo.yaml',
     `sidecars:\n  - name: lp\n    containers: [x]\n    atempts: []\n`,
-    [/entry "lp" \(sidecars\[0\]\): unknown field\(s\) atempts: allowed are name, containers, image, hint, native, attempts/],
+    [/entry "lp" \(sidecars\[0\]\): unknown field\(s\) atempts: allowed are name, containers, image, hint, native, exitDelayFrom, attempts/],
   ],
   [
     'a typo in an http field',

@@ -577,6 +577,36 @@ describe('reconcile', () => {
     assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
   });
 
+  it('a sidecar configured to linger once asked (cloud-sql-proxy --min-sigterm-delay) is waited for: asked once, no SIGINT', async () => {
+    const lingering: Mod = (p) => {
+      const c = p.spec.containers.find((x: { name: string }) => x.name === 'cloudsql-proxy');
+      c.args = ['--quitquitquit', '--min-sigterm-delay=0.3s'];
+    };
+    const w = new World(running('cloudsql-proxy'), lingering);
+    w.behaviour.set(':9091', 'slow-exit');
+    w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit']);
+    assert.deepEqual(
+      w.events.map((e) => `${e.type} ${e.message}`),
+      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
+    );
+  });
+
+  it('a lingering sidecar that outstays its delay is reported with the whole wait', async () => {
+    const w = new World(running('linkerd-proxy'), running('cloudsql-proxy'), (p) => {
+      const c = p.spec.containers.find((x: { name: string }) => x.name === 'cloudsql-proxy');
+      c.args = ['--quitquitquit', '--min-sigterm-delay=100ms'];
+    });
+    w.behaviour.set(':9091', 'accept-only');
+    w.behaviour.set('cloudsql-proxy:exec', 'accept-only');
+    await w.reconciler.reconcile(w.key);
+    assert.match(
+      w.events.find((e) => e.type === 'Warning')?.message ?? '',
+      /http POST :9091\/quitquitquit: accepted \(HTTP 200\) but the container did not terminate within 0.3s \(0.2s, plus its --min-sigterm-delay=100ms\)/,
+    );
+  });
+
   it('a sidecar found stopped after the only ask was refused exited on its own: no Killing event, not counted as a stop', async () => {
     const w = new World(running('cloudsql-proxy'));
     w.behaviour.set(':9091', 'refuse-late');

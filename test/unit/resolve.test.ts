@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Attempt, Catalog, CatalogEntry } from '../../src/domain/catalog.ts';
 import { predictSidecar, worstOutcome } from '../../src/domain/predict.ts';
-import { conditionUnmet, flagValue, portFrom, resolveAttempts } from '../../src/domain/resolve.ts';
+import { conditionUnmet, exitDelay, flagValue, MAX_EXIT_DELAY_MS, parseGoDuration, portFrom, resolveAttempts } from '../../src/domain/resolve.ts';
 import { container, pod as podOf, withApp } from './pod-fixtures.ts';
 
 const http = (port: number, path: string, extra: Partial<Attempt> = {}): Attempt =>
@@ -88,6 +88,62 @@ describe('conditions and ports', () => {
     assert.equal(portFrom(source, { container: { ...csql(), env: { CSQL_PROXY_ADMIN_PORT: '9094' } }, annotations: {} }), 9094);
     assert.equal(portFrom(source, { container: csql('--admin-port', '99999'), annotations: {} }), undefined);
     assert.equal(portFrom(source, { container: csql(), annotations: {} }), undefined);
+  });
+});
+
+describe('exit delay from the sidecar configuration', () => {
+  it('reads Go durations as time.ParseDuration does, in ms', () => {
+    const cases: [string, number | undefined][] = [
+      ['15s', 15_000],
+      ['1m30s', 90_000],
+      ['1.5h', 5_400_000],
+      ['500ms', 500],
+      ['.5s', 500],
+      ['0', 0],
+      ['+2s', 2000],
+      ['15', undefined],
+      ['-5s', undefined],
+      ['5 s', undefined],
+      ['5x', undefined],
+      ['', undefined],
+      ['s', undefined],
+    ];
+    for (const [text, ms] of cases) assert.equal(parseGoDuration(text), ms, text);
+  });
+
+  const delays = entry('cloud-sql-proxy', ['cloud-sql-proxy'], [http(9091, '/quitquitquit')], {
+    exitDelayFrom: [
+      { flag: '--min-sigterm-delay', env: 'CSQL_PROXY_MIN_SIGTERM_DELAY' },
+      { flag: '--max-sigterm-delay', env: 'CSQL_PROXY_MAX_SIGTERM_DELAY' },
+    ],
+  });
+  const of = (c: ReturnType<typeof csql> & { env?: Record<string, string> }) => exitDelay(delays, { container: c, annotations: {} });
+  it('sums what the flags or env set, saying where each came from', () => {
+    assert.deepEqual(of(csql('--min-sigterm-delay=15s')), { ms: 15_000, from: '--min-sigterm-delay=15s' });
+    assert.deepEqual(of(csql('--min-sigterm-delay', '10s', '--max-sigterm-delay=1m')), {
+      ms: 70_000,
+      from: '--min-sigterm-delay=10s, --max-sigterm-delay=1m',
+    });
+    assert.deepEqual(of({ ...csql(), env: { CSQL_PROXY_MIN_SIGTERM_DELAY: '3s' } }), { ms: 3000, from: 'CSQL_PROXY_MIN_SIGTERM_DELAY=3s' });
+  });
+  it('none set, zero, or not a duration: no delay; a value that is not one falls through to the next place', () => {
+    assert.equal(of(csql('--quitquitquit')), undefined);
+    assert.equal(of(csql('--min-sigterm-delay=0s')), undefined);
+    assert.equal(of(csql('--min-sigterm-delay', '--quitquitquit')), undefined);
+    assert.equal(of(csql('--min-sigterm-delay=soon')), undefined);
+    assert.deepEqual(of({ ...csql('--min-sigterm-delay=soon'), env: { CSQL_PROXY_MIN_SIGTERM_DELAY: '2s' } }), {
+      ms: 2000,
+      from: 'CSQL_PROXY_MIN_SIGTERM_DELAY=2s',
+    });
+  });
+  it('at most MAX_EXIT_DELAY_MS, whatever the configuration says', () => {
+    assert.equal(of(csql('--max-sigterm-delay=24h'))?.ms, MAX_EXIT_DELAY_MS);
+  });
+  it('explain says the sidecar is waited for', () => {
+    const cat: Catalog = { entries: [{ ...delays, attempts: [http(9091, '/quitquitquit', { exitCode: 0 })] }] };
+    const p = predictSidecar(podOf('p', withApp('job'), container('job')), csql('--min-sigterm-delay=15s') as never, cat);
+    assert.equal(p.outcome, 'complete');
+    assert.match(p.why, /it may keep running up to 15s after the ask, by its --min-sigterm-delay=15s; hahaha waits for it/);
   });
 });
 
