@@ -47,10 +47,15 @@ func TestDefaultProfiles(t *testing.T) {
 		"gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-bookworm":          profileHost,
 		"gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine@sha256:abc": profileHost,
 		"ghcr.io/jimmidyson/configmap-reload:v0.15.0":                          profileDistroless,
-		"busybox":                               profileHost,
-		"docker.io/library/alpine:3":            profileHost,
-		"gcr.io/cloudsql-docker/gce-proxy:1.33": profileHost,
-		"any":                                   profileHost,
+		"busybox":                                          profileHost,
+		"docker.io/library/alpine:3":                       profileHost,
+		"gcr.io/cloudsql-docker/gce-proxy:1.33":            profileDistroless,
+		"eu.gcr.io/cloudsql-docker/gce-proxy:1.37.4":       profileDistroless,
+		"gcr.io/cloudsql-docker/gce-proxy":                 profileDistroless,
+		"gcr.io/cloudsql-docker/gce-proxy:1.37.4-alpine":   profileHost,
+		"gcr.io/cloudsql-docker/gce-proxy:1.37.4-buster":   profileHost,
+		"gcr.io/cloudsql-docker/gce-proxy:1.37.4-bullseye": profileHost,
+		"any": profileHost,
 	}
 	for image, want := range cases {
 		if got := ip.forImage(image); got != want {

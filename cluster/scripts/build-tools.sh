@@ -2,7 +2,7 @@
 # Build the repository's own Go tools for the local cluster:
 #   cluster/node     -> hahaha-node (the kubelet stand-in)
 #   cluster/sidecars -> one binary per main package (test sidecars)
-# plus links to the real configmap-reload and cloud-sql-proxy (built by
+# plus links to the real configmap-reload and cloud-sql-proxy v2 and v1 (built by
 # build.sh), all in
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/hahaha/tools-<hash>/bin/
 # where <hash> covers the sources of both modules, the Go version and the
@@ -30,16 +30,18 @@ done
 
 # configmap-reload and cloud-sql-proxy are real sidecars the tests run;
 # build them first so the tools dir can link them.
-"$ROOT/cluster/scripts/build.sh" configmap-reload cloud-sql-proxy
+"$ROOT/cluster/scripts/build.sh" configmap-reload cloud-sql-proxy cloud-sql-proxy-v1
 BUILD_ENV=$("$ROOT/cluster/scripts/build.sh" --print-env)
 CMR_BIN=$(sed -n 's/^CONFIGMAP_RELOAD_BIN=//p' <<<"$BUILD_ENV")/configmap-reload
 CSP_BIN=$(sed -n 's/^CLOUD_SQL_PROXY_BIN=//p' <<<"$BUILD_ENV")/cloud-sql-proxy
+CSP1_BIN=$(sed -n 's/^CLOUD_SQL_PROXY_V1_BIN=//p' <<<"$BUILD_ENV")/cloud_sql_proxy
 
 hash=$(
   {
     go version
     echo "configmap-reload $CONFIGMAP_RELOAD_VERSION"
     echo "cloud-sql-proxy $CLOUD_SQL_PROXY_VERSION"
+    echo "cloud-sql-proxy v1 $CLOUD_SQL_PROXY_V1_VERSION"
     cd "$ROOT/cluster"
     find "${MODULES[@]}" -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.s' -o -name '*.c' \) \
       -not -path '*/testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
@@ -87,6 +89,7 @@ for m in "${MODULES[@]}"; do
 done
 ln -s "$CMR_BIN" "$tmp/bin/configmap-reload"
 ln -s "$CSP_BIN" "$tmp/bin/cloud-sql-proxy"
+ln -s "$CSP1_BIN" "$tmp/bin/cloud_sql_proxy"
 echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s" >"$tmp/.stamp"
 trap - EXIT
 rm -rf "$DIR"

@@ -7,13 +7,14 @@
 #   $CACHE/helm-$HELM_VERSION/bin/helm
 #   $CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION/bin/configmap-reload
 #   $CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION/bin/cloud-sql-proxy
+#   $CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_V1_VERSION/bin/cloud_sql_proxy   (the v1 proxy)
 #   $CACHE/promtool-$PROMTOOL_VERSION/bin/promtool   (only when asked: scripts/check-rules.sh)
 #
 # where CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha. A component is rebuilt
 # only when its directory has no .stamp (written last, after an atomic
 # rename of a complete temp dir). Nothing is written into the repository.
 #
-# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|promtool]...   (default: all,
+# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|cloud-sql-proxy-v1|promtool]...   (default: all,
 #        which is what the cluster runs: promtool is built only when named)
 #   BUILD_JOBS=N   go build -p (default 2)
 #   print-paths:   build.sh --print-env  prints K8S_BIN= ETCD_BIN= ... without building
@@ -22,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../versions.env
 source "$ROOT/cluster/versions.env"
-: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}" "${PROMTOOL_VERSION:?}"
+: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}" "${CLOUD_SQL_PROXY_V1_VERSION:?}" "${PROMTOOL_VERSION:?}"
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha
 K8S_DIR=$CACHE/k8s-$KUBERNETES_VERSION
@@ -30,6 +31,7 @@ ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
 HELM_DIR=$CACHE/helm-$HELM_VERSION
 CMR_DIR=$CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION
 CSP_DIR=$CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION
+CSP1_DIR=$CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_V1_VERSION
 PROMTOOL_DIR=$CACHE/promtool-$PROMTOOL_VERSION
 
 if [[ ${1:-} == --print-env ]]; then
@@ -38,6 +40,7 @@ if [[ ${1:-} == --print-env ]]; then
   echo "HELM_BIN=$HELM_DIR/bin"
   echo "CONFIGMAP_RELOAD_BIN=$CMR_DIR/bin"
   echo "CLOUD_SQL_PROXY_BIN=$CSP_DIR/bin"
+  echo "CLOUD_SQL_PROXY_V1_BIN=$CSP1_DIR/bin"
   echo "PROMTOOL_BIN=$PROMTOOL_DIR/bin"
   exit 0
 fi
@@ -239,6 +242,13 @@ build_cloud_sql_proxy() {
     "$CLOUD_SQL_PROXY_VERSION" github.com/GoogleCloudPlatform/cloud-sql-proxy/v2 cloud-sql-proxy
 }
 
+build_cloud_sql_proxy_v1() {
+  # The v1 proxy's module (github.com/GoogleCloudPlatform/cloudsql-proxy, no /v2) has no replace
+  # directives; its main package is cmd/cloud_sql_proxy, and the binary keeps its name.
+  build_simple cloud-sql-proxy "$CSP1_DIR" github.com/GoogleCloudPlatform/cloudsql-proxy \
+    "$CLOUD_SQL_PROXY_V1_VERSION" github.com/GoogleCloudPlatform/cloudsql-proxy/cmd/cloud_sql_proxy cloud_sql_proxy
+}
+
 build_promtool() {
   # Prometheus' promtool, for the alert rules' lint and unit tests. Its rule checks need none of
   # the service-discovery plugins: -tags remove_all_sd compiles a fifth fewer packages. The
@@ -260,14 +270,15 @@ targets=("$@")
 T0=$SECONDS
 for t in "${targets[@]}"; do
   case $t in
-    all) build_etcd; build_k8s; build_helm; build_configmap_reload; build_cloud_sql_proxy ;;
+    all) build_etcd; build_k8s; build_helm; build_configmap_reload; build_cloud_sql_proxy; build_cloud_sql_proxy_v1 ;;
     k8s|kubernetes) build_k8s ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
     configmap-reload) build_configmap_reload ;;
     cloud-sql-proxy) build_cloud_sql_proxy ;;
+    cloud-sql-proxy-v1) build_cloud_sql_proxy_v1 ;;
     promtool) build_promtool ;;
-    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|promtool]..." >&2; exit 2 ;;
+    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|cloud-sql-proxy-v1|promtool]..." >&2; exit 2 ;;
   esac
 done
 log "all requested binaries ready (${SECONDS}s total, $((SECONDS - T0))s this run)"
