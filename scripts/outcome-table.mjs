@@ -11,7 +11,7 @@ const file = process.argv[2] ?? `${process.env.HAHAHA_CLUSTER_DIR ?? `${root}.cl
 const rows = JSON.parse(readFileSync(file, 'utf8'));
 const order = (r) => `${r.sidecar} ${r.flags.includes('converted') ? 'z' : 'a'} ${r.image} ${r.flags}`;
 rows.sort((a, b) => order(a).localeCompare(order(b)));
-const kind = (image) => (/cloud-sql-proxy:[0-9.]+$|configmap-reload|linkerd\/proxy|distroless/.test(image) ? 'distroless' : 'with a shell');
+const kind = (image) => (/cloud-sql-proxy:[0-9.]+$|gce-proxy:[0-9.]+$|configmap-reload|linkerd\/proxy|distroless/.test(image) ? 'distroless' : 'with a shell');
 const lines = [
   '| sidecar | image | flags / setup | how it was stopped | exit code | Job | s from main exit to Job condition |',
   '|---|---|---|---|---|---|---|',

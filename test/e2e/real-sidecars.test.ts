@@ -1,7 +1,8 @@
 /**
- * Stopping sidecars as they really are: the real Cloud SQL Auth Proxy v2.27.0 and configmap-reload
- * v0.12.0 (built from the Go module proxy), in images the node runs as strictly as the real ones
- * (distroless-named images get a root with only their entrypoint: no shell, no kill). Each row
+ * Stopping sidecars as they really are: the real Cloud SQL Auth Proxy v2.27.0 and v1.37.4 and
+ * configmap-reload v0.12.0 (built from the Go module proxy), in images the node runs as strictly
+ * as the real ones (distroless-named images get a root with only their entrypoint: no shell, no
+ * kill). Each row
  * asserts the sidecar's exit code and the Job's final condition, and is written to
  * $RUN/outcomes.json; `node scripts/outcome-table.mjs` turns that into the README's table.
  * The pods opt out of the native conversion: this is what the reaper does on its own.
@@ -36,6 +37,10 @@ const CSQL_ARGS = ['--token=fake', '--sqladmin-api-endpoint=http://127.0.0.1:1',
 const CSQL_ALPINE = 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine';
 const CSQL_DISTROLESS = 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0';
 const CMR_IMAGE = 'ghcr.io/jimmidyson/configmap-reload:v0.12.0';
+/** The v1 proxy (binary cloud_sql_proxy, v1.37.4) as older injectors add it, without Google credentials. */
+const CSQL_V1_ARGS = ['-instances=proj:region:inst=tcp:5432', '-token=fake', '-host=http://127.0.0.1:1/', '-skip_failed_instance_config'];
+const CSQL_V1_ALPINE = 'gcr.io/cloudsql-docker/gce-proxy:1.37.4-alpine';
+const CSQL_V1_DISTROLESS = 'gcr.io/cloudsql-docker/gce-proxy:1.37.4';
 
 interface Row {
   sidecar: string;
@@ -134,6 +139,7 @@ async function outcome(
 }
 
 const csql = (image: string, ...flags: string[]) => ({ name: 'cloud-sql-proxy', image, command: ['cloud-sql-proxy', ...CSQL_ARGS, ...flags] });
+const csqlV1 = (image: string) => ({ name: 'cloudsql-proxy', image, command: ['cloud_sql_proxy', ...CSQL_V1_ARGS] });
 
 describe('real sidecar programs, stopped by the reaper', { concurrency: true }, () => {
   const ns = testNamespace('e2e-real');
@@ -199,6 +205,25 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
     );
   });
 
+  it('cloud-sql-proxy v1 (gce-proxy, alpine image): its own entry, kill -s TERM 1, exit 0, Complete; predicted so at pod start', async () => {
+    const { events } = await outcome(ns.name, 'csql1-term', csqlV1(CSQL_V1_ALPINE), {
+      flags: 'v1 (none)',
+      attempt: 'exec /bin/kill -s TERM 1, exit code 0',
+      exitCode: 0,
+      job: 'Complete',
+    });
+    assert.ok(!events.some((e) => e.reason === 'SidecarPreflight'), 'no warning at pod start: it will complete');
+  });
+
+  it('cloud-sql-proxy v1 in its distroless image: nothing applies, a Warning says why, the Job hangs', async () => {
+    await outcome(ns.name, 'csql1-none', csqlV1(CSQL_V1_DISTROLESS), {
+      flags: 'v1 (none)',
+      attempt: /does not apply: image gcr.io\/cloudsql-docker\/gce-proxy:1.37.4 is distroless/,
+      job: 'Running (hangs)',
+      hangsAfterMs: 6000,
+    });
+  });
+
   it('a linkerd proxy (distroless) without proxy-admin-shutdown: a Warning names the annotation, no exec is tried', async () => {
     const { events } = await outcome(
       ns.name,
@@ -249,6 +274,16 @@ describe('the same programs made native sidecars by the webhook', { concurrency:
       flags: '(none), converted',
       attempt: /^Converted sidecar cloud-sql-proxy/,
       exitCode: 143,
+      job: 'Complete',
+      native: true,
+    });
+  });
+
+  it('cloud-sql-proxy v1 in its distroless image: stopped by the kubelet, exit 0, Complete', async () => {
+    await outcome(ns.name, 'csql1-native', csqlV1(CSQL_V1_DISTROLESS), {
+      flags: 'v1 (none), converted',
+      attempt: /^Converted sidecar cloudsql-proxy/,
+      exitCode: 0,
       job: 'Complete',
       native: true,
     });

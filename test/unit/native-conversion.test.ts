@@ -268,7 +268,15 @@ describe('catalog native flag', () => {
       .filter((e) => e.native)
       .map((e) => e.name)
       .sort();
-    assert.deepEqual(native, ['cloud-sql-proxy', 'dapr', 'secure-logs-configmap-reload', 'secure-logs-fluentd', 'vault-agent', 'vks-sidecar']);
+    assert.deepEqual(native, [
+      'cloud-sql-proxy',
+      'cloud-sql-proxy-v1',
+      'dapr',
+      'secure-logs-configmap-reload',
+      'secure-logs-fluentd',
+      'vault-agent',
+      'vks-sidecar',
+    ]);
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULT_CATALOG_PATH, loadCatalog } from '../../src/config/catalog-file.ts';
 import type { Attempt, Catalog, CatalogEntry } from '../../src/domain/catalog.ts';
 import { predictSidecar, worstOutcome } from '../../src/domain/predict.ts';
 import { conditionUnmet, exitDelay, flagValue, MAX_EXIT_DELAY_MS, parseGoDuration, portFrom, resolveAttempts } from '../../src/domain/resolve.ts';
@@ -216,5 +217,29 @@ describe('predictSidecar (the cases measured with the real programs)', () => {
       'hangs',
     );
     assert.equal(worstOutcome([]), 'complete');
+  });
+});
+
+describe('the shipped catalog and the v1 proxy (gce-proxy), as measured with v1.37.4', () => {
+  const shipped = loadCatalog(DEFAULT_CATALOG_PATH);
+  const job = podOf('p', withApp('job'), container('job'));
+  const v1 = (image: string, ...argv: string[]) => ({ name: 'cloudsql-proxy', image, argv: ['/cloud_sql_proxy', '-instances=p:r:i=tcp:5432', ...argv] });
+  it('its own entry, not the v2 one: SIGTERM gives exit 0 in an image with kill', () => {
+    const p = predictSidecar(job, v1('gcr.io/cloudsql-docker/gce-proxy:1.37.4-alpine') as never, shipped);
+    assert.deepEqual([p.outcome, p.exitCode, p.why], ['complete', 0, 'exec /bin/kill -s TERM 1 stops it with exit code 0']);
+  });
+  it('its default image is distroless: nothing applies, and the fix says what would', () => {
+    const p = predictSidecar(job, v1('eu.gcr.io/cloudsql-docker/gce-proxy:1.37.4') as never, shipped);
+    assert.equal(p.outcome, 'hangs');
+    assert.match(p.why, /image eu.gcr.io\/cloudsql-docker\/gce-proxy:1.37.4 is distroless/);
+    assert.match(p.fix ?? '', /-alpine.*native sidecar/);
+  });
+  it('-term_timeout is waited for', () => {
+    const p = predictSidecar(job, v1('gcr.io/cloudsql-docker/gce-proxy:1.33.2-buster', '-term_timeout=30s') as never, shipped);
+    assert.match(p.why, /up to 30s after the ask, by its -term_timeout=30s/);
+  });
+  it('the v2 proxy keeps the v2 entry', () => {
+    const p = predictSidecar(job, { ...csql(), name: 'cloudsql-proxy' } as never, shipped);
+    assert.deepEqual([p.outcome, p.exitCode], ['fails-pod', 130]);
   });
 });
