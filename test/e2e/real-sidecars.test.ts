@@ -1,5 +1,5 @@
 /**
- * Stopping sidecars as they really are: the real Cloud SQL Auth Proxy v2.27.0 and v1.37.4 and
+ * Stopping sidecars as they really are: the real Cloud SQL Auth Proxy v2.27.0 and v1.38.5 and
  * configmap-reload v0.12.0 (built from the Go module proxy), in images the node runs as strictly
  * as the real ones (distroless-named images get a root with only their entrypoint: no shell, no
  * kill). Each row
@@ -37,10 +37,10 @@ const CSQL_ARGS = ['--token=fake', '--sqladmin-api-endpoint=http://127.0.0.1:1',
 const CSQL_ALPINE = 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine';
 const CSQL_DISTROLESS = 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0';
 const CMR_IMAGE = 'ghcr.io/jimmidyson/configmap-reload:v0.12.0';
-/** The v1 proxy (binary cloud_sql_proxy, v1.37.4) as older injectors add it, without Google credentials. */
+/** The v1 proxy (binary cloud_sql_proxy, v1.38.5) as older injectors add it, without Google credentials. */
 const CSQL_V1_ARGS = ['-instances=proj:region:inst=tcp:5432', '-token=fake', '-host=http://127.0.0.1:1/', '-skip_failed_instance_config'];
-const CSQL_V1_ALPINE = 'gcr.io/cloudsql-docker/gce-proxy:1.37.4-alpine';
-const CSQL_V1_DISTROLESS = 'gcr.io/cloudsql-docker/gce-proxy:1.37.4';
+const CSQL_V1_ALPINE = 'gcr.io/cloudsql-docker/gce-proxy:1.38.5-alpine';
+const CSQL_V1_DISTROLESS = 'gcr.io/cloudsql-docker/gce-proxy:1.38.5';
 
 interface Row {
   sidecar: string;
@@ -218,7 +218,7 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
   it('cloud-sql-proxy v1 in its distroless image: nothing applies, a Warning says why, the Job hangs', async () => {
     await outcome(ns.name, 'csql1-none', csqlV1(CSQL_V1_DISTROLESS), {
       flags: 'v1 (none)',
-      attempt: /does not apply: image gcr.io\/cloudsql-docker\/gce-proxy:1.37.4 is distroless/,
+      attempt: /does not apply: image gcr.io\/cloudsql-docker\/gce-proxy:1.38.5 is distroless/,
       job: 'Running (hangs)',
       hangsAfterMs: 6000,
     });

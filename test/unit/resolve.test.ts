@@ -220,7 +220,7 @@ describe('predictSidecar (the cases measured with the real programs)', () => {
   });
 });
 
-describe('the shipped catalog and the v1 proxy (gce-proxy), as measured with v1.37.4', () => {
+describe('the shipped catalog and the v1 proxy (gce-proxy), as measured with v1.37.4 and v1.38.5', () => {
   const shipped = loadCatalog(DEFAULT_CATALOG_PATH);
   const job = podOf('p', withApp('job'), container('job'));
   const v1 = (image: string, ...argv: string[]) => ({ name: 'cloudsql-proxy', image, argv: ['/cloud_sql_proxy', '-instances=p:r:i=tcp:5432', ...argv] });
