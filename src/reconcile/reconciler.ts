@@ -553,14 +553,14 @@ export class Reconciler {
       if (target.hint !== undefined) hints.add(target.hint);
       return { ...failed(), permanent: true };
     }
-    // An earlier run's ask may have landed unseen (the API server could not show its effect):
-    // the kubelet's report gets a whole window with the watch current before anything is asked
-    // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
     // A sidecar that keeps running a while once asked to stop (by its own configuration) gets
     // that long on top of the window before an accepted ask counts as ignored.
     const windowMs = this.deps.verifyTimeoutMs + (target.exitDelay?.ms ?? 0);
     const within = () =>
       `${windowMs / 1000}s${target.exitDelay === undefined ? '' : ` (${this.deps.verifyTimeoutMs / 1000}s, plus its ${target.exitDelay.from})`}`;
+    // An earlier run's ask may have landed unseen (the API server could not show its effect):
+    // the kubelet's report gets a whole window with the watch current before anything is asked
+    // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
     const unverified = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
     if (unverified !== undefined) {
       const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal);
