@@ -168,7 +168,8 @@ export function exitDelay(entry: CatalogEntry, facts: SidecarFacts): ExitDelay |
       break;
     }
   }
-  return ms <= 0 ? undefined : { ms: Math.min(Math.round(ms), MAX_EXIT_DELAY_MS), from: from.join(', ') };
+  const whole = Math.min(Math.round(ms), MAX_EXIT_DELAY_MS);
+  return whole <= 0 ? undefined : { ms: whole, from: from.join(', ') };
 }
 
 /** Whether the catalog knows the image to have no shell and no kill. */

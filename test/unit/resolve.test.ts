@@ -130,6 +130,7 @@ describe('exit delay from the sidecar configuration', () => {
   it('none set, zero, or not a duration: no delay; a value that is not one falls through to the next place', () => {
     assert.equal(of(csql('--quitquitquit')), undefined);
     assert.equal(of(csql('--min-sigterm-delay=0s')), undefined);
+    assert.equal(of(csql('--min-sigterm-delay=100ns')), undefined);
     assert.equal(of(csql('--min-sigterm-delay', '--quitquitquit')), undefined);
     assert.equal(of(csql('--min-sigterm-delay=soon')), undefined);
     assert.deepEqual(of({ ...csql('--min-sigterm-delay=soon'), env: { CSQL_PROXY_MIN_SIGTERM_DELAY: '2s' } }), {
