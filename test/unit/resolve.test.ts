@@ -233,7 +233,10 @@ describe('the shipped catalog and the v1 proxy (gce-proxy), as measured with v1.
     const p = predictSidecar(job, v1('eu.gcr.io/cloudsql-docker/gce-proxy:1.37.4') as never, shipped);
     assert.equal(p.outcome, 'hangs');
     assert.match(p.why, /image eu.gcr.io\/cloudsql-docker\/gce-proxy:1.37.4 is distroless/);
-    assert.match(p.fix ?? '', /-alpine.*native sidecar/);
+    assert.equal(
+      p.fix,
+      'the v1 proxy has no shutdown endpoint and its default image has no kill: use a -alpine, -buster or -bullseye tag, or move to v2 with --quitquitquit; or let hahaha make it a native sidecar (remove the opt-out)',
+    );
   });
   it('-term_timeout is waited for', () => {
     const p = predictSidecar(job, v1('gcr.io/cloudsql-docker/gce-proxy:1.33.2-buster', '-term_timeout=30s') as never, shipped);
