@@ -88,18 +88,29 @@ export function conditionUnmet(when: AttemptCondition, facts: SidecarFacts): str
   return undefined;
 }
 
-/** The port from the sidecar's configuration, else undefined (the attempt's own port applies). */
-export function portFrom(source: PortSource, facts: SidecarFacts): number | undefined {
-  const candidates: (string | undefined)[] = [];
+/** The values `source` finds in the sidecar's configuration, flag first, each with the name it was found under. */
+function settingValues(source: SettingSource, facts: SidecarFacts): { value: string; name: string }[] {
+  const found: { value: string; name: string }[] = [];
   if (source.flag !== undefined) {
     const v = flagValue(facts.container.argv ?? [], source.flag);
-    candidates.push(v === true ? undefined : v);
+    if (typeof v === 'string') found.push({ value: v, name: source.flag });
   }
-  if (source.env !== undefined) candidates.push(facts.container.env?.[source.env]);
-  if (source.annotation !== undefined) candidates.push(facts.annotations[source.annotation]);
-  for (const c of candidates) {
-    if (c === undefined || !/^\d{1,5}$/.test(c)) continue;
-    const n = Number(c);
+  if (source.env !== undefined) {
+    const v = facts.container.env?.[source.env];
+    if (v !== undefined) found.push({ value: v, name: source.env });
+  }
+  if (source.annotation !== undefined) {
+    const v = facts.annotations[source.annotation];
+    if (v !== undefined) found.push({ value: v, name: source.annotation });
+  }
+  return found;
+}
+
+/** The port from the sidecar's configuration, else undefined (the attempt's own port applies). */
+export function portFrom(source: PortSource, facts: SidecarFacts): number | undefined {
+  for (const { value } of settingValues(source, facts)) {
+    if (!/^\d{1,5}$/.test(value)) continue;
+    const n = Number(value);
     if (n >= 1 && n <= 65535) return n;
   }
   return undefined;
@@ -129,20 +140,6 @@ export function parseGoDuration(text: string): number | undefined {
   return ms;
 }
 
-/** The values `source` finds in the sidecar's configuration (flag, env, annotation), each with where: `--flag=value`. */
-function settingValues(source: SettingSource, facts: SidecarFacts): { value: string; where: string }[] {
-  const found: { value: string; where: string }[] = [];
-  if (source.flag !== undefined) {
-    const v = flagValue(facts.container.argv ?? [], source.flag);
-    if (typeof v === 'string') found.push({ value: v, where: `${source.flag}=${v}` });
-  }
-  const env = source.env === undefined ? undefined : facts.container.env?.[source.env];
-  if (env !== undefined) found.push({ value: env, where: `${source.env}=${env}` });
-  const annotation = source.annotation === undefined ? undefined : facts.annotations[source.annotation];
-  if (annotation !== undefined) found.push({ value: annotation, where: `${source.annotation}=${annotation}` });
-  return found;
-}
-
 /** How long the sidecar keeps running once asked to stop, by its own configuration. */
 export interface ExitDelay {
   readonly ms: number;
@@ -158,12 +155,12 @@ export function exitDelay(entry: CatalogEntry, facts: SidecarFacts): ExitDelay |
   let ms = 0;
   const from: string[] = [];
   for (const source of entry.exitDelayFrom ?? []) {
-    for (const { value, where } of settingValues(source, facts)) {
+    for (const { value, name } of settingValues(source, facts)) {
       const d = parseGoDuration(value);
       if (d === undefined) continue;
       if (d > 0) {
         ms += d;
-        from.push(where);
+        from.push(`${name}=${value}`);
       }
       break;
     }
