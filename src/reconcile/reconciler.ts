@@ -265,16 +265,15 @@ export class Reconciler {
     const { pod } = entry;
     const ref = { namespace: pod.namespace, name: pod.name, uid };
     const posts: Promise<void>[] = [];
-    for (const [container, attempt] of entry.asks) {
+    for (const container of [...entry.asks.keys()]) {
       const state = terminatedState(seen, uid, container);
-      if (state === undefined) continue;
-      entry.asks.delete(container);
+      const attempt = state === undefined ? undefined : this.takeUnverifiedAsk(uid, container);
+      if (state === undefined || attempt === undefined) continue;
       const via = describeAttempt(attempt);
       log.info({ container, attempt: via, exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
       this.countStop(pod, container, state.exitCode);
       posts.push(this.stopEvent(pod, ref, container, via, state));
     }
-    if (entry.asks.size === 0) this.unverifiedAsks.delete(uid);
     return posts;
   }
 
