@@ -249,6 +249,11 @@ class World {
     assert.equal(podKey(this.raw.metadata), this.key);
   }
 
+  /** The Killing events posted, as `type message`. */
+  killing(): string[] {
+    return this.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`);
+  }
+
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
     const m = await this.metrics.registry.getSingleMetric(name)?.get();
     return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((sum, v) => sum + v.value, 0);
@@ -394,10 +399,7 @@ describe('reconcile', () => {
     w.cache.markCurrent('*');
     assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'asked once');
-    assert.deepEqual(
-      w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
-      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
-    );
+    assert.deepEqual(w.killing(), ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)']);
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
   });
 
@@ -416,10 +418,7 @@ describe('reconcile', () => {
     w.terminate('cloudsql-proxy', 0);
     assert.deepEqual(await run, { kind: 'done' });
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit'], 'asked once');
-    assert.deepEqual(
-      w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
-      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
-    );
+    assert.deepEqual(w.killing(), ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)']);
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
   });
 
@@ -444,10 +443,7 @@ describe('reconcile', () => {
     reconciler.left(before);
     await sleep(50);
     assert.equal(reads, 1, 'one GET of the finished pod, shared with the count of how it ended');
-    assert.deepEqual(
-      w.events.filter((e) => e.reason === 'Killing').map((e) => `${e.type} ${e.message}`),
-      ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)'],
-    );
+    assert.deepEqual(w.killing(), ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)']);
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
     // Gone for good: a later pod with the same containers owes nothing.
     reconciler.forget(before.uid);
