@@ -49,6 +49,13 @@
  *      as hahaha does and makes exactly hahaha's API requests per pod (checked in the audit log)
  *      with node:https and `ws` and nothing else, so its CPU per pod is what those requests
  *      cost in Node here; hahaha ÷ floor is hahaha's own overhead. Connections per pod beside.
+ *  2b. The bridge's cost (phaseNative): the same burst of Jobs, with three sidecars the catalog
+ *      marks `native: true` and no opt-out, while the chart's MutatingWebhookConfiguration
+ *      (watch.selector set to the bench's label) points at the same process's webhook: the
+ *      webhook makes the sidecars native as the Job controller creates each pod, the kubelet stops
+ *      them, and hahaha only answers the admission request and watches. hahaha's CPU per pod
+ *      against the reaped burst's, its API requests per pod, and a check that every pod was
+ *      converted and no stop was attempted. The configuration exists only during this phase.
  *   3. RSS of the TypeScript sources (node src/cli.ts, as scripts/hahaha-up.sh runs it) 3 s
  *      after ready, against the compiled process of phase 4 at the same point.
  *   4. A fresh compiled process, LEADER_ELECT=false: BENCH_IDLE_SECONDS (default 60) idle, API
@@ -74,7 +81,7 @@
  * and the issue's target, met or MISSED; details on an indented line below. CPU and latency
  * figures depend on what else runs on the machine: compare figures of one run, not across runs.
  *   6. Takeover with BENCH_TAKEOVER_PODS (default 5000) finished pods: see phaseTakeover.
- * Other knobs: BENCH_PHASES (default reaction,burst,rss,leader,takeover: phases 1, 2, 3 and 4, 5, 6),
+ * Other knobs: BENCH_PHASES (default reaction,burst,native,rss,leader,takeover: phases 1, 2, 2b, 3 and 4, 5, 6),
  * BENCH_RSS_BUDGET_SECONDS (default 540: no further RSS step after it),
  * BENCH_MAX_LOAD (no further RSS step above this 1-minute load average per core, default 6),
  * BENCH_NODE_OPTIONS (node flags added after the image's on the command line of the compiled
@@ -91,7 +98,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { metricValue } from '../test/e2e/metric-value.ts';
 import { buildImageTree, dockerfileFinalStage } from '../test/image-tree.ts';
-import { until as poll } from '../test/soak/cluster.ts';
+import { localWebhookConfigurations, servingCertificate } from '../test/local-webhook.ts';
+import { freePort, until as poll } from '../test/soak/cluster.ts';
 import { startHahaha as startTestHahaha } from '../test/unit/chart-assets.ts';
 import { type Api, apiCall, apiFromKubeconfig, apiJson, floorCalls, rawPodWatch, SIDECARS } from './floor.ts';
 
@@ -111,8 +119,8 @@ const BURST_JOBS = Number(process.env.BENCH_BURST_JOBS ?? 50);
 const MAX_LOAD_PER_CORE = Number(process.env.BENCH_MAX_LOAD ?? 6);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const RSS_BUDGET_MS = Number(process.env.BENCH_RSS_BUDGET_SECONDS ?? 540) * 1000;
-/** Which phases run: reaction (1), burst (2), rss (3 and 4), leader (5). */
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'reaction,burst,rss,leader,takeover').split(',').map((p) => p.trim()));
+/** Which phases run: reaction (1), burst (2), native (2b), rss (3 and 4), leader (5), takeover (6). */
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'reaction,burst,native,rss,leader,takeover').split(',').map((p) => p.trim()));
 const TAKEOVER_PODS = Number(process.env.BENCH_TAKEOVER_PODS ?? 5000);
 const LABEL_KEY = 'bench.hahaha.nais.io/pod';
 const SELECTOR = `${LABEL_KEY}=true`;
@@ -165,10 +173,13 @@ const clusterEnv = {
   HAHAHA_CLUSTER_AUDIT: '1',
   HAHAHA_CLUSTER_AUDIT_USERS: `${HAHAHA_USER},${FLOOR_USER}`,
 };
-const K8S_BIN = execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8', env: clusterEnv })
-  .split('\n')
-  .find((l) => l.startsWith('K8S_BIN='))
-  ?.slice('K8S_BIN='.length);
+const BINS = new Map(
+  execFileSync('bash', [`${ROOT}cluster/scripts/build.sh`, '--print-env'], { encoding: 'utf8', env: clusterEnv })
+    .trim()
+    .split('\n')
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+);
+const K8S_BIN = BINS.get('K8S_BIN');
 if (!K8S_BIN) throw new Error('cluster/scripts/build.sh --print-env printed no K8S_BIN');
 let KUBECONFIG = '';
 /** The compiled daemon's directory: beside the run dir, which up.sh wipes and down.sh sweeps. */
@@ -397,7 +408,10 @@ function describeRequests(byKey: Map<string, number>, per: number): { total: num
 
 // ------------------------------------------------------------------ objects
 
-/** A job pod's template: main container `sleep <mainSeconds>`, then 1 or 3 sidecars. */
+/**
+ * A job pod's template: main container `sleep <mainSeconds>`, then 1 or 3 sidecars, opted out of
+ * the admission webhook's conversion, so that hahaha reaps them.
+ */
 function podTemplate(name: string, sidecars: 1 | 3, labels: Record<string, string>, mainSeconds: number) {
   return {
     metadata: {
@@ -412,6 +426,37 @@ function podTemplate(name: string, sidecars: 1 | 3, labels: Record<string, strin
         { name, image: 'example.invalid/main:bench', command: ['sleep', String(mainSeconds)] },
         ...SIDECARS.slice(0, sidecars).map((s) => s.container),
       ],
+    },
+  };
+}
+
+/**
+ * The native phase's sidecars: three the catalog marks `native: true`, which the admission webhook
+ * turns into native sidecars (the fake cloud-sql-proxy exits 143 on the kubelet's SIGTERM, which a
+ * native sidecar's exit code does not turn into a failure).
+ */
+const NATIVE_SIDECARS = [
+  { name: 'secure-logs-fluentd', image: 'example.invalid/fluentd:bench', command: ['fake-sidecar', 'fluentd'] },
+  { name: 'vks-sidecar', image: 'example.invalid/vks:bench', command: ['fake-sidecar', 'vks'] },
+  { name: 'cloud-sql-proxy', image: 'example.invalid/cloud-sql-proxy:bench', command: ['fake-sidecar', 'cloudsql', '--quitquitquit'] },
+];
+
+/** A Job of hahaha's label whose three sidecars the admission webhook converts (no opt-out). */
+function nativeJob(ns: string, name: string) {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: ns },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { [LABEL_KEY]: 'true', app: name } },
+        spec: {
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: 5,
+          containers: [{ name, image: 'example.invalid/main:bench', command: ['sleep', '1'] }, ...NATIVE_SIDECARS],
+        },
+      },
     },
   };
 }
@@ -789,7 +834,7 @@ async function phaseReaction(h: Hahaha, admin: Api, floorApi: Api): Promise<void
  */
 async function burstOf(
   ns: string,
-  label: string,
+  makeJob: (name: string) => object,
   admin: Api,
   pid: number,
 ): Promise<{ seconds: number; cpu: number; system: number; connections: number; t: number }> {
@@ -797,7 +842,7 @@ async function burstOf(
   const cpu0 = cpuTimes(pid);
   const conn0 = connectionsOpened(pid);
   const t = Date.now();
-  const jobs = Array.from({ length: BURST_JOBS }, (_, i) => job(ns, `burst-${i}`, 3, label));
+  const jobs = Array.from({ length: BURST_JOBS }, (_, i) => makeJob(`burst-${i}`));
   await kubectl(['create', '-f', '-', '-o', 'name'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: jobs }));
   await until(
     `${BURST_JOBS} burst Jobs complete in ${ns}`,
@@ -831,7 +876,7 @@ async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
   await createNamespace(ns);
   const before = await metricsText(h);
   const load0 = loadavg()[0] as number;
-  const { seconds, cpu, system, connections, t } = await burstOf(ns, 'true', admin, h.pid);
+  const { seconds, cpu, system, connections, t } = await burstOf(ns, (name) => job(ns, name, 3), admin, h.pid);
   const after = await metricsText(h);
   phaseLoad('burst', load0);
   const cpuMs = (cpu * 1000) / BURST_JOBS;
@@ -864,6 +909,70 @@ async function phaseBurst(h: Hahaha, admin: Api): Promise<void> {
   await kubectl(['delete', 'namespace', ns, '--wait=false']);
 }
 
+/** The port hahaha's admission webhook listens on (WEBHOOK_PORT), registered only during phaseNative. */
+let webhookPort = 0;
+
+/**
+ * The bridge's cost: the same burst, but of Jobs whose three sidecars hahaha's admission webhook
+ * makes native when the Job controller creates their pods (the chart's MutatingWebhookConfiguration,
+ * with watch.selector set to the bench's label, pointed at this process), so the kubelet stops them
+ * and hahaha only answers the admission request and watches. The configuration is applied for this
+ * phase only: the other phases' pods never reach the webhook.
+ */
+async function phaseNative(h: Hahaha, admin: Api): Promise<void> {
+  const ns = 'bench-native';
+  await createNamespace(ns);
+  const configs = await localWebhookConfigurations(
+    BINS.get('HELM_BIN') as string,
+    [{ name: 'bench', url: `https://127.0.0.1:${webhookPort}/mutate-v1-pod` }],
+    join(CLUSTER_DIR, 'pki', 'ca.crt'),
+    ['--set', `watch.selector=${SELECTOR}`],
+  );
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify(configs));
+  try {
+    // The API server calls a new webhook once its informer has it: until a server-side dry run
+    // of such a pod comes back converted.
+    const probe = nativeJob(ns, 'probe').spec.template;
+    await until(
+      'the webhook converts a dry-run pod',
+      async () => {
+        const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...probe.metadata, name: 'probe', namespace: ns }, spec: probe.spec };
+        const out = JSON.parse(await kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], JSON.stringify(pod)));
+        return (out.spec?.initContainers ?? []).length === NATIVE_SIDECARS.length;
+      },
+      60_000,
+    );
+    const before = await metricsText(h);
+    const load0 = loadavg()[0] as number;
+    const { seconds, cpu, system, t } = await burstOf(ns, (name) => nativeJob(ns, name), admin, h.pid);
+    const after = await metricsText(h);
+    phaseLoad('native burst', load0);
+    const pods = (await apiJson(admin, 'GET', `/api/v1/namespaces/${ns}/pods`)).items as any[];
+    const native = (p: any) => (p.spec.initContainers ?? []).filter((c: any) => c.restartPolicy === 'Always').length;
+    const converted = pods.filter((p) => native(p) === NATIVE_SIDECARS.length).length;
+    const delta = (name: string) => metricValue(after, name) - metricValue(before, name);
+    const cpuMs = (cpu * 1000) / BURST_JOBS;
+    const webhook = histogramMean(before, after, 'hahaha_webhook_request_duration_seconds');
+    sum({
+      figure: 'native burst: CPU per pod converted at admission',
+      hahaha: `${cpuMs.toFixed(1)} ms`,
+      reference: burstCpuMs === undefined ? '' : `reaped ${burstCpuMs.toFixed(1)} ms`,
+      ratio: burstCpuMs === undefined ? '' : x(cpuMs / burstCpuMs),
+      detail:
+        `${cpu.toFixed(2)} s utime+stime (${system.toFixed(2)} s stime) for ${BURST_JOBS} pods, ${(BURST_JOBS / seconds).toFixed(2)} pods/s; ` +
+        `${converted} of ${pods.length} pods with all ${NATIVE_SIDECARS.length} sidecars native; ` +
+        `${delta('hahaha_webhook_requests_total')} admission requests, ${ms(webhook.meanMs)} mean in hahaha; ` +
+        `${delta('hahaha_attempt_duration_seconds_count')} stop attempts; HAHAHA reaps such a pod for ${HAHAHA_CPU_MS_PER_POD} ms`,
+    });
+    await sleep(1000);
+    const req = describeRequests(auditRequests(HAHAHA_USER, t, Date.now()), BURST_JOBS);
+    sum({ figure: 'native burst: API requests per pod', hahaha: req.total.toFixed(2), detail: `per pod: ${req.text}` });
+  } finally {
+    await kubectl(['delete', '-f', '-', '--ignore-not-found'], JSON.stringify(configs));
+    await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  }
+}
+
 /**
  * The same burst reaped by the floor as a process of its own (bench/floor-reaper.ts, with the
  * image's node flags, the floor's ServiceAccount): the CPU that Node's https, TLS, `ws` and
@@ -883,7 +992,7 @@ async function phaseFloorBurst(admin: Api, floorKubeconfig: string): Promise<voi
       child.stdout?.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`bench/floor-reaper.ts exited with ${code}`)));
     });
-    const { seconds, cpu, system, connections, t } = await burstOf(ns, 'floor', admin, child.pid as number);
+    const { seconds, cpu, system, connections, t } = await burstOf(ns, (name) => job(ns, name, 3, 'floor'), admin, child.pid as number);
     phaseLoad('floor burst', load0);
     const floorMs = (cpu * 1000) / BURST_JOBS;
     await sleep(1000);
@@ -1184,11 +1293,17 @@ async function main(): Promise<void> {
   const floor = await serviceAccountApi(FLOOR_SA);
   saKubeconfig = (await serviceAccountApi('hahaha')).kubeconfig;
 
-  if (PHASES.has('reaction') || PHASES.has('burst')) {
-    hahaha = await startHahaha({ LEADER_ELECT: 'false' }, false, true);
+  if (PHASES.has('reaction') || PHASES.has('burst') || PHASES.has('native')) {
+    webhookPort = await freePort();
+    const certDir = join(CLUSTER_DIR, 'bench-webhook-certs');
+    await servingCertificate(certDir, join(CLUSTER_DIR, 'pki'));
+    // The webhook serves throughout, but is registered with the API server only in phaseNative.
+    const webhook = { WEBHOOK_ENABLED: 'true', WEBHOOK_HOST: '127.0.0.1', WEBHOOK_PORT: String(webhookPort), WEBHOOK_CERT_DIR: certDir };
+    hahaha = await startHahaha({ LEADER_ELECT: 'false', ...webhook }, false, true);
     log(`hahaha pid ${hahaha.pid}, metrics :${hahaha.port}`);
     if (PHASES.has('reaction')) await phase('reaction', () => phaseReaction(hahaha as Hahaha, admin, floor.api));
     if (PHASES.has('burst')) await phase('burst', () => phaseBurst(hahaha as Hahaha, admin));
+    if (PHASES.has('native')) await phase('native burst', () => phaseNative(hahaha as Hahaha, admin));
     await hahaha.stop();
     if (PHASES.has('burst')) await phase('floor burst', () => phaseFloorBurst(admin, floor.kubeconfig));
   }

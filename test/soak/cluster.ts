@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { metricValue } from '../e2e/metric-value.ts';
 import { buildImageTree, dockerfileFinalStage } from '../image-tree.ts';
+import { localWebhookConfigurations, servingCertificate } from '../local-webhook.ts';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -186,7 +187,8 @@ export async function restartApiServer(dir: string, downMs: number, ready: () =>
   await until('the API server to be ready again', ready, readyTimeoutMs, 250);
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -337,21 +339,8 @@ export class Replicas {
       }),
       { mode: 0o600 },
     );
-    // A serving certificate for 127.0.0.1 signed by the cluster CA, as scripts/hahaha-up.sh makes it.
     this.certDir = join(c.dir, 'soak-webhook-certs');
-    mkdirSync(this.certDir, { recursive: true });
-    const pki = join(c.dir, 'pki');
-    await run('bash', [
-      '-c',
-      `set -euo pipefail
-      openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1/tls.key" 2>/dev/null
-      openssl req -new -key "$1/tls.key" -subj "/CN=hahaha-webhook" 2>/dev/null |
-        openssl x509 -req -CA "$2/ca.crt" -CAkey "$2/ca.key" -CAcreateserial -days 30 \
-          -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n') -out "$1/tls.crt" 2>/dev/null`,
-      'certs',
-      this.certDir,
-      pki,
-    ]);
+    await servingCertificate(this.certDir, join(c.dir, 'pki'));
     for (const slot of this.slots) this.ports.set(slot, { metrics: await freePort(), webhook: await freePort() });
     for (const slot of this.slots) await this.start(slot);
     await this.registerWebhooks();
@@ -359,25 +348,8 @@ export class Replicas {
 
   private async registerWebhooks(): Promise<void> {
     const c = this.cluster;
-    const rendered = (
-      await run(`${c.bins.HELM_BIN}/helm`, ['template', RELEASE, `${ROOT}charts/hahaha`, '--namespace', RELEASE_NS], { maxBuffer: 16 * 1024 * 1024 })
-    ).stdout;
-    const [first] = this.slots;
-    const local = run(process.execPath, [`${ROOT}scripts/local-webhook.mjs`, this.webhookUrl(first as string), join(c.dir, 'pki', 'ca.crt')], {
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    local.child.stdin?.end(rendered);
-    const list = JSON.parse((await local).stdout) as { items: any[] };
-    for (const item of list.items) {
-      const base = item.webhooks as any[];
-      item.webhooks = this.slots.flatMap((slot, i) =>
-        base.map((w) => ({
-          ...w,
-          name: i === 0 ? w.name : `${slot}-${w.name}`,
-          clientConfig: { ...w.clientConfig, url: this.webhookUrl(slot) },
-        })),
-      );
-    }
+    const targets = this.slots.map((slot) => ({ name: slot, url: this.webhookUrl(slot) }));
+    const list = await localWebhookConfigurations(c.bins.HELM_BIN as string, targets, join(c.dir, 'pki', 'ca.crt'));
     await c.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify(list));
   }
 
