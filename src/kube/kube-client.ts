@@ -310,16 +310,36 @@ export class KubeClient {
       headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout]);
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const { signal } = opts;
+    signal?.throwIfAborted();
+    // A timer of its own, cleared with the answer: AbortSignal.timeout's timer would run out for
+    // every request, answered or not, and make an abort event and a DOMException each time.
     return new Promise((resolvePromise, reject) => {
-      const req = this.transport().request(this.url(path, opts.query), { method, agent: this.agent, headers, signal });
-      req.on('error', (err) =>
-        reject(timeout.aborted ? new Error(`${method} ${path}: no answer within ${(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000}s`) : err),
-      );
+      const req = this.transport().request(this.url(path, opts.query), { method, agent: this.agent, headers });
+      const onAbort = () => req.destroy(Object.assign(new Error(`${method} ${path}: aborted`), { name: 'AbortError', cause: signal?.reason }));
+      const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      req.on('error', (err) => {
+        settle();
+        reject(err);
+      });
       req.on('response', (res) => {
         res.setEncoding('utf8');
-        readAll(res).then((body) => resolvePromise({ status: res.statusCode ?? 0, body }), reject);
+        readAll(res).then(
+          (body) => {
+            settle();
+            resolvePromise({ status: res.statusCode ?? 0, body });
+          },
+          (err: unknown) => {
+            settle();
+            reject(err);
+          },
+        );
       });
       req.end(payload);
     });

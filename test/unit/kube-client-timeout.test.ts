@@ -1,0 +1,53 @@
+/**
+ * KubeClient's bound on a REST request, against a local HTTP server that answers some paths at
+ * once and never answers others: a request without an answer fails after its timeout with the
+ * method, path and bound; an aborted one fails at once; an answered one leaves no timer behind.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import type { KubeClient } from '../../src/kube/kube-client.ts';
+import { clientOf } from './local-api-server.ts';
+
+describe('KubeClient request timeout and abort', () => {
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/silent')) return; // never answers
+    res.setHeader('content-type', 'application/json');
+    res.end('{"ok":true}');
+  });
+  let client: KubeClient;
+  let close: () => Promise<void>;
+
+  before(async () => {
+    ({ client, close } = await clientOf(server));
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await close();
+  });
+
+  it('a request without an answer fails after its timeout, naming it', async () => {
+    const started = performance.now();
+    await assert.rejects(client.request('GET', '/silent/a', { timeoutMs: 200 }), /^Error: GET \/silent\/a: no answer within 0\.2s$/);
+    const took = performance.now() - started;
+    assert.ok(took >= 190 && took < 5000, `failed after ${took} ms`);
+  });
+
+  it('an aborted request fails at once with an AbortError carrying the reason', async () => {
+    const abort = new AbortController();
+    const pending = client.request('GET', '/silent/b', { signal: abort.signal, timeoutMs: 60_000 });
+    setTimeout(() => abort.abort(new Error('stopping')), 20);
+    await assert.rejects(pending, (err: Error) => err.name === 'AbortError' && (err.cause as Error).message === 'stopping');
+  });
+
+  it('a signal aborted before the request stops it before it is sent', async () => {
+    await assert.rejects(client.request('GET', '/silent/c', { signal: AbortSignal.abort(new Error('already')) }), /already/);
+  });
+
+  it('an answered request leaves no timer keeping the process alive', async () => {
+    const active = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = active();
+    for (let i = 0; i < 20; i += 1) assert.deepEqual(await client.request('GET', '/ok'), { ok: true });
+    assert.equal(active(), before, 'the 30 s bound of each answered request was cleared');
+  });
+});
