@@ -168,7 +168,7 @@ export function decide(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}
     }
     const facts = { container: c, annotations: pod.annotations };
     const { attempts, skipped } = resolveAttempts(entry, facts, catalog, opts);
-    const delay = entry.exitDelayFrom === undefined ? undefined : exitDelay(entry, facts);
+    const delay = exitDelay(entry, facts);
     targets.push({
       container: c.name,
       image: c.image,

@@ -56,7 +56,7 @@ export function predictSidecar(pod: PodView, container: ContainerSpecView, catal
       fix: `${entry.hint ?? 'see the catalog entry'}${entry.native ? '; or let hahaha make it a native sidecar (remove the opt-out)' : ''}`,
     };
   }
-  const delay = entry.exitDelayFrom === undefined ? undefined : exitDelay(entry, facts);
+  const delay = exitDelay(entry, facts);
   // A sidecar configured to linger once asked (cloud-sql-proxy's --min-sigterm-delay) is waited for.
   const how = `${describeAttempt(first)}${delay === undefined ? '' : ` (it may keep running up to ${delay.ms / 1000}s after the ask, by its ${delay.from}; hahaha waits for it)`}`;
   if (first.exitCode === undefined) {
