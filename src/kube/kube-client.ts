@@ -312,14 +312,15 @@ export class KubeClient {
     }
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const { signal } = opts;
-    signal?.throwIfAborted();
     // A timer of its own, cleared with the answer: AbortSignal.timeout's timer would run out for
     // every request, answered or not, and make an abort event and a DOMException each time.
     return new Promise((resolvePromise, reject) => {
       const req = this.transport().request(this.url(path, opts.query), { method, agent: this.agent, headers });
       const onAbort = () => req.destroy(Object.assign(new Error(`${method} ${path}: aborted`), { name: 'AbortError', cause: signal?.reason }));
       const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs / 1000}s`)), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // Aborted already: destroyed before it is sent, with the same error as an abort on the way.
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
       const settle = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
