@@ -443,32 +443,24 @@ const NATIVE_SIDECARS = [
 
 /** A Job of hahaha's label whose three sidecars the admission webhook converts (no opt-out). */
 function nativeJob(ns: string, name: string) {
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name, namespace: ns },
+  return jobOf(ns, name, {
+    metadata: { labels: { [LABEL_KEY]: 'true', app: name } },
     spec: {
-      backoffLimit: 0,
-      template: {
-        metadata: { labels: { [LABEL_KEY]: 'true', app: name } },
-        spec: {
-          restartPolicy: 'Never',
-          terminationGracePeriodSeconds: 5,
-          containers: [{ name, image: 'example.invalid/main:bench', command: ['sleep', '1'] }, ...NATIVE_SIDECARS],
-        },
-      },
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 5,
+      containers: [{ name, image: 'example.invalid/main:bench', command: ['sleep', '1'] }, ...NATIVE_SIDECARS],
     },
-  };
+  });
+}
+
+/** A Job running `template` once, without retries. */
+function jobOf<T>(ns: string, name: string, template: T) {
+  return { apiVersion: 'batch/v1', kind: 'Job', metadata: { name, namespace: ns }, spec: { backoffLimit: 0, template } };
 }
 
 /** A Job of hahaha's (label `true`) or of the floor's (label `floor`). */
 function job(ns: string, name: string, sidecars: 1 | 3, label = 'true') {
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name, namespace: ns },
-    spec: { backoffLimit: 0, template: podTemplate(name, sidecars, { [LABEL_KEY]: label }, 1) },
-  };
+  return jobOf(ns, name, podTemplate(name, sidecars, { [LABEL_KEY]: label }, 1));
 }
 
 /**
