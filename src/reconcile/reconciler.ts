@@ -49,6 +49,18 @@ export function failedBySidecar(pod: PodView): boolean {
 }
 
 /**
+ * Whether a pod, as last seen before it finished, can have ended failed by a sidecar: it has a
+ * regular container besides its main ones that was not seen exiting 0 (a container that exited 0
+ * under restartPolicy Never or OnFailure stays so). A pod without one, because the webhook made
+ * its sidecars native or it never had any, cannot, so its final state need not be read.
+ */
+export function mayBeFailedBySidecar(pod: PodView): boolean {
+  const mains = findMainContainers(pod);
+  if (typeof mains === 'string') return false;
+  return pod.containers.some((c) => !mains.includes(c.name) && terminatedContainer(pod, c.name)?.exitCode !== 0);
+}
+
+/**
  * After a failed attempt that may have been cut off by the sidecar exiting (a timeout, a stream
  * that died with PID 1), how long to watch for the container terminating anyway. Failures that
  * cannot have stopped it (refused, 404, missing binary, forbidden) go on to the next attempt at once.
@@ -203,13 +215,14 @@ export class Reconciler {
 
   /**
    * The pod left the watch: deleted, or finished (the watch selects running pods only, and a
-   * pod leaving the selection arrives with its previous state). For a pod seen running, its
-   * final state is read once to record how it ended; then it is forgotten.
+   * pod leaving the selection arrives with its previous state). For a pod seen running that a
+   * sidecar may have failed, its final state is read once to record how it ended; then it is
+   * forgotten.
    */
   left(pod: PodView): void {
     const wasActive = this.seenActive.has(pod.uid);
     this.forget(pod.uid);
-    if (!wasActive || pod.deletionTimestamp !== undefined || this.deps.reader === undefined) return;
+    if (!wasActive || pod.deletionTimestamp !== undefined || this.deps.reader === undefined || !mayBeFailedBySidecar(pod)) return;
     const log = this.deps.log.child({ namespace: pod.namespace, pod: pod.name, uid: pod.uid });
     this.readLeft(pod).then(
       (final) => {

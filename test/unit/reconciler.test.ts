@@ -13,7 +13,7 @@ import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod, podKey
 import { ApiError } from '../../src/kube/kube-client.ts';
 import { PodCache } from '../../src/pod-cache.ts';
 import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodReader, PodRef, PortForwarder } from '../../src/ports.ts';
-import { exitClass, Reconciler } from '../../src/reconcile/reconciler.ts';
+import { exitClass, mayBeFailedBySidecar, Reconciler } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
@@ -515,6 +515,56 @@ describe('reconcile', () => {
     // A restarted process or a new leader (a new reconciler, same API) does not say it again.
     await w.makeReconciler().reconcile(w.key);
     assert.equal(w.events.length, 1);
+  });
+
+  it('mayBeFailedBySidecar: only a regular sidecar not seen exiting 0 can fail a pod whose main containers exited 0', () => {
+    const cases: [string, Mod[], boolean][] = [
+      ['a running regular sidecar', [running('linkerd-proxy')], true],
+      ['a regular sidecar that exited non-zero', [terminated('cloudsql-proxy', 130)], true],
+      ['a regular sidecar that exited 0 (it stays so)', [terminated('linkerd-proxy', 0)], false],
+      ['sidecars made native at admission', [nativeSidecar('vks-sidecar'), nativeSidecar('daprd')], false],
+      ['no sidecar at all', [], false],
+      ['no main container to judge by', [running('linkerd-proxy'), withApp('gone')], false],
+    ];
+    for (const [name, mods, expected] of cases) {
+      const pod = parsePod(rawPod('job-1', withApp('job'), terminated('job', 0, T0), ...mods), PARSE);
+      assert.ok(!isMalformed(pod), name);
+      assert.equal(mayBeFailedBySidecar(pod), expected, name);
+    }
+  });
+
+  it('a converted pod that finished is not read from the API: no sidecar of it can have failed it', async () => {
+    const w = new World(nativeSidecar('vks-sidecar'), annotated(NATIVE_SIDECARS_ANNOTATION, 'vks-sidecar'));
+    let reads = 0;
+    const reconciler = w.makeReconciler(undefined, undefined, {
+      read: async () => {
+        reads += 1;
+        return w.current();
+      },
+    });
+    await reconciler.reconcile(w.key);
+    const before = w.current();
+    phase('Succeeded')(w.raw);
+    w.cache.remove(w.key);
+    reconciler.left(before);
+    await sleep(20);
+    assert.equal(reads, 0);
+    // A pod that left with a regular sidecar still running is read once, and counted.
+    const v = new World(running('job'), running('cloudsql-proxy'));
+    const counting = v.makeReconciler(undefined, undefined, {
+      read: async () => {
+        reads += 1;
+        return v.current();
+      },
+    });
+    await counting.reconcile(v.key);
+    const seen = v.current();
+    v.update(terminated('job', 0, T0), terminated('cloudsql-proxy', 1, T0 + 2000), phase('Failed'));
+    v.cache.remove(v.key);
+    counting.left(seen);
+    await sleep(20);
+    assert.equal(reads, 1);
+    assert.equal(await v.metric('hahaha_pods_failed_by_sidecars_total', { namespace: 'team', job_name: 'job' }), 1);
   });
 
   it('permanent failures (404, missing binary, forbidden the second time) are reported once and not retried with backoff', async () => {
