@@ -3,7 +3,7 @@
  * `waitFor` is event-driven: it re-checks its predicate on every update of that pod, so a
  * sidecar's termination is seen the moment the watch delivers it, without polling the API.
  */
-import { compactPod, type Intern, internTable } from './domain/compact-pod.ts';
+import { compactPod, type Intern, internTable, sameView } from './domain/compact-pod.ts';
 import { type PodView, podKey } from './domain/pod-view.ts';
 import type { PodStore } from './ports.ts';
 
@@ -66,16 +66,21 @@ export class PodCache implements PodStore {
     return keys;
   }
 
-  /** Stores the pod and wakes its waiters. Returns the previous version, if any. */
-  upsert(pod: PodView): PodView | undefined {
+  /**
+   * Stores the pod and wakes its waiters. Returns whether the pod is new to the cache or shows
+   * something its previous version did not (see sameView): an update of only what a view leaves
+   * out (conditions, readiness, IPs) answers false.
+   */
+  upsert(pod: PodView): boolean {
     const key = podKey(pod);
     const previous = this.pods.get(key);
-    const kept = compactPod(pod, this.intern, previous?.uid === pod.uid ? previous : undefined);
+    const before = previous?.uid === pod.uid ? previous : undefined;
+    const kept = compactPod(pod, this.intern, before);
     // The map keeps the key a pod was first stored under: a new pod's is made of the shared
     // namespace, so that the key does not hold a copy of it.
     this.pods.set(previous === undefined ? podKey(kept) : key, kept);
     this.notify(key, kept);
-    return previous;
+    return before === undefined || !sameView(kept, before);
   }
 
   /** Removes the pod and wakes its waiters with undefined. Returns what was removed. */

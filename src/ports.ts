@@ -83,7 +83,7 @@ export interface EventSink {
 
 /** What a pod watch tells its owner; level-based: only the key matters. */
 export interface PodWatchEvents {
-  /** A pod was added or changed. */
+  /** A pod was added, or changed in what its view shows (an update of only what a view leaves out is not told). */
   onUpsert(key: string, pod: PodView): void;
   /** The pod left the watch: deleted, or finished (its last state, when the watch delivered it). */
   onDelete(key: string, pod: PodView): void;

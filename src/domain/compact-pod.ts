@@ -154,3 +154,24 @@ export function compactPod(pod: PodView, intern: Intern, before?: PodView): PodV
     }),
   };
 }
+
+/**
+ * Whether `kept`, made by compactPod with `before`, shows nothing `before` did not: only its
+ * resourceVersion may differ. compactPod keeps every part an update did not change as the same
+ * instance, so the parts compare by identity.
+ */
+export function sameView(kept: PodView, before: PodView): boolean {
+  return (
+    kept.uid === before.uid &&
+    kept.phase === before.phase &&
+    kept.deletionTimestamp === before.deletionTimestamp &&
+    kept.restartPolicy === before.restartPolicy &&
+    kept.labels === before.labels &&
+    kept.annotations === before.annotations &&
+    kept.owner === before.owner &&
+    kept.containers === before.containers &&
+    kept.initContainers === before.initContainers &&
+    kept.containerStatuses.length === before.containerStatuses.length &&
+    kept.containerStatuses.every((s, i) => s === before.containerStatuses[i])
+  );
+}

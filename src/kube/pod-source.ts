@@ -219,9 +219,10 @@ export class PodSource implements PodWatch {
     const previous = this.cache.get(key);
     if (previous !== undefined && previous.resourceVersion === pod.resourceVersion && previous.uid === pod.uid) return;
     if (previous !== undefined && previous.uid !== pod.uid) this.events.onDelete(key, previous);
-    this.cache.upsert(pod);
-    this.metrics.watchedPods.set(this.cache.size);
-    this.events.onUpsert(key, pod);
+    const changed = this.cache.upsert(pod);
+    if (previous === undefined) this.metrics.watchedPods.set(this.cache.size);
+    // Reconcile is level-based: a version that shows nothing new has nothing to reconcile.
+    if (changed) this.events.onUpsert(key, pod);
   }
 
   /**

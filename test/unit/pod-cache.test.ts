@@ -1,8 +1,26 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compactPod, internTable } from '../../src/domain/compact-pod.ts';
+import { MAIN_CONTAINERS_ANNOTATION } from '../../src/domain/pod-view.ts';
 import { PodCache } from '../../src/pod-cache.ts';
-import { args, container, linkerdShutdown, nativeSidecar, ownedByJob, pod, running, terminated, version, withApp } from './pod-fixtures.ts';
+import {
+  annotated,
+  args,
+  container,
+  deleting,
+  linkerdShutdown,
+  type Mod,
+  nativeSidecar,
+  ownedByJob,
+  phase,
+  pod,
+  running,
+  T0,
+  terminated,
+  uid,
+  version,
+  withApp,
+} from './pod-fixtures.ts';
 
 describe('pod cache', () => {
   it('waitFor resolves on the update that satisfies the predicate', async () => {
@@ -51,6 +69,65 @@ describe('pod cache', () => {
     const aborted = cache.whenCurrent(1000, ac.signal);
     ac.abort();
     assert.equal(await aborted, false);
+  });
+});
+
+describe('PodCache tells whether an update shows anything new', () => {
+  const base: Mod[] = [withApp('job'), running('job'), running('linkerd-proxy'), ownedByJob('job')];
+  const cases: [string, Mod[], boolean][] = [
+    ['only a new resourceVersion', [], false],
+    [
+      'conditions, readiness and IPs, which a view leaves out',
+      [
+        (p) => {
+          p.status.conditions = [{ type: 'Ready', status: 'True' }];
+          p.status.podIP = '10.0.0.7';
+          for (const s of p.status.containerStatuses) s.ready = true;
+        },
+      ],
+      false,
+    ],
+    [
+      'a label a view leaves out',
+      [
+        (p) => {
+          p.metadata.labels.team = 'x';
+        },
+      ],
+      false,
+    ],
+    ['the main container terminated', [terminated('job', 0)], true],
+    ['a sidecar restarted', [terminated('linkerd-proxy', 1, T0, 1)], true],
+    ['the phase', [phase('Succeeded')], true],
+    ['being deleted', [deleting], true],
+    ['a kept label', [withApp('linkerd-proxy')], true],
+    ['a kept annotation', [annotated(MAIN_CONTAINERS_ANNOTATION, 'job')], true],
+    ['another pod under the same name', [uid('uid-b')], true],
+  ];
+  for (const [name, mods, expected] of cases) {
+    it(`${name}: ${expected ? 'new' : 'nothing new'}`, () => {
+      const cache = new PodCache();
+      assert.equal(cache.upsert(pod('a', ...base)), true, 'a pod new to the cache is new');
+      assert.equal(cache.upsert(pod('a', ...base, version('2'), ...mods)), expected);
+    });
+  }
+  it('compares every field of a view but its name, namespace and resourceVersion (a field added to PodView must be added to sameView)', () => {
+    const view = pod('a', ...base, deleting, annotated(MAIN_CONTAINERS_ANNOTATION, 'job'), nativeSidecar('vks-sidecar'));
+    assert.deepEqual(Object.keys(view).sort(), [
+      'annotations',
+      'containerStatuses',
+      'containers',
+      'deletionTimestamp',
+      'initContainers',
+      'labels',
+      'name',
+      'namespace',
+      'owner',
+      'phase',
+      'resourceVersion',
+      'restartPolicy',
+      'uid',
+    ]);
   });
 });
 
