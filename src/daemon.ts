@@ -27,6 +27,7 @@ import { PodSource } from './kube/pod-source.ts';
 import { ApiPortForwarder } from './kube/port-forwarder.ts';
 import { ApiServerVersion } from './kube/server-version.ts';
 import { leaseIdentity } from './leader/elector.ts';
+import { closeServer } from './node-http.ts';
 import { EventRecorder } from './record/event-recorder.ts';
 import { Metrics } from './record/metrics.ts';
 import { startHttpServer } from './server/http-server.ts';
@@ -160,8 +161,8 @@ export async function startDaemon(config: Config, log: Logger, clusterAccess: Cl
       if (!inTime) log.warn('grace period over; interrupted in-flight pods');
       access.stop();
       await webhook?.stop();
-      await new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections();
+      // A scrape or probe in flight has a second to be answered.
+      await closeServer(server, 1000);
       client.close();
       log.info('stopped');
       resolveDone();

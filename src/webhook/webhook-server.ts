@@ -16,6 +16,7 @@ import { ConfigError } from '../config/catalog-file.ts';
 import type { Catalog } from '../domain/catalog.ts';
 import type { LabelSelector } from '../domain/label-selector.ts';
 import { supportsNativeSidecars } from '../domain/native-conversion.ts';
+import { closeServer } from '../node-http.ts';
 import type { ServerVersionSource } from '../ports.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { reviewPodCreate } from './admission-review.ts';
@@ -26,6 +27,8 @@ const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const CERT_CHECK_MS = 10_000;
 const VERSION_REFRESH_MS = 10 * 60_000;
 const VERSION_RETRY_MS = 5_000;
+/** On stop, how long an admission request in flight has to be answered before its connection is closed. */
+const CLOSE_GRACE_MS = 1000;
 
 export interface WebhookServerOptions {
   readonly host: string;
@@ -192,8 +195,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       stopped = true;
       clearInterval(certTimer);
       clearTimeout(versionTimer);
-      await new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections();
+      await closeServer(server, CLOSE_GRACE_MS);
     },
   };
 }
