@@ -45,3 +45,24 @@ fi
 if ((${#serial[@]} > 0)); then
   node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${serial[@]}"
 fi
+
+# The cluster's hahaha must stop on SIGTERM within its shutdown grace (SHUTDOWN_GRACE_SECONDS, 20 s,
+# for reaps in flight) and its servers' close (1 s each), and say so: a connection the API server
+# kept to the webhook once held it until the teardown's SIGKILL.
+pid=$(cat "$RUN/pids/hahaha.pid")
+kill -TERM "$pid"
+for ((i = 0; i < 250; i++)); do
+  read -r stat 2>/dev/null <"/proc/$pid/stat" || break
+  stat=${stat##*) }
+  [[ ${stat:0:1} == Z ]] && break
+  sleep 0.1
+done
+if ((i == 250)); then
+  echo "e2e: hahaha (pid $pid) still running 25 s after SIGTERM" >&2
+  exit 1
+fi
+if ! tail -n 5 "$RUN/logs/hahaha.log" | grep -q '"msg":"stopped"'; then
+  echo "e2e: hahaha exited on SIGTERM without its last log line, \"stopped\"" >&2
+  exit 1
+fi
+echo "e2e: hahaha stopped $((i / 10)).$((i % 10)) s after SIGTERM" >&2
