@@ -135,6 +135,18 @@ class World {
   }
 
   readonly makeReconciler: (ephemeralImage?: string, dryRun?: boolean, reader?: PodReader) => Reconciler;
+
+  /** A reconciler that reads a pod that left the watch as the API has it now, and counts the reads. */
+  countingReads(): { reconciler: Reconciler; reads: () => number } {
+    let reads = 0;
+    const reconciler = this.makeReconciler(undefined, undefined, {
+      read: async () => {
+        reads += 1;
+        return this.current();
+      },
+    });
+    return { reconciler, reads: () => reads };
+  }
   /** Moves the reconciler's clock forward. */
   skewMs = 0;
 
@@ -424,13 +436,7 @@ describe('reconcile', () => {
 
   it('an unverified ask whose stop finished the pod is reported from the pod read after it left the watch', async () => {
     const w = new World(running('cloudsql-proxy'));
-    let reads = 0;
-    const reconciler = w.makeReconciler(undefined, undefined, {
-      read: async () => {
-        reads += 1;
-        return w.current();
-      },
-    });
+    const { reconciler, reads } = w.countingReads();
     w.behaviour.set(':9091', 'accept-only');
     w.cache.markStale('*');
     assert.equal((await reconciler.reconcile(w.key)).kind, 'retry');
@@ -442,7 +448,7 @@ describe('reconcile', () => {
     w.cache.markCurrent('*');
     reconciler.left(before);
     await sleep(50);
-    assert.equal(reads, 1, 'one GET of the finished pod, shared with the count of how it ended');
+    assert.equal(reads(), 1, 'one GET of the finished pod, shared with the count of how it ended');
     assert.deepEqual(w.killing(), ['Normal Shut down container cloudsql-proxy (http POST :9091/quitquitquit, exit code 0)']);
     assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
     // Gone for good: a later pod with the same containers owes nothing.
@@ -535,35 +541,24 @@ describe('reconcile', () => {
 
   it('a converted pod that finished is not read from the API: no sidecar of it can have failed it', async () => {
     const w = new World(nativeSidecar('vks-sidecar'), annotated(NATIVE_SIDECARS_ANNOTATION, 'vks-sidecar'));
-    let reads = 0;
-    const reconciler = w.makeReconciler(undefined, undefined, {
-      read: async () => {
-        reads += 1;
-        return w.current();
-      },
-    });
-    await reconciler.reconcile(w.key);
+    const converted = w.countingReads();
+    await converted.reconciler.reconcile(w.key);
     const before = w.current();
     phase('Succeeded')(w.raw);
     w.cache.remove(w.key);
-    reconciler.left(before);
+    converted.reconciler.left(before);
     await sleep(20);
-    assert.equal(reads, 0);
+    assert.equal(converted.reads(), 0);
     // A pod that left with a regular sidecar still running is read once, and counted.
     const v = new World(running('job'), running('cloudsql-proxy'));
-    const counting = v.makeReconciler(undefined, undefined, {
-      read: async () => {
-        reads += 1;
-        return v.current();
-      },
-    });
-    await counting.reconcile(v.key);
+    const regular = v.countingReads();
+    await regular.reconciler.reconcile(v.key);
     const seen = v.current();
     v.update(terminated('job', 0, T0), terminated('cloudsql-proxy', 1, T0 + 2000), phase('Failed'));
     v.cache.remove(v.key);
-    counting.left(seen);
+    regular.reconciler.left(seen);
     await sleep(20);
-    assert.equal(reads, 1);
+    assert.equal(regular.reads(), 1);
     assert.equal(await v.metric('hahaha_pods_failed_by_sidecars_total', { namespace: 'team', job_name: 'job' }), 1);
   });
 
