@@ -14,6 +14,7 @@
  */
 import type { Logger } from 'pino';
 import type { Catalog } from '../domain/catalog.ts';
+import { mayHaveUnreportedStops } from '../domain/handover.ts';
 import type { PodView } from '../domain/pod-view.ts';
 import { LeaderElector } from '../leader/elector.ts';
 import { PodCache } from '../pod-cache.ts';
@@ -69,6 +70,7 @@ export class ReaperController {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly reader: PodReader;
+  private readonly catalog: Catalog;
   private readonly dryRun: boolean;
   private readonly handoverLookbackMs: number;
   private readonly verifyTimeoutMs: number;
@@ -76,8 +78,8 @@ export class ReaperController {
   private term = new AbortController();
   /**
    * The pods that left the watch (they finished) within the hand-over lookback, oldest first. Any
-   * pod that left, not only those seen with their main containers ended: the watch may have been
-   * down while a previous leader reaped one.
+   * pod that left with a sidecar hahaha stops, not only those seen with their main containers
+   * ended: the watch may have been down while a previous leader reaped one.
    */
   private readonly recentlyLeft = new Map<string, { readonly ref: PodRef; readonly at: number }>();
 
@@ -86,6 +88,7 @@ export class ReaperController {
     this.metrics = metrics;
     this.log = log;
     this.reader = opts.reader;
+    this.catalog = opts.catalog;
     this.dryRun = opts.dryRun === true;
     this.verifyTimeoutMs = opts.verifyTimeoutMs;
     this.handoverLookbackMs = (opts.leaderElection?.leaseDurationMs ?? DEFAULT_LEASE_MS) + opts.verifyTimeoutMs + HANDOVER_MARGIN_MS;
@@ -222,9 +225,9 @@ export class ReaperController {
     }
   }
 
-  /** Keeps a pod that left the watch, for the next hand-over. */
+  /** Keeps a pod that left the watch, for the next hand-over, if it has a sidecar hahaha stops. */
   private rememberLeft(pod: PodView): void {
-    if (this.dryRun || pod.deletionTimestamp !== undefined) return;
+    if (this.dryRun || pod.deletionTimestamp !== undefined || !mayHaveUnreportedStops(pod, this.catalog)) return;
     const now = Date.now();
     this.recentlyLeft.delete(pod.uid);
     this.recentlyLeft.set(pod.uid, { ref: { namespace: pod.namespace, name: pod.name, uid: pod.uid }, at: now });

@@ -54,6 +54,18 @@ export interface UnreportedStop {
 }
 
 /**
+ * Whether `pod` has a container {@link unreportedStops} can find: a regular container besides its
+ * main ones with a catalog entry. Read from the spec alone, so it holds for every state of the
+ * pod: a pod without one (its sidecars were made native, or it has none hahaha stops) never
+ * needs to be read for a hand-over.
+ */
+export function mayHaveUnreportedStops(pod: PodView, catalog: Catalog): boolean {
+  const mains = findMainContainers(pod);
+  if (typeof mains === 'string') return false;
+  return pod.containers.some((c) => !mains.includes(c.name) && findCatalogEntry(catalog, c) !== undefined);
+}
+
+/**
  * The sidecars of `pod` that a previous leader may have stopped without reporting: regular
  * containers with a catalog entry (the ones hahaha stops) that terminated after every main
  * container had, within the window. A sidecar that exited on its own in that window cannot be

@@ -14,7 +14,7 @@ import type { EventSink, LeaseLock, LeaseRecord, PodEvent, PodReader, PodRef, Po
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
-import { linkerdShutdown, phase, pod, terminated, withApp } from './pod-fixtures.ts';
+import { linkerdShutdown, nativeSidecar, phase, pod, terminated, withApp } from './pod-fixtures.ts';
 
 async function until(what: string, check: () => boolean): Promise<void> {
   for (let i = 0; i < 250 && !check(); i++) await sleep(20);
@@ -105,6 +105,24 @@ describe('reaper controller: hand-over', () => {
     assert.deepEqual(w.lists, []);
     assert.ok(w.events.every((e) => /reported by the next leader/.test(e.message)));
     await w.controller.stop(1000);
+  });
+
+  it('pods that left without a sidecar hahaha stops (converted, or none) are not read for the hand-over', async () => {
+    const now = Date.now();
+    const converted = pod('c', withApp('c'), nativeSidecar('vks-sidecar'), terminated('c', 0, now - 6000), phase('Succeeded'));
+    const bare = pod('d', withApp('d'), terminated('d', 0, now - 6000), phase('Succeeded'));
+    const pods = [finished('a'), converted, bare];
+    const w = world(Date.now() - 10 * 60_000, pods);
+    for (const p of pods) w.left(p);
+    w.controller.start();
+    try {
+      await until('the reported stop', () => w.events.length === 1);
+      await sleep(50);
+      assert.deepEqual(w.reads, ['a']);
+      assert.deepEqual(w.lists, []);
+    } finally {
+      await w.controller.stop(1000);
+    }
   });
 
   it('a replica whose watch is down as it begins to lead lists the finished pods: the ones that left meanwhile are not known yet', async () => {
