@@ -413,19 +413,24 @@ function describeRequests(byKey: Map<string, number>, per: number): { total: num
  * the admission webhook's conversion, so that hahaha reaps them.
  */
 function podTemplate(name: string, sidecars: 1 | 3, labels: Record<string, string>, mainSeconds: number) {
+  return templateOf(
+    name,
+    labels,
+    { 'config.linkerd.io/proxy-admin-shutdown': 'enabled', 'hahaha.nais.io/native-sidecars': 'false' },
+    mainSeconds,
+    SIDECARS.slice(0, sidecars).map((s) => s.container),
+  );
+}
+
+/** A pod template: main container `sleep <mainSeconds>` (named `name`, as its app label), then `sidecars`. */
+function templateOf(name: string, labels: Record<string, string>, annotations: Record<string, string>, mainSeconds: number, sidecars: readonly object[]) {
   return {
-    metadata: {
-      labels: { ...labels, app: name },
-      annotations: { 'config.linkerd.io/proxy-admin-shutdown': 'enabled', 'hahaha.nais.io/native-sidecars': 'false' },
-    },
+    metadata: { labels: { ...labels, app: name }, annotations },
     spec: {
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 5,
       // hahaha finds the main container by the pod's app label
-      containers: [
-        { name, image: 'example.invalid/main:bench', command: ['sleep', String(mainSeconds)] },
-        ...SIDECARS.slice(0, sidecars).map((s) => s.container),
-      ],
+      containers: [{ name, image: 'example.invalid/main:bench', command: ['sleep', String(mainSeconds)] }, ...sidecars],
     },
   };
 }
@@ -443,14 +448,7 @@ const NATIVE_SIDECARS = [
 
 /** A Job of hahaha's label whose three sidecars the admission webhook converts (no opt-out). */
 function nativeJob(ns: string, name: string) {
-  return jobOf(ns, name, {
-    metadata: { labels: { [LABEL_KEY]: 'true', app: name } },
-    spec: {
-      restartPolicy: 'Never',
-      terminationGracePeriodSeconds: 5,
-      containers: [{ name, image: 'example.invalid/main:bench', command: ['sleep', '1'] }, ...NATIVE_SIDECARS],
-    },
-  });
+  return jobOf(ns, name, templateOf(name, { [LABEL_KEY]: 'true' }, {}, 1, NATIVE_SIDECARS));
 }
 
 /** A Job running `template` once, without retries. */
