@@ -37,7 +37,7 @@ export class ApiExecutor implements Executor {
   async exec(pod: PodRef, call: ExecCall): Promise<ExecResult> {
     const query = new URLSearchParams({ container: call.container, stdout: 'true', stderr: 'true' });
     for (const arg of call.command) query.append('command', arg);
-    const { ws, signal } = await openPodChannel(this.client, pod, 'exec', query, {
+    const { socket, signal } = await openPodChannel(this.client, pod, 'exec', query, {
       protocols: ['v5.channel.k8s.io', 'v4.channel.k8s.io'],
       timeoutMs: call.timeoutMs,
       signal: call.signal,
@@ -46,44 +46,39 @@ export class ApiExecutor implements Executor {
     return new Promise<ExecResult>((resolve, reject) => {
       let stdout = '';
       let stderr = '';
-      let status: StatusObject | undefined;
       let statusText = '';
       const onAbort = () => {
-        ws.terminate();
+        socket.terminate();
         reject(new Error(`timed out after ${call.timeoutMs / 1000}s`));
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      ws.on('message', (data: Buffer, isBinary: boolean) => {
-        const buf = isBinary ? data : Buffer.from(data.toString(), 'utf8');
-        if (buf.length === 0) return;
-        const channel = buf[0];
-        const text = buf.subarray(1).toString('utf8');
-        if (channel === 1 && stdout.length < MAX_OUTPUT) stdout += text;
-        else if (channel === 2 && stderr.length < MAX_OUTPUT) stderr += text;
-        else if (channel === 3) statusText += text;
-      });
-      ws.on('error', (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      });
-      ws.on('close', (code: number) => {
-        signal.removeEventListener('abort', onAbort);
-        if (signal.aborted) return;
-        try {
-          if (statusText !== '') status = JSON.parse(statusText) as StatusObject;
-        } catch {
-          reject(new Error(`unreadable exec status: ${statusText.slice(0, 200)}`));
-          return;
-        }
-        if (status === undefined) {
-          reject(new Error(code === ABNORMAL_CLOSURE ? LOST_API_SERVER : 'exec stream closed without an exit status'));
-          return;
-        }
-        try {
-          resolve({ exitCode: exitCodeFromStatus(status), stdout, stderr });
-        } catch (err) {
-          reject(err);
-        }
+      socket.start({
+        message(channel, data) {
+          const text = data.toString('utf8');
+          if (channel === 1 && stdout.length < MAX_OUTPUT) stdout += text;
+          else if (channel === 2 && stderr.length < MAX_OUTPUT) stderr += text;
+          else if (channel === 3) statusText += text;
+        },
+        close(code, error) {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) return;
+          let status: StatusObject | undefined;
+          try {
+            if (statusText !== '') status = JSON.parse(statusText) as StatusObject;
+          } catch {
+            reject(new Error(`unreadable exec status: ${statusText.slice(0, 200)}`));
+            return;
+          }
+          if (status === undefined) {
+            reject(error ?? new Error(code === ABNORMAL_CLOSURE ? LOST_API_SERVER : 'exec stream closed without an exit status'));
+            return;
+          }
+          try {
+            resolve({ exitCode: exitCodeFromStatus(status), stdout, stderr });
+          } catch (err) {
+            reject(err);
+          }
+        },
       });
     });
   }

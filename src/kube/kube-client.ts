@@ -1,6 +1,6 @@
 /**
  * The one connection to the API server: JSON requests, watch streams and the "channel"
- * WebSockets of exec and port-forward, over Node's own http/https and `ws`.
+ * WebSockets of exec and port-forward (./websocket.ts), over Node's own http/https and tls.
  *
  * Why not a generated client: hahaha calls a dozen endpoints. A generated client's model classes
  * cost about 50 MiB of resident memory at start and convert every object twice; here each
@@ -15,11 +15,12 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Agent, IncomingMessage } from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import tls from 'node:tls';
-import WebSocket from 'ws';
 import type { ClusterAccess, ExecPlugin } from '../config/kubeconfig.ts';
 import { http } from '../node-http.ts';
+import { ChannelSocket, upgrade } from './websocket.ts';
 
 /**
  * What an ApiError's message says when its 403 came from an API server not ready to authorize
@@ -238,44 +239,22 @@ export class KubeClient {
     });
   }
 
-  /** Opens a channel WebSocket (exec, port-forward); `handshakeTimeoutMs` bounds the upgrade. */
-  async openSocket(path: string, protocols: readonly string[], opts: { handshakeTimeoutMs: number; signal?: AbortSignal | undefined }): Promise<WebSocket> {
+  /**
+   * Opens a channel WebSocket (exec, port-forward). `signal` bounds the upgrade: its reason is
+   * the rejection. A refused upgrade rejects with an ApiError ("API server refused the upgrade:
+   * HTTP 403: …"); a connection that fails or ends first, with "cannot reach the API server: …".
+   */
+  async openSocket(path: string, protocols: readonly string[], opts: { signal?: AbortSignal | undefined }): Promise<ChannelSocket> {
     const headers = await this.headers();
     opts.signal?.throwIfAborted();
-    const url = this.url(path).replace(/^http/, 'ws');
-    const wsOptions: WebSocket.ClientOptions = {
-      handshakeTimeout: opts.handshakeTimeoutMs,
-      perMessageDeflate: false,
-      headers: { ...headers },
-      ...(this.tlsOptions !== undefined && this.tlsOptions),
-      // ws hands its https options to this; typed as net's connect, it is called with tls options.
-      ...(this.secure && { createConnection: ((o: tls.ConnectionOptions) => this.tlsConnect(o)) as unknown as WebSocket.ClientOptions['createConnection'] }),
-    };
-    return new Promise((resolvePromise, reject) => {
-      const ws = new WebSocket(url, [...protocols], wsOptions);
-      const onAbort = () => {
-        ws.terminate();
-        reject(opts.signal?.reason ?? new Error('aborted'));
-      };
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      ws.once('open', () => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        resolvePromise(ws);
-      });
-      ws.once('unexpected-response', (_req, res) => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        res.setEncoding('utf8');
-        readAll(res)
-          .then((body) => this.apiError(res.statusCode ?? 0, body, 'API server refused the upgrade: '))
-          .then(reject, reject)
-          .finally(() => ws.terminate());
-      });
-      ws.once('error', (err) => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        // Before the upgrade, an error is the API server's: refused, reset, TLS, no answer.
-        reject(new Error(`cannot reach the API server: ${err.message}`));
-      });
-    });
+    const url = new URL(this.url(path));
+    // An IPv6 address without its URL brackets.
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const socket = this.secure ? this.tlsConnect(host, Number(url.port || 443)) : net.connect({ host, port: Number(url.port || 80) });
+    socket.setNoDelay(true);
+    const answer = await upgrade(socket, { path: `${url.pathname}${url.search}`, host: url.host, protocols, headers, signal: opts.signal });
+    if (answer instanceof ChannelSocket) return answer;
+    throw await this.apiError(answer.status, answer.body, 'API server refused the upgrade: ');
   }
 
   /** Closes idle keep-alive connections. */
@@ -284,8 +263,20 @@ export class KubeClient {
     this.streamAgent.destroy();
   }
 
-  private tlsConnect(options: tls.ConnectionOptions): tls.TLSSocket {
-    const socket = tls.connect({ ...options, ...(this.wsSession !== undefined && { session: this.wsSession }) });
+  /** A TLS connection for a WebSocket, resuming the last one's session. */
+  private tlsConnect(host: string, port: number): tls.TLSSocket {
+    this.tlsOptions ??= this.makeTlsOptions();
+    const { servername, ...rest } = this.tlsOptions;
+    // SNI names a host, never an address (RFC 6066 3); Node's https agent does the same.
+    const sni = servername ?? (net.isIP(host) === 0 ? host : undefined);
+    const socket = tls.connect({
+      ...rest,
+      host,
+      port,
+      ...(sni !== undefined && { servername: sni }),
+      ALPNProtocols: ['http/1.1'],
+      ...(this.wsSession !== undefined && { session: this.wsSession }),
+    });
     socket.once('session', (session: Buffer) => {
       this.wsSession = session;
     });
@@ -412,6 +403,8 @@ export class KubeClient {
     // A credential plugin that hands out client certificates changes the TLS material.
     if (auth.cert !== this.agentCert && this.secure) {
       this.tlsOptions = this.makeTlsOptions();
+      // A resumed session would carry the old client certificate's identity.
+      this.wsSession = undefined;
       const old = [this.agent, this.streamAgent];
       this.agent = this.makeAgent(auth.cert);
       this.streamAgent = this.makeAgent(auth.cert, false);

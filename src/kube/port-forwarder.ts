@@ -1,6 +1,7 @@
 /**
  * PortForwarder over the API server's pods/portforward WebSocket (v4.channel.k8s.io): each port
- * of the tunnel becomes a Duplex stream and Node's own HTTP client speaks HTTP/1.1 over it.
+ * of the tunnel carries one HTTP/1.1 exchange, written and read here (./http1.ts) rather than by
+ * Node's http client over a stream, which cost as much CPU as the rest of the call.
  *
  * One WebSocket per pod carries every port asked for at the same moment (`ports=4191,24444`):
  * the sidecars of a pod are stopped in parallel, and each WebSocket costs a TLS connection to
@@ -10,30 +11,51 @@
  * as one message on its error channel, independently of the other ports. The socket closes once
  * every port's connection in the pod has ended; here it is closed once every call is done.
  */
-import { Duplex } from 'node:stream';
-import type WebSocket from 'ws';
-import { http } from '../node-http.ts';
 import type { HttpCall, HttpReply, PodRef, PortForwarder } from '../ports.ts';
-import { ABNORMAL_CLOSURE, channelFrame, LOST_API_SERVER, openPodChannel } from './channel-socket.ts';
+import { ABNORMAL_CLOSURE, LOST_API_SERVER, openPodChannel } from './channel-socket.ts';
+import { ResponseReader } from './http1.ts';
 import type { KubeClient } from './kube-client.ts';
+import type { ChannelSocket } from './websocket.ts';
 
 const MAX_BODY = 4096;
 const PORT_PREFIX_BYTES = 2;
+/** Methods whose empty body Node's http client also announces with Content-Length: 0. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-/** One port of a shared port-forward socket, as a byte stream. */
-class TunnelStream extends Duplex {
-  private readonly send: (payload: Buffer, cb: (err?: Error) => void) => void;
-  private readonly release: () => void;
+/** What a port of the socket tells the call using it. */
+interface PortListener {
+  data(payload: Buffer): void;
+  /** The port's error message, or the socket's end: `error` undefined for a clean end. */
+  end(error: Error | undefined): void;
+}
+
+/** One port of a shared port-forward socket. */
+class TunnelPort {
+  private readonly sendData: (payload: Buffer) => void;
+  private readonly onRelease: () => void;
   /** The port-number prefix still to strip, per channel: [data, error]. */
   private readonly skip = [PORT_PREFIX_BYTES, PORT_PREFIX_BYTES];
+  private listener: PortListener | undefined;
+  /** What happened before a listener came: data, then how the port ended. */
+  private early: Buffer[] = [];
+  private ending: { error: Error | undefined } | undefined;
+  private released = false;
 
-  constructor(send: (payload: Buffer, cb: (err?: Error) => void) => void, release: () => void) {
-    super();
-    this.send = send;
-    this.release = release;
-    // A port's error reaches the HTTP client through its own listener; one that comes before the
-    // client took the stream, or after it let go of it, must not become an uncaught error.
-    this.on('error', () => {});
+  constructor(sendData: (payload: Buffer) => void, release: () => void) {
+    this.sendData = sendData;
+    this.onRelease = release;
+  }
+
+  /** Starts passing what the port receives on, first what came before. */
+  listen(listener: PortListener): void {
+    this.listener = listener;
+    for (const data of this.early) listener.data(data);
+    this.early = [];
+    if (this.ending !== undefined) listener.end(this.ending.error);
+  }
+
+  send(payload: Buffer): void {
+    if (!this.released) this.sendData(payload);
   }
 
   /** A message on this port's data (0) or error (1) channel. */
@@ -41,88 +63,109 @@ class TunnelStream extends Duplex {
     const toSkip = Math.min(this.skip[kind] ?? 0, data.length);
     this.skip[kind] = (this.skip[kind] ?? 0) - toSkip;
     const payload = data.subarray(toSkip);
-    if (payload.length === 0 || this.destroyed) return;
+    if (payload.length === 0 || this.ending !== undefined) return;
     if (kind === 0) {
-      this.push(payload);
+      if (this.listener === undefined) this.early.push(payload);
+      else this.listener.data(payload);
       return;
     }
     // The kubelet writes a port's error in one message, once its connection in the pod ended.
-    this.destroy(new Error(payload.toString('utf8').trim()));
+    this.finish(new Error(payload.toString('utf8').trim()));
   }
 
-  /** The socket closed: the end of this port's data, unless it broke. */
-  socketClosed(code: number): void {
-    if (this.destroyed) return;
-    if (code === ABNORMAL_CLOSURE) this.destroy(new Error(LOST_API_SERVER));
-    else this.push(null);
+  /** The socket ended: the end of this port's data, unless it broke. */
+  socketClosed(code: number, error: Error | undefined): void {
+    this.finish(error ?? (code === ABNORMAL_CLOSURE ? new Error(LOST_API_SERVER) : undefined));
   }
 
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.send(chunk, cb);
+  /** The call is done with the port. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.listener = undefined;
+    this.onRelease();
   }
 
-  override _final(cb: (err?: Error | null) => void): void {
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.release();
-    cb(err);
-  }
-
-  /** Sockets' no-ops that Node's HTTP client may call. */
-  setTimeout(): this {
-    return this;
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setKeepAlive(): this {
-    return this;
+  private finish(error: Error | undefined): void {
+    if (this.ending !== undefined) return;
+    this.ending = { error };
+    this.listener?.end(error);
   }
 }
 
-/** Streams for each port of one port-forward socket; the socket is closed when all are done. */
-function splitPorts(ws: WebSocket, count: number): TunnelStream[] {
+/** The ports of one port-forward socket; the socket is closed once every call let go of its port. */
+function splitPorts(socket: ChannelSocket, count: number): TunnelPort[] {
   let open = count;
-  const release = () => {
-    open -= 1;
-    if (open === 0) ws.terminate();
-  };
-  const streams = Array.from({ length: count }, (_, i) => {
-    let released = false;
-    return new TunnelStream(
-      (payload, cb) => ws.send(channelFrame(2 * i, payload), { binary: true }, cb),
-      () => {
-        if (released) return;
-        released = true;
-        release();
+  const ports = Array.from(
+    { length: count },
+    (_, i) =>
+      new TunnelPort(
+        (payload) => socket.send(2 * i, payload),
+        () => {
+          open -= 1;
+          if (open === 0) socket.terminate();
+        },
+      ),
+  );
+  socket.start({
+    message(channel, data) {
+      ports[channel >> 1]?.receive((channel & 1) as 0 | 1, data);
+    },
+    close(code, error) {
+      for (const p of ports) p.socketClosed(code, error);
+    },
+  });
+  return ports;
+}
+
+/**
+ * Sends one request on `port` and reads the answer. The sidecar may exit right after it
+ * answered, cutting its body short: what was read is the answer.
+ */
+function exchange(port: TunnelPort, call: HttpCall, signal: AbortSignal): Promise<HttpReply> {
+  const reader = new ResponseReader(MAX_BODY);
+  return new Promise<HttpReply>((resolve, reject) => {
+    const settle = (outcome: HttpReply | Error) => {
+      signal.removeEventListener('abort', onAbort);
+      port.release();
+      if (outcome instanceof Error) reject(outcome);
+      else resolve(outcome);
+    };
+    const reply = () => ({ status: reader.status ?? 0, body: reader.body.toString('utf8') });
+    const onAbort = () => settle(new Error(`timed out after ${call.timeoutMs / 1000}s`));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    port.listen({
+      data(payload) {
+        try {
+          if (reader.push(payload)) settle(reply());
+        } catch (err) {
+          settle(new Error(`unreadable answer from port ${call.port}: ${(err as Error).message}`));
+        }
       },
+      end(error) {
+        reader.end();
+        if (reader.status !== undefined) settle(reply());
+        else settle(error ?? new Error('the port-forward closed before the sidecar answered (socket hang up)'));
+      },
+    });
+    const body = BODY_METHODS.has(call.method) ? 'Content-Length: 0\r\n' : '';
+    port.send(
+      Buffer.from(`${call.method} ${call.path} HTTP/1.1\r\nHost: localhost:${call.port}\r\nConnection: close\r\nUser-Agent: hahaha\r\n${body}\r\n`, 'latin1'),
     );
   });
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (!isBinary || data.length === 0) return;
-    const channel = data[0] ?? 0;
-    streams[channel >> 1]?.receive((channel & 1) as 0 | 1, data.subarray(1));
-  });
-  ws.on('close', (code: number) => {
-    for (const s of streams) s.socketClosed(code);
-  });
-  ws.on('error', (err) => {
-    for (const s of streams) s.destroy(err);
-  });
-  return streams;
 }
 
-/** A call waiting for its port's stream. */
+/** A call waiting for its port. */
 interface Waiter {
   readonly port: number;
   readonly timeoutMs: number;
   readonly signal: AbortSignal;
   settled: boolean;
-  resolve(stream: TunnelStream): void;
+  resolve(port: TunnelPort): void;
   reject(err: unknown): void;
 }
 
@@ -136,43 +179,21 @@ export class ApiPortForwarder implements PortForwarder {
   }
 
   async request(pod: PodRef, call: HttpCall): Promise<HttpReply> {
+    // A line break or blank in either would make the request another one.
+    if (!/^[A-Z]+$/.test(call.method) || !/^\/\S*$/.test(call.path)) {
+      throw new Error(`invalid HTTP request line: ${JSON.stringify(`${call.method} ${call.path}`)}`);
+    }
     const timeout = AbortSignal.timeout(call.timeoutMs);
     const signal = call.signal === undefined ? timeout : AbortSignal.any([call.signal, timeout]);
-    const tunnel = await this.tunnel(pod, call.port, call.timeoutMs, signal);
-    try {
-      return await new Promise<HttpReply>((resolve, reject) => {
-        const req = http.request({
-          method: call.method,
-          path: call.path,
-          headers: { host: `localhost:${call.port}`, connection: 'close', 'user-agent': 'hahaha' },
-          createConnection: () => tunnel as unknown as import('node:net').Socket,
-          signal,
-        });
-        req.on('error', (err) => reject(signal.aborted ? new Error(`timed out after ${call.timeoutMs / 1000}s`) : err));
-        req.on('response', (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => {
-            if (body.length < MAX_BODY) body += d;
-          });
-          const done = () => resolve({ status: res.statusCode ?? 0, body });
-          res.on('end', done);
-          // The sidecar may exit right after answering; what was read is the answer.
-          res.on('error', done);
-          res.on('aborted', done);
-        });
-        req.end();
-      });
-    } finally {
-      tunnel.destroy();
-    }
+    const port = await this.tunnel(pod, call.port, call.timeoutMs, signal);
+    return exchange(port, call, signal);
   }
 
   /**
-   * A stream to the port, on a socket shared with the other calls to the pod made in the same
+   * The port's channel, on a socket shared with the other calls to the pod made in the same
    * turn of the event loop (the reconciler starts a pod's stops together).
    */
-  private tunnel(pod: PodRef, port: number, timeoutMs: number, signal: AbortSignal): Promise<TunnelStream> {
+  private tunnel(pod: PodRef, port: number, timeoutMs: number, signal: AbortSignal): Promise<TunnelPort> {
     signal.throwIfAborted();
     return new Promise((resolve, reject) => {
       const key = `${pod.namespace}/${pod.name}/${pod.uid}`;
@@ -198,10 +219,10 @@ export class ApiPortForwarder implements PortForwarder {
         timeoutMs,
         signal,
         settled: false,
-        resolve: (stream) => {
+        resolve: (tunnelPort) => {
           waiter.settled = true;
           signal.removeEventListener('abort', onAbort);
-          resolve(stream);
+          resolve(tunnelPort);
         },
         reject: (err) => {
           waiter.settled = true;
@@ -215,7 +236,7 @@ export class ApiPortForwarder implements PortForwarder {
     });
   }
 
-  /** Opens one socket for the group's ports and hands each waiter its stream. */
+  /** Opens one socket for the group's ports and hands each waiter its port. */
   private async open(pod: PodRef, group: readonly Waiter[]): Promise<void> {
     // The handshake is bounded by the longest call, and given up when every call has been.
     const giveUp = new AbortController();
@@ -224,9 +245,9 @@ export class ApiPortForwarder implements PortForwarder {
     };
     for (const w of group) w.signal.addEventListener('abort', onGone, { once: true });
     onGone();
-    let ws: WebSocket;
+    let socket: ChannelSocket;
     try {
-      ({ ws } = await openPodChannel(this.client, pod, 'portforward', new URLSearchParams({ ports: group.map((w) => w.port).join(',') }), {
+      ({ socket } = await openPodChannel(this.client, pod, 'portforward', new URLSearchParams({ ports: group.map((w) => w.port).join(',') }), {
         protocols: ['v4.channel.k8s.io'],
         timeoutMs: Math.max(...group.map((w) => w.timeoutMs)),
         signal: giveUp.signal,
@@ -237,11 +258,11 @@ export class ApiPortForwarder implements PortForwarder {
     } finally {
       for (const w of group) w.signal.removeEventListener('abort', onGone);
     }
-    const streams = splitPorts(ws, group.length);
+    const ports = splitPorts(socket, group.length);
     group.forEach((w, i) => {
-      const stream = streams[i] as TunnelStream;
-      if (w.settled) stream.destroy();
-      else w.resolve(stream);
+      const port = ports[i] as TunnelPort;
+      if (w.settled) port.release();
+      else w.resolve(port);
     });
   }
 }

@@ -154,7 +154,7 @@ describe('API server crash', () => {
     const refusals = async (): Promise<ApiError[]> => {
       const rest = client.request('GET', `/api/v1/namespaces/${ns.name}/secrets`);
       const exec = client.openSocket(`/api/v1/namespaces/${ns.name}/pods/nothing/exec?container=c&command=true&stdout=true`, ['v5.channel.k8s.io'], {
-        handshakeTimeoutMs: 20_000,
+        signal: AbortSignal.timeout(20_000),
       });
       const errors = await Promise.all(
         [rest, exec].map((p) =>
