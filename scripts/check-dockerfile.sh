@@ -232,7 +232,7 @@ dev_found=$("$NODE" -e '
   console.log(found.join(" "));
 ' "$ROOT/package-lock.json" "$FINAL/app")
 [[ -z $dev_found ]] || die "dev-only packages in the runtime image: $dev_found"
-[[ -d $FINAL/app/node_modules/ws ]] || die "production dependencies missing from the runtime image"
+[[ -d $FINAL/app/node_modules/pino ]] || die "production dependencies missing from the runtime image"
 [[ ${CMD_ARGS[0]:-} == run ]] || die "CMD should be [\"run\"], got ${CMD_JSON:-nothing}"
 
 # No writes anywhere in the tree: root owns it, the process runs as $RUN_UID (as in the chart).
