@@ -196,7 +196,7 @@ export class ChannelSocket {
       if (this.handlers === undefined) this.pending.push(data);
       else this.read(data);
     });
-    // A socket whose peer ended its side is ended here too (allowHalfOpen is off).
+    // A reset or any other error ends in 'close' without a close frame: 1006, reported there.
     socket.on('error', () => {});
     socket.on('close', () => {
       if (this.handlers === undefined) return;
