@@ -96,6 +96,16 @@ export function findMainContainers(pod: PodView): readonly string[] | string {
   return [app];
 }
 
+/**
+ * The regular containers besides the main ones: the sidecars hahaha may have to stop. None when
+ * the main containers cannot be found (see findMainContainers).
+ */
+export function regularSidecars(pod: PodView): readonly ContainerSpecView[] {
+  const mains = findMainContainers(pod);
+  if (typeof mains === 'string') return [];
+  return pod.containers.filter((c) => !mains.includes(c.name));
+}
+
 /** The restart policy that applies to a regular container: its own, else the pod's. */
 export function effectiveRestartPolicy(pod: PodView, container: string): string {
   return pod.containers.find((c) => c.name === container)?.restartPolicy ?? pod.restartPolicy;

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Catalog, findCatalogEntry } from './catalog.ts';
-import { findMainContainers, terminatedContainer } from './decide.ts';
+import { findMainContainers, regularSidecars, terminatedContainer } from './decide.ts';
 import type { PodView } from './pod-view.ts';
 
 /** Kubernetes object names (DNS subdomains) are at most this long. */
@@ -60,9 +60,7 @@ export interface UnreportedStop {
  * needs to be read for a hand-over.
  */
 export function mayHaveUnreportedStops(pod: PodView, catalog: Catalog): boolean {
-  const mains = findMainContainers(pod);
-  if (typeof mains === 'string') return false;
-  return pod.containers.some((c) => !mains.includes(c.name) && findCatalogEntry(catalog, c) !== undefined);
+  return regularSidecars(pod).some((c) => findCatalogEntry(catalog, c) !== undefined);
 }
 
 /**

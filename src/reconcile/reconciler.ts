@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
-import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget, statusOf, terminatedContainer } from '../domain/decide.ts';
+import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget, regularSidecars, statusOf, terminatedContainer } from '../domain/decide.ts';
 import { type HandoverWindow, onceEventName, stopEventName, type UnreportedStop, unreportedStops } from '../domain/handover.ts';
 import { convertedSidecars } from '../domain/native-conversion.ts';
 import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
@@ -55,9 +55,7 @@ export function failedBySidecar(pod: PodView): boolean {
  * its sidecars native or it never had any, cannot, so its final state need not be read.
  */
 export function mayBeFailedBySidecar(pod: PodView): boolean {
-  const mains = findMainContainers(pod);
-  if (typeof mains === 'string') return false;
-  return pod.containers.some((c) => !mains.includes(c.name) && terminatedContainer(pod, c.name)?.exitCode !== 0);
+  return regularSidecars(pod).some((c) => terminatedContainer(pod, c.name)?.exitCode !== 0);
 }
 
 /**
