@@ -247,7 +247,7 @@ export class KubeClient {
   async openSocket(path: string, protocols: readonly string[], opts: { signal?: AbortSignal | undefined }): Promise<ChannelSocket> {
     const headers = await this.headers();
     opts.signal?.throwIfAborted();
-    const url = new URL(this.url(path));
+    const url = this.url(path);
     // An IPv6 address without its URL brackets.
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const socket = this.secure ? this.tlsConnect(host, Number(url.port || 443)) : net.connect({ host, port: Number(url.port || 80) });
@@ -287,10 +287,10 @@ export class KubeClient {
     return this.secure ? https : http;
   }
 
-  private url(path: string, query?: RequestOptions['query']): string {
+  private url(path: string, query?: RequestOptions['query']): URL {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    return url.toString();
+    return url;
   }
 
   private async send(method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
