@@ -107,7 +107,7 @@ export function upgrade(socket: Socket, request: UpgradeRequest): Promise<Channe
       }
       const why = invalidUpgrade(reader.headers, key, request.protocols);
       if (why !== undefined) {
-        finish(new Error(`cannot reach the API server: ${why}`));
+        finish(unreachable(why));
         return;
       }
       finish(new ChannelSocket(socket, reader.headers.get('sec-websocket-protocol') ?? '', reader.rest));
@@ -116,14 +116,14 @@ export function upgrade(socket: Socket, request: UpgradeRequest): Promise<Channe
       try {
         if (reader.push(data)) answered();
       } catch (err) {
-        finish(new Error(`cannot reach the API server: ${(err as Error).message}`));
+        finish(unreachable((err as Error).message));
       }
     };
     const onEnd = () => {
       if (reader.status !== undefined && reader.status !== 101 && reader.end()) answered();
-      else finish(new Error('cannot reach the API server: the connection closed before the upgrade was answered (socket hang up)'));
+      else finish(unreachable('the connection closed before the upgrade was answered (socket hang up)'));
     };
-    const onError = (err: Error) => finish(new Error(`cannot reach the API server: ${err.message}`));
+    const onError = (err: Error) => finish(unreachable(err.message));
     const onAbort = () => finish(signal?.reason instanceof Error ? signal.reason : new Error(`aborted: ${String(signal?.reason)}`));
     if (signal?.aborted) {
       onAbort();
@@ -136,6 +136,14 @@ export function upgrade(socket: Socket, request: UpgradeRequest): Promise<Channe
     socket.on('error', onError);
     socket.write(head);
   });
+}
+
+/**
+ * A failure before the upgrade was answered, in the words the strategies read (causeOf in
+ * strategies/strategy.ts tells a refused connection, which carried nothing, from one that broke).
+ */
+function unreachable(why: string): Error {
+  return new Error(`cannot reach the API server: ${why}`);
 }
 
 /** The upgrade request's head. */
