@@ -86,6 +86,25 @@ export async function tokenKubeconfig(namespace: string, account: string, dir: s
   return file;
 }
 
+/**
+ * Waits until the API server's authorizer grants what the kubeconfig's account was just bound to:
+ * RBAC objects reach the authorizer through its informers, a moment after `apply` returns (more
+ * than a second on a loaded machine), and a permission check made before then sees too little.
+ */
+export async function rbacInEffect(kubeconfig: string, verb: string, resource: string): Promise<void> {
+  await eventually(
+    `${verb} ${resource} granted to ${kubeconfig}`,
+    async () => {
+      // `can-i create pods/exec` would ask about the pod named exec; a subresource is a flag.
+      const [type = resource, sub] = resource.split('/');
+      const args = ['auth', 'can-i', verb, type, ...(sub ? [`--subresource=${sub}`] : []), '--all-namespaces'];
+      return (await kubectl(args, { kubeconfig })).trim() === 'yes';
+    },
+    30_000,
+    100,
+  );
+}
+
 export async function kubectlJson<T = any>(args: string[]): Promise<T> {
   return JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
 }

@@ -29,6 +29,7 @@ import {
   naisjob,
   namespace,
   RUN,
+  rbacInEffect,
   testNamespace,
   tokenKubeconfig,
 } from './harness.ts';
@@ -327,8 +328,10 @@ describe('ephemeral-container signals (ephemeralSignal enabled)', () => {
         subjects: [{ kind: 'ServiceAccount', name: 'reaper', namespace: ns }],
       },
     ]);
+    const kubeconfig = await tokenKubeconfig(ns, 'reaper', dir);
+    await rbacInEffect(kubeconfig, 'patch', 'pods/ephemeralcontainers');
     const hahaha = await startHahaha({
-      KUBECONFIG: await tokenKubeconfig(ns, 'reaper', dir),
+      KUBECONFIG: kubeconfig,
       LEADER_ELECT: 'false',
       WATCH_SELECTOR: `e2e-ephemeral=${id}`,
       EPHEMERAL_SIGNAL_IMAGE: 'docker.io/library/busybox:1.37.0@sha256:bdf57e528e45e4433820e045b29b4597825a1c9e38353532d90a01445013f82e',

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { get, startHahaha } from '../unit/chart-assets.ts';
-import { apply, eventually, kubectl, namespace, ROOT, tokenKubeconfig } from './harness.ts';
+import { apply, eventually, kubectl, namespace, ROOT, rbacInEffect, tokenKubeconfig } from './harness.ts';
 
 describe('start-up checks', { concurrency: true }, () => {
   it('a ServiceAccount missing `create pods/exec` is reported exactly, in the log and /readyz, within 10 s', async (t) => {
@@ -47,24 +47,30 @@ describe('start-up checks', { concurrency: true }, () => {
       },
     ]);
     const kubeconfig = await tokenKubeconfig(ns, 'trimmed', dir);
+    // hahaha checks once at start-up and again a minute later; the binding must be in effect first.
+    await rbacInEffect(kubeconfig, 'create', 'pods/portforward');
     const hahaha = await startHahaha({ KUBECONFIG: kubeconfig, LEADER_ELECT: 'false', WATCH_SELECTOR: `e2e-startup=${id}` });
     t.after(() => hahaha.stop());
     // eventually() fails after 10 s: the cause is reported within 10 s of hahaha serving.
+    let last = '(no answer yet)';
     const body = await eventually(
       '/readyz to name the missing permission',
       async () => {
         const r = await get(hahaha.port, '/readyz');
+        last = `${r.status} ${r.text}`;
         return r.status === 503 && r.text.includes('create pods/exec') ? r.text : undefined;
       },
       10_000,
       100,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last /readyz: ${last}; logs:\n${hahaha.logs.join('\n')}`);
+    });
     // Other reasons may be listed too while they last (the first pod list on a busy API server).
     const missing = body
       .trim()
       .split('\n')
       .filter((l: string) => l.startsWith('missing permission'));
-    assert.deepEqual(missing, ['missing permission: create pods/exec cluster-wide (to stop sidecars through pods/exec)']);
+    assert.deepEqual(missing, ['missing permission: create pods/exec cluster-wide (to stop sidecars through pods/exec)'], body);
     const logged = hahaha.logs.find((l) => l.includes('lack 1 permission'));
     assert.ok(logged, 'the error is logged');
     assert.deepEqual(JSON.parse(logged).missing, ['create pods/exec cluster-wide (to stop sidecars through pods/exec)']);
