@@ -2,13 +2,16 @@
  * Start-up and periodic check that hahaha's credentials allow everything it needs
  * (domain/required-access.ts). What is missing is logged exactly, once per change, and reported
  * by /readyz, so a chart installed with a trimmed ClusterRole says what to add instead of
- * failing one reap at a time. Rechecked every minute while something is missing (RBAC may be
- * fixed under a running daemon), every ten minutes otherwise.
+ * failing one reap at a time. While something is missing it is rechecked after 5, 10, 20 and 40 s,
+ * then every minute (RBAC may be fixed under a running daemon, and a binding created with the
+ * Deployment can reach the API server's authorizer a moment after hahaha's first check); every ten
+ * minutes once nothing is.
  */
 import type { Logger } from 'pino';
 import { type AccessNeed, describeNeed } from '../domain/required-access.ts';
 import type { AccessReviewer } from '../ports.ts';
 
+const RECHECK_MISSING_FIRST_MS = 5_000;
 const RECHECK_MISSING_MS = 60_000;
 const RECHECK_OK_MS = 10 * 60_000;
 
@@ -19,6 +22,8 @@ export class AccessCheck {
   private missingNow: string[] | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The next recheck's delay while something is missing: doubles from 5 s up to a minute. */
+  private missingDelay = RECHECK_MISSING_FIRST_MS;
 
   constructor(reviewer: AccessReviewer, needs: readonly AccessNeed[], log: Logger) {
     this.reviewer = reviewer;
@@ -63,7 +68,13 @@ export class AccessCheck {
         this.log.info('every permission hahaha needs is granted now');
       }
     }
-    this.schedule(missing.length > 0 ? RECHECK_MISSING_MS : RECHECK_OK_MS);
+    if (missing.length === 0) {
+      this.missingDelay = RECHECK_MISSING_FIRST_MS;
+      this.schedule(RECHECK_OK_MS);
+      return;
+    }
+    this.schedule(this.missingDelay);
+    this.missingDelay = Math.min(this.missingDelay * 2, RECHECK_MISSING_MS);
   }
 
   private schedule(ms: number): void {

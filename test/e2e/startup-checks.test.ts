@@ -47,7 +47,7 @@ describe('start-up checks', { concurrency: true }, () => {
       },
     ]);
     const kubeconfig = await tokenKubeconfig(ns, 'trimmed', dir);
-    // hahaha checks once at start-up and again a minute later; the binding must be in effect first.
+    // hahaha's first check must see the binding, or it reports more than the one missing permission.
     await rbacInEffect(kubeconfig, 'create', 'pods/portforward');
     const hahaha = await startHahaha({ KUBECONFIG: kubeconfig, LEADER_ELECT: 'false', WATCH_SELECTOR: `e2e-startup=${id}` });
     t.after(() => hahaha.stop());

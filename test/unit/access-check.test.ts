@@ -49,3 +49,33 @@ describe('AccessCheck', () => {
     assert.equal(check.missing, undefined);
   });
 });
+
+describe('AccessCheck rechecks', () => {
+  it('soon after a first check that found something missing (5, 10, 20, 40 s, then every minute), every ten minutes once nothing is', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const at: number[] = [];
+    let now = 0;
+    const grantAfter = 5;
+    const check = new AccessCheck(
+      {
+        review: async (n) => {
+          if (n.verb === 'get' && n.resource === 'pods' && n.subresource === undefined) at.push(now);
+          return { allowed: !(n.verb === 'create' && n.subresource === 'exec') || at.length > grantAfter };
+        },
+      },
+      requiredAccess(scope),
+      pino({ level: 'silent' }),
+    );
+    const advance = async (ms: number) => {
+      now += ms;
+      t.mock.timers.tick(ms);
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+    };
+    await check.start();
+    for (let s = 0; s < 10 * 60 + 180; s++) await advance(1000);
+    check.stop();
+    // Missing at 0, 5, 15, 35, 75 s; granted at the 6th check (135 s), then ten minutes later.
+    assert.deepEqual(at, [0, 5_000, 15_000, 35_000, 75_000, 135_000, 735_000]);
+    assert.deepEqual(check.missing, []);
+  });
+});
