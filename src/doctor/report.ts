@@ -8,7 +8,7 @@
  */
 import type { Catalog } from '../domain/catalog.ts';
 import { catalogReads, findCatalogEntry } from '../domain/catalog.ts';
-import { decide, findMainContainers, hasFinished, isBeingDeleted } from '../domain/decide.ts';
+import { decide, hasFinished, isBeingDeleted, regularSidecars } from '../domain/decide.ts';
 import { isOptedOut, nativeCandidates, planConversion, supportsNativeSidecars } from '../domain/native-conversion.ts';
 import { isMalformed, type PodView, parsePod } from '../domain/pod-view.ts';
 import { type Outcome, type Prediction, predictPod } from '../domain/predict.ts';
@@ -163,13 +163,9 @@ export function examinePod(raw: unknown, ctx: ExamineContext): PodFinding {
   const predictionOf = (container: string) => prediction.sidecars.find((s) => s.container === container)?.predicted;
   const imageOf = (container: string) => pod.containers.find((c) => c.name === container)?.image ?? '';
 
-  const mains = findMainContainers(pod);
-  const unsupported =
-    typeof mains === 'string'
-      ? []
-      : pod.containers
-          .filter((c) => !mains.includes(c.name) && findCatalogEntry(ctx.catalog, c) === undefined)
-          .map((c) => ({ container: c.name, image: c.image }));
+  const unsupported = regularSidecars(pod)
+    .filter((c) => findCatalogEntry(ctx.catalog, c) === undefined)
+    .map((c) => ({ container: c.name, image: c.image }));
 
   const plan = planConversion(withoutStatus(raw), pod.namespace, ctx.catalog, { nativeSidecarsSupported: ctx.nativeSidecarsSupported });
   const wouldConvert = plan.convert ? [...plan.containers] : [];

@@ -6,7 +6,7 @@
  */
 import type { Catalog } from './catalog.ts';
 import { describeAttempt, findCatalogEntry } from './catalog.ts';
-import { findMainContainers } from './decide.ts';
+import { findMainContainers, isNativeSidecar, regularSidecars } from './decide.ts';
 import type { ContainerSpecView, PodView } from './pod-view.ts';
 import { exitDelay, type ResolveOptions, resolveAttempts } from './resolve.ts';
 
@@ -89,7 +89,7 @@ export function predictPod(pod: PodView, catalog: Catalog, opts: ResolveOptions 
   if (pod.restartPolicy === 'Always') return { job: 'unknown', why: 'restartPolicy Always: not a batch pod', sidecars: [] };
   const mains = findMainContainers(pod);
   if (typeof mains === 'string') return { job: 'unknown', why: mains, sidecars: [] };
-  const sidecars = [...pod.initContainers.filter((c) => c.restartPolicy === 'Always'), ...pod.containers.filter((c) => !mains.includes(c.name))].map((c) => ({
+  const sidecars = [...pod.initContainers.filter(isNativeSidecar), ...regularSidecars(pod)].map((c) => ({
     container: c.name,
     predicted: predictSidecar(pod, c, catalog, opts),
   }));
