@@ -87,6 +87,7 @@
  * BENCH_NODE_OPTIONS (node flags added after the image's on the command line of the compiled
  * daemon and the floor's process, e.g. `--cpu-prof --cpu-prof-dir=DIR`; NODE_OPTIONS itself does
  * not reach them).
+ * Each hahaha's info log is written to BENCH_CLUSTER_DIR/logs/hahaha-<pid>.log when it stops.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -317,6 +318,8 @@ async function startHahaha(env: Record<string, string>, sources = false, countin
     async stop() {
       await Promise.race([h.stop(), sleep(30_000)]);
       if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
+      // Its info log beside the cluster's, to read why an attempt failed or was repeated.
+      writeFileSync(join(CLUSTER_DIR, 'logs', `hahaha-${h.child.pid}.log`), `${h.logs.join('\n')}\n`);
     },
   };
 }
