@@ -230,7 +230,14 @@ export class ApiPortForwarder implements PortForwarder {
           reject(err);
         },
       };
-      const onAbort = () => waiter.reject(signal.reason);
+      // Timed out before the port was open: the request was never written, so the sidecar was
+      // not asked (the kubelet only connects to the port); said so, for the cause (strategy.ts).
+      const onAbort = () =>
+        waiter.reject(
+          (signal.reason as Error | undefined)?.name === 'TimeoutError'
+            ? new Error(`the API server did not open the port-forward within ${timeoutMs / 1000}s`)
+            : signal.reason,
+        );
       signal.addEventListener('abort', onAbort, { once: true });
       waiters.push(waiter);
     });

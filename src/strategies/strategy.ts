@@ -16,13 +16,15 @@ import type { PodRef } from '../ports.ts';
  * - rejected: the sidecar answered with another status, or the command exited non-zero;
  * - cut-off: the answer was cut off the way a stopping sidecar cuts it: an exec whose command was
  *   killed by a signal (137, 143: it dies with the container's PID namespace when PID 1 exits) or
- *   whose stream closed without a status, or an exec the API server refused because the container
- *   is not running (an earlier ask, cut off by an API server restart, stopped it). The ask most
- *   likely landed, or the sidecar is gone already;
+ *   whose stream closed without a status, or an exec or port-forward the kubelet refused because
+ *   the container or the pod's sandbox is not running any more (an earlier ask, cut off or not
+ *   shown in time by the API, stopped it). The ask most likely landed, or the sidecar is gone;
  * - api-unreachable: the API server could not be connected to, or answered the upgrade with 5xx or
  *   429, or with a 403 that the client found to come from an API server not ready to authorize
  *   (its message says "the API server is not ready yet": RBAC's caches still loading after a
- *   start, kubernetes/kubernetes#121635). The ask never reached the pod, so it cannot have landed;
+ *   start, kubernetes/kubernetes#121635), or did not open a port-forward within the attempt's
+ *   timeout (its request is written only once the port is open). The ask never reached the
+ *   sidecar, so it cannot have landed;
  * - api-unavailable: the connection to the API server broke during the call (it restarted): the
  *   ask may have landed.
  *   For both, the next attempt would go through the same API server, so none is tried: the pod
@@ -74,13 +76,14 @@ export function isApiFailure(cause: FailureCause): boolean {
 /** The cause of a thrown error: the API server's refusal, a refused connection, a timeout. */
 export function causeOf(err: unknown): FailureCause {
   const text = errorText(err);
-  // The kubelet says the container has exited: an earlier ask (cut off) may have stopped it.
-  if (/container "[^"]*" in pod "?[^ ]+"? is not running/i.test(text)) return 'cut-off';
+  // The kubelet says the container, or the pod's sandbox (containerd's wording, and the local
+  // node's), is not running any more: an earlier ask may have stopped it.
+  if (/container "[^"]*" in pod "?[^ ]+"? is not running|sandbox container is not running|has no running sandbox/i.test(text)) return 'cut-off';
   // No connection to the API server, or no upgrade: nothing reached the pod. A connection that
   // broke later (also before the upgrade's answer: an exec may start at the kubelet first) may
   // have carried the ask.
   if (
-    /cannot reach the API server: (connect |getaddrinfo )?E(CONNREFUSED|HOSTUNREACH|NETUNREACH|NOTFOUND|AI_AGAIN)\b|refused the upgrade: HTTP (5\d\d|429)\b/.test(
+    /cannot reach the API server: (connect |getaddrinfo )?E(CONNREFUSED|HOSTUNREACH|NETUNREACH|NOTFOUND|AI_AGAIN)\b|refused the upgrade: HTTP (5\d\d|429)\b|did not open the port-forward within/.test(
       text,
     )
   ) {

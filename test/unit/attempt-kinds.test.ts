@@ -67,6 +67,13 @@ describe('failure causes', () => {
       'Internal error occurred: Internal error occurred: error executing command in container: container "vks-sidecar" in pod soak/three-100-xqsmd is not running';
     assert.equal(causeOf(new Error(text)), 'cut-off');
     assert.equal(cannotHaveStopped(causeOf(new Error(text))), false);
+    // A port-forward to a pod whose containers have all exited: containerd's wording, the local node's.
+    for (const gone of [
+      'error forwarding port 4191 to pod 0123, uid : sandbox container is not running',
+      'error forwarding port 4191 to pod burst-48-rgvks: pod bench-burst/burst-48-rgvks has no running sandbox',
+    ]) {
+      assert.equal(causeOf(new Error(gone)), 'cut-off', gone);
+    }
     assert.equal(causeOf(new Error('connect ECONNREFUSED 127.0.0.1:4191')), 'refused');
     assert.equal(causeOf(new Error('lost the connection to the API server (the WebSocket closed without a close frame)')), 'api-unavailable');
   });
@@ -90,5 +97,12 @@ describe('failure causes', () => {
       undefined,
     );
     assert.equal(lost.ok === false && lost.cause, 'api-unavailable');
+    // Timed out before the port was open: the request was never written.
+    const slow = await httpStrategy({ request: fail('the API server did not open the port-forward within 5s') }).run(
+      target,
+      { kind: 'http', ...http },
+      undefined,
+    );
+    assert.equal(slow.ok === false && slow.cause, 'api-unreachable');
   });
 });

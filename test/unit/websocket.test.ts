@@ -291,6 +291,24 @@ describe('channel sockets against a WebSocket server', () => {
     }
   });
 
+  it('port-forward: a port not open within the timeout says so: its request was never written', async () => {
+    onConnection = () => {};
+    const stalled = createServer();
+    const held: import('node:stream').Duplex[] = [];
+    stalled.on('upgrade', (_req, socket) => held.push(socket));
+    const { client: slow, close: closeSlow } = await clientOf(stalled);
+    try {
+      const forwarder = new ApiPortForwarder(slow);
+      const err = await forwarder
+        .request({ namespace: 'ns', name: 'p', uid: 'u' }, { method: 'POST', port: 4191, path: '/shutdown', timeoutMs: 150 })
+        .catch((e: unknown) => e);
+      assert.equal((err as Error).message, 'the API server did not open the port-forward within 0.15s');
+    } finally {
+      for (const socket of held) socket.destroy();
+      await closeSlow();
+    }
+  });
+
   it('a connection refused is "cannot reach the API server"', async () => {
     const gone = createServer();
     const { client: dead, close: closeDead } = await clientOf(gone);
