@@ -59,9 +59,10 @@ export function mayBeFailedBySidecar(pod: PodView): boolean {
 }
 
 /**
- * After a failed attempt that may have been cut off by the sidecar exiting (a timeout, a stream
- * that died with PID 1), how long to watch for the container terminating anyway. Failures that
- * cannot have stopped it (refused, 404, missing binary, forbidden) go on to the next attempt at once.
+ * After a failed attempt whose failure says nothing of the sidecar (an unclassified error), how
+ * long to watch for the container terminating anyway. One that may well have landed (a timeout, a
+ * cut-off answer) gets the whole verify window; failures that cannot have stopped it (refused,
+ * 404, missing binary, forbidden) go on to the next attempt at once.
  */
 const SETTLE_MS = 750;
 /** How long the read of a pod that left the watch is shared by the stops and the count that need it. */
@@ -90,6 +91,26 @@ const OUTAGE_MS = 60_000;
  * API server is over well within it, and the retries then stop the sidecar or see it stopped.
  */
 const API_GRACE_MS = 30_000;
+
+/**
+ * The longest delay, from the main container's exit to hahaha seeing it, that is taken for the
+ * kubelet's reporting lag (see reportLagMs); a longer one means hahaha saw the pod late (it
+ * started later, or this is a retry), which says nothing about how fast the kubelet reports.
+ */
+const REPORT_LAG_MAX_MS = 60_000;
+
+/**
+ * How long the sidecars' exits may take to show on top of the verify window: as long as the
+ * main container's exit took to reach hahaha (a kubelet behind its API QPS limit in a burst of
+ * finishing pods reports seconds late), less the second its finishedAt is rounded to, at most
+ * the window itself, and nothing when hahaha saw that exit late (REPORT_LAG_MAX_MS).
+ */
+export function reportLagMs(seenAt: number, mainFinishedAt: number | undefined, windowMs: number): number {
+  if (mainFinishedAt === undefined) return 0;
+  const lag = seenAt - mainFinishedAt;
+  if (lag > REPORT_LAG_MAX_MS) return 0;
+  return Math.min(windowMs, Math.max(0, lag - 1000));
+}
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -469,7 +490,8 @@ export class Reconciler {
     if (this.deps.dryRun === true) return this.wouldReap(pod, decision, log);
 
     const started = this.now();
-    const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, log, signal)));
+    const lagMs = reportLagMs(mainSeenAt, decision.mainFinishedAt, this.deps.verifyTimeoutMs);
+    const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, lagMs, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 
     const posts: Promise<unknown>[] = [];
@@ -528,7 +550,7 @@ export class Reconciler {
   }
 
   /** Tries the target's attempts in order until the API shows the container terminated. */
-  private async stopTarget(pod: PodView, ref: PodRef, target: ReapTarget, podLog: Logger, signal?: AbortSignal): Promise<TargetResult> {
+  private async stopTarget(pod: PodView, ref: PodRef, target: ReapTarget, lagMs: number, podLog: Logger, signal?: AbortSignal): Promise<TargetResult> {
     const log = podLog.child({ container: target.container });
     const key = podKey(pod);
     const isGone = (p: PodView) => p.uid !== pod.uid || terminatedState(p, pod.uid, target.container) !== undefined;
@@ -565,9 +587,16 @@ export class Reconciler {
     }
     // A sidecar that keeps running a while once asked to stop (by its own configuration) gets
     // that long on top of the window before an accepted ask counts as ignored.
-    const windowMs = this.deps.verifyTimeoutMs + (target.exitDelay?.ms ?? 0);
-    const within = () =>
-      `${windowMs / 1000}s${target.exitDelay === undefined ? '' : ` (${this.deps.verifyTimeoutMs / 1000}s, plus its ${target.exitDelay.from})`}`;
+    // So does a kubelet that reported the main container's exit late (reportLagMs).
+    const windowMs = this.deps.verifyTimeoutMs + (target.exitDelay?.ms ?? 0) + lagMs;
+    const within = () => {
+      const plus = [
+        ...(target.exitDelay === undefined ? [] : [`its ${target.exitDelay.from}`]),
+        ...(lagMs === 0 ? [] : [`${Number((lagMs / 1000).toFixed(1))}s the kubelet took to report the main container's exit`]),
+      ];
+      const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))}s`;
+      return `${seconds(windowMs)}${plus.length === 0 ? '' : ` (${seconds(this.deps.verifyTimeoutMs)}, plus ${plus.join(', plus ')})`}`;
+    };
     // An earlier run's ask may have landed unseen (the API server could not show its effect):
     // the kubelet's report gets a whole window with the watch current before anything is asked
     // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
@@ -611,10 +640,11 @@ export class Reconciler {
 
       if (!outcome.ok) {
         // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
-        // stream dies with PID 1): give the API a moment to show that before the next attempt.
-        // A cut-off answer most likely landed: verify it like an accepted one, so that the sidecar
-        // is asked a second time only when the first ask provably did not stop it.
-        const waitMs = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' ? windowMs : SETTLE_MS;
+        // stream dies with PID 1), or slower than the attempt's timeout (a loaded API server or
+        // kubelet): such an ask may well have landed, so it is verified like an accepted one, and
+        // the sidecar is asked a second time only when the first ask provably did not stop it.
+        const mayHaveLanded = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' || outcome.cause === 'timeout';
+        const waitMs = mayHaveLanded ? windowMs : SETTLE_MS;
         const notLanded = cannotHaveStopped(outcome.cause);
         const settled = notLanded ? { pod: this.deps.store.get(key), unverified: false } : await this.verify(ref, key, isGone, started, waitMs, log, signal);
         const state = terminatedState(settled.pod, pod.uid, target.container);

@@ -13,7 +13,7 @@ import { isMalformed, NATIVE_SIDECARS_ANNOTATION, type PodView, parsePod, podKey
 import { ApiError } from '../../src/kube/kube-client.ts';
 import { PodCache } from '../../src/pod-cache.ts';
 import type { EventSink, ExecCall, ExecResult, Executor, HttpCall, HttpReply, PodEvent, PodReader, PodRef, PortForwarder } from '../../src/ports.ts';
-import { exitClass, mayBeFailedBySidecar, Reconciler } from '../../src/reconcile/reconciler.ts';
+import { exitClass, mayBeFailedBySidecar, Reconciler, reportLagMs } from '../../src/reconcile/reconciler.ts';
 import { EventRecorder } from '../../src/record/event-recorder.ts';
 import { Metrics } from '../../src/record/metrics.ts';
 import { createRegistry } from '../../src/strategies/registry.ts';
@@ -51,7 +51,9 @@ type Behaviour =
   | 'rbac-warming'
   | 'not-ready'
   | 'missing'
-  | 'killed-137';
+  | 'killed-137'
+  | 'late-timeout'
+  | 'no-sandbox';
 
 class World {
   readonly cache = new PodCache();
@@ -129,7 +131,7 @@ class World {
         events: new EventRecorder(sink, this.metrics, log),
         metrics: this.metrics,
         log,
-        verifyTimeoutMs: 200,
+        verifyTimeoutMs: this.verifyTimeoutMs,
       });
     this.reconciler = this.makeReconciler();
   }
@@ -149,6 +151,8 @@ class World {
   }
   /** Moves the reconciler's clock forward. */
   skewMs = 0;
+  /** The verify window of reconcilers made from now on. */
+  verifyTimeoutMs = 200;
 
   /** The pod as the API has it now. */
   current(): PodView {
@@ -228,6 +232,14 @@ class World {
       case 'hang':
         await sleep(timeoutMs, undefined, signal ? { signal } : {}).catch(() => {});
         throw new Error(`timed out after ${timeoutMs / 1000}s`);
+      case 'late-timeout':
+        // The answer is later than the attempt's timeout (a loaded API server or kubelet), but
+        // the ask landed: the sidecar exits a second later.
+        setTimeout(() => container && this.terminate(container, 0), 1000);
+        throw new Error(`timed out after ${timeoutMs / 1000}s`);
+      case 'no-sandbox':
+        // The kubelet's answer for a pod whose containers have all exited (containerd's wording).
+        throw new Error('error forwarding port 4191 to pod abc, uid : sandbox container is not running');
       case 'accept-only':
         return { status: 200, body: '' };
       case 'slow-exit':
@@ -964,6 +976,68 @@ describe('reconcile', () => {
     assert.match(
       w.events.find((e) => e.type === 'Warning')?.message ?? '',
       /^Unsuccessfully shut down container istio-proxy: http POST :15020\/quitquitquit: timed out after 5s \(then stopped by http POST :15000\/quitquitquit\)$/,
+    );
+  });
+
+  it('an ask that timed out may have landed: verified for the whole window, not asked again', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.verifyTimeoutMs = 3000;
+    w.behaviour.set(':4191', 'late-timeout');
+    const result = await w.makeReconciler().reconcile(w.key);
+    assert.deepEqual(result, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown'], 'asked once');
+    const killing = w.events.filter((e) => e.reason === 'Killing');
+    assert.deepEqual(
+      killing.map((e) => e.type),
+      ['Normal'],
+    );
+    assert.match(killing[0]?.message ?? '', /^Shut down container linkerd-proxy \(http POST :4191\/shutdown/);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns', { container: 'linkerd-proxy' }), 0);
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'linkerd-proxy' }), 1);
+  });
+
+  it('a retry the kubelet refuses because the sandbox is not running finds the sidecar stopped: no failed shutdown', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.verifyTimeoutMs = 3000;
+    w.behaviour.set(':4191', 'no-sandbox');
+    // The pod finished while the API did not show it yet (a loaded kubelet); it does within the window.
+    setTimeout(() => w.terminate('linkerd-proxy', 0), 1000);
+    const result = await w.makeReconciler().reconcile(w.key);
+    assert.deepEqual(result, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns', { container: 'linkerd-proxy' }), 0);
+    assert.equal(w.events.filter((e) => e.type === 'Warning').length, 0, JSON.stringify(w.events));
+  });
+
+  it("reportLagMs: the main container exit's reporting delay less the second finishedAt is rounded to, at most the window; none when seen late", () => {
+    const at = T0 + 100_000;
+    assert.deepEqual(
+      [at - 3500, at - 500, at - 30_000, at - 70_000, at + 2000, undefined].map((finished) => reportLagMs(at, finished, 10_000)),
+      [2500, 0, 10_000, 0, 0, 0],
+    );
+  });
+
+  it('a kubelet that reported the main container late gets as long again to report a sidecar: no second ask', async () => {
+    // The main container ended 2-3 s before hahaha sees it; the sidecar's exit shows 300 ms after
+    // the ask, past the 200 ms window.
+    const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'slow-exit');
+    const result = await w.reconciler.reconcile(w.key);
+    assert.deepEqual(result, { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.deepEqual(
+      w.events.filter((e) => e.reason === 'Killing').map((e) => e.type),
+      ['Normal'],
+    );
+  });
+
+  it("a sidecar that ignores the ask is reported with the window it had, the kubelet's lag included", async () => {
+    const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    await w.reconciler.reconcile(w.key);
+    assert.match(
+      w.events[0]?.message ?? '',
+      /accepted \(HTTP 200\) but the container did not terminate within 0\.4s \(0\.2s, plus 0\.2s the kubelet took to report the main container's exit\)/,
     );
   });
 
