@@ -17,6 +17,7 @@ import type { EventRecorder } from '../record/event-recorder.ts';
 import type { Metrics } from '../record/metrics.ts';
 import { runAttempt, type StrategyRegistry } from '../strategies/registry.ts';
 import { cannotHaveStopped, type FailureCause, isApiFailure, isPermanent } from '../strategies/strategy.ts';
+import { ReportLag } from './report-lag.ts';
 import type { WorkResult } from './work-queue.ts';
 
 /** Event reason and action, as HAHAHA wrote them. */
@@ -91,26 +92,6 @@ const OUTAGE_MS = 60_000;
  * API server is over well within it, and the retries then stop the sidecar or see it stopped.
  */
 const API_GRACE_MS = 30_000;
-
-/**
- * The longest delay, from the main container's exit to hahaha seeing it, that is taken for the
- * kubelet's reporting lag (see reportLagMs); a longer one means hahaha saw the pod late (it
- * started later, or this is a retry), which says nothing about how fast the kubelet reports.
- */
-const REPORT_LAG_MAX_MS = 60_000;
-
-/**
- * How long the sidecars' exits may take to show on top of the verify window: as long as the
- * main container's exit took to reach hahaha (a kubelet behind its API QPS limit in a burst of
- * finishing pods reports seconds late), less the second its finishedAt is rounded to, at most
- * the window itself, and nothing when hahaha saw that exit late (REPORT_LAG_MAX_MS).
- */
-export function reportLagMs(seenAt: number, mainFinishedAt: number | undefined, windowMs: number): number {
-  if (mainFinishedAt === undefined) return 0;
-  const lag = seenAt - mainFinishedAt;
-  if (lag > REPORT_LAG_MAX_MS) return 0;
-  return Math.min(windowMs, Math.max(0, lag - 1000));
-}
 
 /** What failed about one attempt, with the hint that fits that failure. */
 export function failureHint(cause: FailureCause | 'ignored', attempt: Attempt, entryHint: string | undefined): string | undefined {
@@ -224,12 +205,15 @@ export class Reconciler {
    * would ask again before the kubelet could report the exit.
    */
   private readonly unverifiedAsks = new Map<string, { readonly pod: PodView; readonly asks: Map<string, Attempt> }>();
+  /** How late the kubelet reports exits lately: the verify window allows for it (see report-lag.ts). */
+  readonly reportLag: ReportLag;
   /** Set while this replica has just begun leading (see beginHandover). */
   private handover: { readonly window: HandoverWindow; readonly until: number } | undefined;
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
+    this.reportLag = new ReportLag(deps.verifyTimeoutMs, this.now);
   }
 
   /**
@@ -490,7 +474,7 @@ export class Reconciler {
     if (this.deps.dryRun === true) return this.wouldReap(pod, decision, log);
 
     const started = this.now();
-    const lagMs = reportLagMs(mainSeenAt, decision.mainFinishedAt, this.deps.verifyTimeoutMs);
+    const lagMs = this.reportLag.observe(mainSeenAt, decision.mainFinishedAt);
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, lagMs, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 
@@ -587,12 +571,12 @@ export class Reconciler {
     }
     // A sidecar that keeps running a while once asked to stop (by its own configuration) gets
     // that long on top of the window before an accepted ask counts as ignored.
-    // So does a kubelet that reported the main container's exit late (reportLagMs).
+    // So does a kubelet that reports exits late (report-lag.ts).
     const windowMs = this.deps.verifyTimeoutMs + (target.exitDelay?.ms ?? 0) + lagMs;
     const within = () => {
       const plus = [
         ...(target.exitDelay === undefined ? [] : [`its ${target.exitDelay.from}`]),
-        ...(lagMs === 0 ? [] : [`${Number((lagMs / 1000).toFixed(1))}s the kubelet took to report the main container's exit`]),
+        ...(lagMs === 0 ? [] : [`${Number((lagMs / 1000).toFixed(1))}s the kubelet took to report main containers' exits`]),
       ];
       const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))}s`;
       return `${seconds(windowMs)}${plus.length === 0 ? '' : ` (${seconds(this.deps.verifyTimeoutMs)}, plus ${plus.join(', plus ')})`}`;
@@ -602,7 +586,7 @@ export class Reconciler {
     // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
     const unverified = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
     if (unverified !== undefined) {
-      const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal);
+      const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal, lagMs);
       const state = terminatedState(settled.pod, pod.uid, target.container);
       if (state !== undefined) {
         log.info({ attempt: describeAttempt(unverified), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
@@ -646,7 +630,9 @@ export class Reconciler {
         const mayHaveLanded = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' || outcome.cause === 'timeout';
         const waitMs = mayHaveLanded ? windowMs : SETTLE_MS;
         const notLanded = cannotHaveStopped(outcome.cause);
-        const settled = notLanded ? { pod: this.deps.store.get(key), unverified: false } : await this.verify(ref, key, isGone, started, waitMs, log, signal);
+        const settled = notLanded
+          ? { pod: this.deps.store.get(key), unverified: false }
+          : await this.verify(ref, key, isGone, started, waitMs, log, signal, mayHaveLanded ? lagMs : undefined);
         const state = terminatedState(settled.pod, pod.uid, target.container);
         // Found stopped after an ask that cannot have reached it: an earlier ask did it (one
         // accepted but slower than the window), or the sidecar exited on its own.
@@ -670,7 +656,7 @@ export class Reconciler {
         'attempt accepted, waiting for the container to terminate',
       );
       landed = { attempt, errorsBefore };
-      const after = await this.verify(ref, key, isGone, started, windowMs, log, signal);
+      const after = await this.verify(ref, key, isGone, started, windowMs, log, signal, lagMs);
       const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
       if (after.unverified) {
@@ -717,16 +703,30 @@ export class Reconciler {
     windowMs: number,
     log: Logger,
     signal?: AbortSignal,
+    lagUsedMs?: number,
   ): Promise<{ pod: PodView | undefined; unverified: boolean }> {
     const store = this.deps.store;
     const deadline = since + windowMs + (this.deps.outageMs ?? OUTAGE_MS);
     let from = since;
+    let waitFrom = this.now();
+    let waitMs = windowMs;
     for (;;) {
-      const pod = await this.afterLeaving(ref, await store.waitFor(key, isGone, windowMs, signal), signal);
-      if ((pod !== undefined && isGone(pod)) || !store.disruptedSince(from) || signal?.aborted) return { pod, unverified: false };
+      const pod = await this.afterLeaving(ref, await store.waitFor(key, isGone, waitMs, signal), signal);
+      if ((pod !== undefined && isGone(pod)) || signal?.aborted) return { pod, unverified: false };
+      if (!store.disruptedSince(from)) {
+        // The kubelet fell further behind while this waited (a burst of finishing pods): the
+        // window grows by as much (`lagUsedMs` is the kubelet's lag it was given).
+        const grown = lagUsedMs === undefined ? 0 : Math.max(0, this.reportLag.current() - lagUsedMs);
+        const more = waitFrom + windowMs + grown - this.now();
+        if (more <= 0) return { pod, unverified: false };
+        waitMs = more;
+        continue;
+      }
       log.info('the pod watch was down while waiting for the container to terminate; waiting again once it is back');
       if (!(await store.whenCurrent(deadline - this.now(), signal)) || this.now() >= deadline) return { pod, unverified: signal?.aborted !== true };
       from = this.now();
+      waitFrom = from;
+      waitMs = windowMs;
     }
   }
 
