@@ -39,11 +39,17 @@ export class ReportLag {
     this.now = now;
   }
 
-  /** Records a pod's lag (see reportLagMs); returns what its stops allow for: its own or current(). */
+  /**
+   * Records a pod's lag (see reportLagMs), as of `seenAt`, when hahaha first saw its main
+   * containers ended: a retry brings that old lag again, which keeps nothing alive. Returns what
+   * the pod's stops allow for: its own lag or current(), the larger.
+   */
   observe(seenAt: number, mainFinishedAt: number | undefined): number {
     const own = reportLagMs(seenAt, mainFinishedAt, this.capMs);
-    if (own >= this.current()) this.largest = { ms: own, at: this.now() };
-    return Math.max(own, this.current());
+    const largest = this.current();
+    const fresh = this.now() - seenAt <= REPORT_LAG_MAX_MS;
+    if (fresh && (own > largest || (own === largest && seenAt > this.largest.at))) this.largest = { ms: own, at: seenAt };
+    return Math.max(own, largest);
   }
 
   /** The largest lag recorded in the last REPORT_LAG_MAX_MS, at most the cap. */

@@ -1027,7 +1027,27 @@ describe('reconcile', () => {
     assert.equal(lag.observe(now, undefined), 3000);
     now += 50_000;
     assert.equal(lag.current(), 0, 'forgotten a minute after it was seen');
+    assert.equal(lag.observe(now - 90_000, now - 95_000), 4000, 'a retry of a pod first seen 90 s ago: its own lag');
+    assert.equal(lag.current(), 0, 'which is not recorded again');
     assert.equal(lag.observe(now, now - 30_000), 10_000, 'at most the cap');
+  });
+
+  it('a pod that leaves the watch while its verify allows for a grown lag is read once, not waited for in a loop', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    const { reconciler, reads } = w.countingReads();
+    let waits = 0;
+    const waitFor = w.cache.waitFor.bind(w.cache);
+    w.cache.waitFor = (...args) => {
+      waits += 1;
+      return waitFor(...args);
+    };
+    setTimeout(() => reconciler.reportLag.observe(Date.now(), Date.now() - 3000), 50);
+    // Deleted from the watch (the API still shows it running, as it may for a moment).
+    setTimeout(() => w.cache.remove(w.key), 100);
+    await reconciler.reconcile(w.key);
+    assert.ok(waits <= 3, `${waits} waits`);
+    assert.ok(reads() <= 2, `${reads()} reads`);
   });
 
   it('a verify that is still waiting allows for a lag that grew meanwhile (a burst): no second ask', async () => {
