@@ -285,6 +285,16 @@ class World {
   }
 }
 
+/** The pod is done after one ask, reported as the stop: one Normal Killing event, no Warning. */
+function stoppedByOneAsk(w: World, result: unknown, call: string): void {
+  assert.deepEqual(result, { kind: 'done' });
+  assert.deepEqual(w.calls, [call]);
+  assert.deepEqual(
+    w.events.filter((e) => e.reason === 'Killing').map((e) => e.type),
+    ['Normal'],
+  );
+}
+
 describe('reconcile', () => {
   it('shuts a sidecar down, verifies it, posts a Normal Killing event and counts it', async () => {
     const w = new World(running('linkerd-proxy'));
@@ -1056,13 +1066,7 @@ describe('reconcile', () => {
     w.behaviour.set(':4191', 'slow-exit');
     // While the ask is verified, another pod shows the kubelet 2-3 s behind (200 ms at this cap).
     setTimeout(() => w.reconciler.reportLag.observe(Date.now(), Date.now() - 3000), 50);
-    const result = await w.reconciler.reconcile(w.key);
-    assert.deepEqual(result, { kind: 'done' });
-    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
-    assert.deepEqual(
-      w.events.filter((e) => e.reason === 'Killing').map((e) => e.type),
-      ['Normal'],
-    );
+    stoppedByOneAsk(w, await w.reconciler.reconcile(w.key), 'http POST :4191/shutdown');
   });
 
   it('a kubelet that reported the main container late gets as long again to report a sidecar: no second ask', async () => {
@@ -1070,13 +1074,7 @@ describe('reconcile', () => {
     // the ask, past the 200 ms window.
     const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'));
     w.behaviour.set(':4191', 'slow-exit');
-    const result = await w.reconciler.reconcile(w.key);
-    assert.deepEqual(result, { kind: 'done' });
-    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
-    assert.deepEqual(
-      w.events.filter((e) => e.reason === 'Killing').map((e) => e.type),
-      ['Normal'],
-    );
+    stoppedByOneAsk(w, await w.reconciler.reconcile(w.key), 'http POST :4191/shutdown');
   });
 
   it("a sidecar that ignores the ask is reported with the window it had, the kubelet's lag included", async () => {

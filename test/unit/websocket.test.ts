@@ -276,37 +276,36 @@ describe('channel sockets against a WebSocket server', () => {
     assert.equal(forbidden.message, 'API server refused the upgrade: HTTP 403: pods "p" is forbidden: User "x" cannot create resource "pods/exec"');
   });
 
-  it('a signal bounds the upgrade: its reason is the rejection', async () => {
+  /** Runs `fn` with a client of a server that never answers an upgrade. */
+  const withStalledServer = async (fn: (slow: typeof client) => Promise<void>) => {
     onConnection = () => {};
     const stalled = createServer();
     const held: import('node:stream').Duplex[] = [];
     stalled.on('upgrade', (_req, socket) => held.push(socket));
     const { client: slow, close: closeSlow } = await clientOf(stalled);
     try {
-      const err = await slow.openSocket('/x/exec', ['v5.channel.k8s.io'], { signal: AbortSignal.timeout(100) }).catch((e: unknown) => e);
-      assert.equal((err as Error).name, 'TimeoutError');
+      await fn(slow);
     } finally {
       for (const socket of held) socket.destroy();
       await closeSlow();
     }
+  };
+
+  it('a signal bounds the upgrade: its reason is the rejection', async () => {
+    await withStalledServer(async (slow) => {
+      const err = await slow.openSocket('/x/exec', ['v5.channel.k8s.io'], { signal: AbortSignal.timeout(100) }).catch((e: unknown) => e);
+      assert.equal((err as Error).name, 'TimeoutError');
+    });
   });
 
   it('port-forward: a port not open within the timeout says so: its request was never written', async () => {
-    onConnection = () => {};
-    const stalled = createServer();
-    const held: import('node:stream').Duplex[] = [];
-    stalled.on('upgrade', (_req, socket) => held.push(socket));
-    const { client: slow, close: closeSlow } = await clientOf(stalled);
-    try {
+    await withStalledServer(async (slow) => {
       const forwarder = new ApiPortForwarder(slow);
       const err = await forwarder
         .request({ namespace: 'ns', name: 'p', uid: 'u' }, { method: 'POST', port: 4191, path: '/shutdown', timeoutMs: 150 })
         .catch((e: unknown) => e);
       assert.equal((err as Error).message, 'the API server did not open the port-forward within 0.15s');
-    } finally {
-      for (const socket of held) socket.destroy();
-      await closeSlow();
-    }
+    });
   });
 
   it('a connection refused is "cannot reach the API server"', async () => {
