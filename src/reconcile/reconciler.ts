@@ -61,9 +61,10 @@ export function mayBeFailedBySidecar(pod: PodView): boolean {
 
 /**
  * After a failed attempt whose failure says nothing of the sidecar (an unclassified error), how
- * long to watch for the container terminating anyway. One that may well have landed (a timeout, a
- * cut-off answer) gets the whole verify window; failures that cannot have stopped it (refused,
- * 404, missing binary, forbidden) go on to the next attempt at once.
+ * long to watch for the container terminating anyway. One that may well have landed gets longer
+ * (a cut-off answer the whole verify window, a timeout as long again as its own timeout);
+ * failures that cannot have stopped it (refused, 404, missing binary, forbidden) go on to the
+ * next attempt at once.
  */
 const SETTLE_MS = 750;
 /** How long the read of a pod that left the watch is shared by the stops and the count that need it. */
@@ -474,7 +475,10 @@ export class Reconciler {
     if (this.deps.dryRun === true) return this.wouldReap(pod, decision, log);
 
     const started = this.now();
-    const lagMs = this.reportLag.observe(mainSeenAt, decision.mainFinishedAt);
+    // A delay that spans a watch outage (an API server restart) was the outage's, not the
+    // kubelet's: the verify allows for an outage by itself.
+    const lagFrom = decision.mainFinishedAt !== undefined && this.deps.store.disruptedSince(decision.mainFinishedAt) ? undefined : decision.mainFinishedAt;
+    const lagMs = this.reportLag.observe(mainSeenAt, lagFrom);
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, lagMs, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 
@@ -624,11 +628,14 @@ export class Reconciler {
 
       if (!outcome.ok) {
         // A sidecar may stop while its answer is cut off (the process exits mid-reply, the exec
-        // stream dies with PID 1), or slower than the attempt's timeout (a loaded API server or
-        // kubelet): such an ask may well have landed, so it is verified like an accepted one, and
-        // the sidecar is asked a second time only when the first ask provably did not stop it.
-        const mayHaveLanded = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable' || outcome.cause === 'timeout';
-        const waitMs = mayHaveLanded ? windowMs : SETTLE_MS;
+        // stream dies with PID 1): such an ask most likely landed, so it is verified like an
+        // accepted one, and the sidecar is asked a second time only when the first ask provably
+        // did not stop it. One that timed out may have landed too (a loaded API server or kubelet
+        // answers late), or met a hung endpoint: it gets as long again as it had to answer, and
+        // the kubelet's lag, before the next attempt.
+        const cutOff = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable';
+        const mayHaveLanded = cutOff || outcome.cause === 'timeout';
+        const waitMs = cutOff ? windowMs : outcome.cause === 'timeout' ? attempt.timeoutSeconds * 1000 + lagMs : SETTLE_MS;
         const notLanded = cannotHaveStopped(outcome.cause);
         const settled = notLanded
           ? { pod: this.deps.store.get(key), unverified: false }
