@@ -118,6 +118,8 @@ export class ReaperController {
       // A standby queues nothing, so its queue metrics stay at zero; it queues every cached pod
       // when it becomes leader.
       onUpsert: (key) => {
+        const pod = this.cache.get(key);
+        if (pod !== undefined) this.reconciler.noteUpdate(pod);
         if (this.isLeader) this.queue.add(key);
       },
       onDelete: (key, pod) => {

@@ -208,6 +208,8 @@ export class Reconciler {
   private readonly unverifiedAsks = new Map<string, { readonly pod: PodView; readonly asks: Map<string, Attempt> }>();
   /** How late the kubelet reports exits lately: the verify window allows for it (see report-lag.ts). */
   readonly reportLag: ReportLag;
+  /** Pods whose main containers were seen ended in a watch update, for noteUpdate. */
+  private readonly lagNoted = new Set<string>();
   /** Set while this replica has just begun leading (see beginHandover). */
   private handover: { readonly window: HandoverWindow; readonly until: number } | undefined;
 
@@ -215,6 +217,23 @@ export class Reconciler {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
     this.reportLag = new ReportLag(deps.verifyTimeoutMs, this.now);
+  }
+
+  /**
+   * A watch update of a pod, on every replica: the first that shows its main containers ended
+   * tells how late the kubelet reports exits (report-lag.ts). Measured as the watch delivers it,
+   * so neither hahaha's queue nor a leader change adds to it; a delay that spans a watch outage
+   * (an API server restart, the first list) is the outage's, which the verify allows for itself.
+   */
+  noteUpdate(pod: PodView): void {
+    if (this.lagNoted.has(pod.uid)) return;
+    const mains = findMainContainers(pod);
+    if (typeof mains === 'string') return;
+    const ends = mains.map((m) => terminatedContainer(pod, m)?.finishedAt);
+    if (ends.some((t) => t === undefined)) return;
+    this.lagNoted.add(pod.uid);
+    const finishedAt = Math.max(...(ends as number[]));
+    if (!this.deps.store.disruptedSince(finishedAt)) this.reportLag.observe(this.now(), finishedAt);
   }
 
   /**
@@ -248,6 +267,7 @@ export class Reconciler {
     }
     this.reported.delete(uid);
     this.mainSeenAt.delete(uid);
+    this.lagNoted.delete(uid);
     this.apiFailingSince.delete(uid);
     this.seenActive.delete(uid);
     if (this.unverifiedAsks.has(uid)) void this.reportUnverifiedLeft(uid);
@@ -475,10 +495,7 @@ export class Reconciler {
     if (this.deps.dryRun === true) return this.wouldReap(pod, decision, log);
 
     const started = this.now();
-    // A delay that spans a watch outage (an API server restart) was the outage's, not the
-    // kubelet's: the verify allows for an outage by itself.
-    const lagFrom = decision.mainFinishedAt !== undefined && this.deps.store.disruptedSince(decision.mainFinishedAt) ? undefined : decision.mainFinishedAt;
-    const lagMs = this.reportLag.observe(mainSeenAt, lagFrom);
+    const lagMs = this.reportLag.current();
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, lagMs, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 

@@ -1,6 +1,6 @@
 /**
  * How late the kubelet reports container exits, as hahaha sees it: the delay from a main
- * container's exit (its finishedAt) to hahaha seeing it. A kubelet behind its API rate limit in a
+ * container's exit (its finishedAt) to the watch update that shows it (Reconciler.noteUpdate). A kubelet behind its API rate limit in a
  * burst of finishing pods reports seconds late, and a sidecar's exit shows as late as a main
  * container's did. The verify window grows by that much, so that an ask that did stop a sidecar
  * is not called ignored, and the sidecar asked a second time, only because its exit has not shown.
@@ -8,8 +8,8 @@
 
 /**
  * The longest delay taken for the kubelet's reporting lag, and how long the largest one seen is
- * remembered. A longer delay means hahaha saw the pod late (it started later, or this is a
- * retry), which says nothing about how fast the kubelet reports.
+ * remembered. A longer delay means hahaha saw the pod late (its watch started later), which says
+ * nothing about how fast the kubelet reports.
  */
 export const REPORT_LAG_MAX_MS = 60_000;
 

@@ -1064,11 +1064,16 @@ describe('reconcile', () => {
     // The watch was down after the main container ended (an API server restart).
     w.cache.markStale('pods');
     w.cache.markCurrent('pods');
-    await w.reconciler.reconcile(w.key);
+    w.reconciler.noteUpdate(w.current());
     assert.equal(w.reconciler.reportLag.current(), 0);
     const seen = new World(terminated('job', 0, Date.now() - 3000), running('linkerd-proxy'));
-    await seen.reconciler.reconcile(seen.key);
+    seen.reconciler.noteUpdate(seen.current());
     assert.equal(seen.reconciler.reportLag.current(), 200, 'the same delay without an outage: 2-3 s, at most the 200 ms cap');
+    // Measured once per pod, as the watch delivers it: a reconcile later (hahaha's queue, a
+    // leader change) adds nothing, nor does a pod whose main container still runs.
+    const stillRunning = new World(running('job'), running('linkerd-proxy'));
+    stillRunning.reconciler.noteUpdate(stillRunning.current());
+    assert.equal(stillRunning.reconciler.reportLag.current(), 0);
   });
 
   it('a verify that is still waiting allows for a lag that grew meanwhile (a burst): no second ask', async () => {
@@ -1085,12 +1090,15 @@ describe('reconcile', () => {
     // the ask, past the 200 ms window.
     const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'));
     w.behaviour.set(':4191', 'slow-exit');
+    // As the controller passes each watch update on.
+    w.reconciler.noteUpdate(w.current());
     stoppedByOneAsk(w, await w.reconciler.reconcile(w.key), 'http POST :4191/shutdown');
   });
 
   it("a sidecar that ignores the ask is reported with the window it had, the kubelet's lag included", async () => {
     const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'));
     w.behaviour.set(':4191', 'accept-only');
+    w.reconciler.noteUpdate(w.current());
     await w.reconciler.reconcile(w.key);
     assert.match(
       w.events[0]?.message ?? '',
