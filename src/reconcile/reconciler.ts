@@ -739,8 +739,8 @@ export class Reconciler {
       if ((pod !== undefined && isGone(pod)) || signal?.aborted) return { pod, unverified: false };
       if (!store.disruptedSince(from)) {
         // The kubelet fell further behind while this waited (a burst of finishing pods): the
-        // window grows by as much (`lagUsedMs` is the kubelet's lag it was given).
-        // Only a pod still watched is waited for; one that left it was read as the API has it.
+        // window grows by as much (`lagUsedMs` is the lag it was given). Only a pod still in the
+        // watch is waited for; one that left it was read as the API has it.
         const grown = lagUsedMs === undefined ? 0 : Math.max(0, this.reportLag.current() - lagUsedMs);
         const more = waitFrom + windowMs + grown - this.now();
         if (more <= 0 || store.get(key) === undefined) return { pod, unverified: false };

@@ -1,9 +1,10 @@
 /**
  * How late the kubelet reports container exits, as hahaha sees it: the delay from a main
- * container's exit (its finishedAt) to the watch update that shows it (Reconciler.noteUpdate). A kubelet behind its API rate limit in a
- * burst of finishing pods reports seconds late, and a sidecar's exit shows as late as a main
- * container's did. The verify window grows by that much, so that an ask that did stop a sidecar
- * is not called ignored, and the sidecar asked a second time, only because its exit has not shown.
+ * container's exit (its finishedAt) to the watch update that shows it (Reconciler.noteUpdate).
+ * A kubelet behind its API rate limit in a burst of finishing pods reports seconds late, and a
+ * sidecar's exit shows as late as a main container's did. The verify window grows by that much,
+ * so that an ask that did stop a sidecar is not called ignored, and the sidecar asked a second
+ * time, only because its exit has not shown yet.
  */
 
 /**
@@ -25,9 +26,9 @@ export function reportLagMs(seenAt: number, mainFinishedAt: number | undefined, 
 }
 
 /**
- * The lags of the pods reaped lately: in a burst the kubelet falls further behind while the
- * first pods' stops are still being verified, so each pod allows for the largest lag seen in the
- * last minute, its own or another pod's, and a verify still waiting allows for one that grew.
+ * The lags seen lately: in a burst the kubelet falls further behind while the first pods' stops
+ * are still being verified, so each pod allows for the largest lag seen in the last minute, its
+ * own or another pod's, and a verify still waiting allows for one that grew.
  */
 export class ReportLag {
   private readonly capMs: number;
@@ -40,9 +41,8 @@ export class ReportLag {
   }
 
   /**
-   * Records a pod's lag (see reportLagMs), as of `seenAt`, when hahaha first saw its main
-   * containers ended: a retry brings that old lag again, which keeps nothing alive. Returns what
-   * the pod's stops allow for: its own lag or current(), the larger.
+   * Records a pod's lag as of `seenAt` (see reportLagMs; one seen more than a minute ago is not
+   * recorded) and returns the larger of it and current().
    */
   observe(seenAt: number, mainFinishedAt: number | undefined): number {
     const own = reportLagMs(seenAt, mainFinishedAt, this.capMs);
