@@ -106,6 +106,20 @@ export function regularSidecars(pod: PodView): readonly ContainerSpecView[] {
   return pod.containers.filter((c) => !mains.includes(c.name));
 }
 
+/**
+ * When the last of the main containers ended, by the kubelet's finishedAt (epoch ms); undefined
+ * while one of them has not terminated, or its termination says no time.
+ */
+export function mainsFinishedAt(pod: PodView, mains: readonly string[]): number | undefined {
+  let last = Number.NEGATIVE_INFINITY;
+  for (const m of mains) {
+    const at = terminatedContainer(pod, m)?.finishedAt;
+    if (at === undefined) return undefined;
+    last = Math.max(last, at);
+  }
+  return last;
+}
+
 /** The restart policy that applies to a regular container: its own, else the pod's. */
 export function effectiveRestartPolicy(pod: PodView, container: string): string {
   return pod.containers.find((c) => c.name === container)?.restartPolicy ?? pod.restartPolicy;
@@ -190,8 +204,7 @@ export function decide(pod: PodView, catalog: Catalog, opts: ResolveOptions = {}
     });
   }
 
-  const finishedAts = mains.map((m) => terminatedContainer(pod, m)?.finishedAt);
-  const mainFinishedAt = finishedAts.every((t) => t !== undefined) ? Math.max(...finishedAts) : undefined;
+  const mainFinishedAt = mainsFinishedAt(pod, mains);
   const mainList = mains.join(', ');
   return {
     decision: 'reap',

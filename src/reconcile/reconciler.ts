@@ -7,7 +7,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Attempt, Catalog } from '../domain/catalog.ts';
 import { describeAttempt } from '../domain/catalog.ts';
-import { type Decision, decide, findMainContainers, hasFinished, type ReapTarget, regularSidecars, statusOf, terminatedContainer } from '../domain/decide.ts';
+import {
+  type Decision,
+  decide,
+  findMainContainers,
+  hasFinished,
+  mainsFinishedAt,
+  type ReapTarget,
+  regularSidecars,
+  statusOf,
+  terminatedContainer,
+} from '../domain/decide.ts';
 import { type HandoverWindow, onceEventName, stopEventName, type UnreportedStop, unreportedStops } from '../domain/handover.ts';
 import { convertedSidecars } from '../domain/native-conversion.ts';
 import { APP_LABEL, type PodView, podKey } from '../domain/pod-view.ts';
@@ -228,11 +238,9 @@ export class Reconciler {
   noteUpdate(pod: PodView): void {
     if (this.lagNoted.has(pod.uid)) return;
     const mains = findMainContainers(pod);
-    if (typeof mains === 'string') return;
-    const ends = mains.map((m) => terminatedContainer(pod, m)?.finishedAt);
-    if (ends.some((t) => t === undefined)) return;
+    const finishedAt = typeof mains === 'string' ? undefined : mainsFinishedAt(pod, mains);
+    if (finishedAt === undefined) return;
     this.lagNoted.add(pod.uid);
-    const finishedAt = Math.max(...(ends as number[]));
     if (!this.deps.store.disruptedSince(finishedAt)) this.reportLag.observe(this.now(), finishedAt);
   }
 
