@@ -145,6 +145,7 @@ export function compactPod(pod: PodView, intern: Intern, before?: PodView): PodV
     labels: unchanged(before?.labels, pod.labels, () => record(pod.labels, intern)),
     annotations: unchanged(before?.annotations, pod.annotations, () => intern.part(record(pod.annotations, intern))),
     restartPolicy: intern.string(pod.restartPolicy),
+    ...(pod.nodeName !== undefined && { nodeName: intern.string(pod.nodeName) }),
     phase: intern.string(pod.phase),
     containers: unchanged(before?.containers, pod.containers, () => specs(pod.containers)),
     initContainers: pod.initContainers.length === 0 ? NONE : unchanged(before?.initContainers, pod.initContainers, () => specs(pod.initContainers)),
@@ -166,6 +167,7 @@ export function sameView(kept: PodView, before: PodView): boolean {
     kept.phase === before.phase &&
     kept.deletionTimestamp === before.deletionTimestamp &&
     kept.restartPolicy === before.restartPolicy &&
+    kept.nodeName === before.nodeName &&
     kept.labels === before.labels &&
     kept.annotations === before.annotations &&
     kept.owner === before.owner &&

@@ -56,6 +56,8 @@ export interface PodView {
   /** The controller that owns the pod (a Job, for Naisjob pods), from metadata.ownerReferences. */
   readonly owner?: OwnerView;
   readonly restartPolicy: string;
+  /** The node the pod is bound to (spec.nodeName), once it is. */
+  readonly nodeName?: string;
   readonly containers: readonly ContainerSpecView[];
   readonly initContainers: readonly ContainerSpecView[];
   readonly phase: string;
@@ -273,6 +275,8 @@ export function parsePod(raw: unknown, opts: ParseOptions = {}): PodView | Malfo
   if (present(raw.spec.restartPolicy) && typeof raw.spec.restartPolicy !== 'string') {
     return malformed(`spec.restartPolicy must be a string, got ${got(raw.spec.restartPolicy)}`);
   }
+  if (present(raw.spec.nodeName) && typeof raw.spec.nodeName !== 'string') return malformed(`spec.nodeName must be a string, got ${got(raw.spec.nodeName)}`);
+  const nodeName = str(raw.spec.nodeName) || undefined;
   if (present(raw.status) && !isObject(raw.status)) return malformed(`status must be an object, got ${got(raw.status)}`);
   const status = isObject(raw.status) ? raw.status : {};
   if (present(status.phase) && typeof status.phase !== 'string') return malformed(`status.phase must be a string, got ${got(status.phase)}`);
@@ -294,6 +298,7 @@ export function parsePod(raw: unknown, opts: ParseOptions = {}): PodView | Malfo
     ...(deletionTimestamp !== undefined && { deletionTimestamp }),
     ...(owner !== undefined && { owner }),
     restartPolicy: str(raw.spec.restartPolicy) ?? 'Always',
+    ...(nodeName !== undefined && { nodeName }),
     containers,
     initContainers,
     phase: str(status.phase) ?? 'Pending',

@@ -241,7 +241,7 @@ export class Reconciler {
     const finishedAt = typeof mains === 'string' ? undefined : mainsFinishedAt(pod, mains);
     if (finishedAt === undefined) return;
     this.lagNoted.add(pod.uid);
-    if (!this.deps.store.disruptedSince(finishedAt)) this.reportLag.observe(this.now(), finishedAt);
+    if (!this.deps.store.disruptedSince(finishedAt)) this.reportLag.observe(pod.nodeName, this.now(), finishedAt);
   }
 
   /**
@@ -503,7 +503,7 @@ export class Reconciler {
     if (this.deps.dryRun === true) return this.wouldReap(pod, decision, log);
 
     const started = this.now();
-    const lagMs = this.reportLag.current();
+    const lagMs = this.reportLag.current(pod.nodeName);
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, lagMs, log, signal)));
     const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
 
@@ -602,6 +602,7 @@ export class Reconciler {
     // that long on top of the window before an accepted ask counts as ignored.
     // So does a kubelet that reports exits late (report-lag.ts).
     const windowMs = this.deps.verifyTimeoutMs + (target.exitDelay?.ms ?? 0) + lagMs;
+    const lag = { usedMs: lagMs, node: pod.nodeName };
     const within = () => {
       const plus = [
         ...(target.exitDelay === undefined ? [] : [`its ${target.exitDelay.from}`]),
@@ -615,7 +616,7 @@ export class Reconciler {
     // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
     const unverified = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
     if (unverified !== undefined) {
-      const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal, lagMs);
+      const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal, lag);
       const state = terminatedState(settled.pod, pod.uid, target.container);
       if (state !== undefined) {
         log.info({ attempt: describeAttempt(unverified), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
@@ -664,7 +665,7 @@ export class Reconciler {
         const notLanded = cannotHaveStopped(outcome.cause);
         const settled = notLanded
           ? { pod: this.deps.store.get(key), unverified: false }
-          : await this.verify(ref, key, isGone, started, waitMs, log, signal, mayHaveLanded ? lagMs : undefined);
+          : await this.verify(ref, key, isGone, started, waitMs, log, signal, mayHaveLanded ? lag : undefined);
         const state = terminatedState(settled.pod, pod.uid, target.container);
         // Found stopped after an ask that cannot have reached it: an earlier ask did it (one
         // accepted but slower than the window), or the sidecar exited on its own.
@@ -688,7 +689,7 @@ export class Reconciler {
         'attempt accepted, waiting for the container to terminate',
       );
       landed = { attempt, errorsBefore };
-      const after = await this.verify(ref, key, isGone, started, windowMs, log, signal, lagMs);
+      const after = await this.verify(ref, key, isGone, started, windowMs, log, signal, lag);
       const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
       if (after.unverified) {
@@ -725,7 +726,8 @@ export class Reconciler {
    * if it left the watch. A window during which the watch was down (an API server restart)
    * proves nothing, since the kubelet's report of the exit may have been held up as well: once
    * the watch is back, a whole window follows, up to outageMs past the first. `unverified`:
-   * the watch was still down then, so whether the ask landed is not known.
+   * the watch was still down then, so whether the ask landed is not known. `lag`: the kubelet's
+   * lag the window allows for, and the pod's node, whose lag may grow meanwhile.
    */
   private async verify(
     ref: PodRef,
@@ -735,7 +737,7 @@ export class Reconciler {
     windowMs: number,
     log: Logger,
     signal?: AbortSignal,
-    lagUsedMs?: number,
+    lag?: { readonly usedMs: number; readonly node: string | undefined },
   ): Promise<{ pod: PodView | undefined; unverified: boolean }> {
     const store = this.deps.store;
     const deadline = since + windowMs + (this.deps.outageMs ?? OUTAGE_MS);
@@ -746,10 +748,10 @@ export class Reconciler {
       const pod = await this.afterLeaving(ref, await store.waitFor(key, isGone, waitMs, signal), signal);
       if ((pod !== undefined && isGone(pod)) || signal?.aborted) return { pod, unverified: false };
       if (!store.disruptedSince(from)) {
-        // The kubelet fell further behind while this waited (a burst of finishing pods): the
-        // window grows by as much (`lagUsedMs` is the lag it was given). Only a pod still in the
-        // watch is waited for; one that left it was read as the API has it.
-        const grown = lagUsedMs === undefined ? 0 : Math.max(0, this.reportLag.current() - lagUsedMs);
+        // The pod's kubelet fell further behind while this waited (a burst of finishing pods):
+        // the window grows by as much (`lag.usedMs` is the lag it was given). Only a pod still in
+        // the watch is waited for; one that left it was read as the API has it.
+        const grown = lag === undefined ? 0 : Math.max(0, this.reportLag.current(lag.node) - lag.usedMs);
         const more = waitFrom + windowMs + grown - this.now();
         if (more <= 0 || store.get(key) === undefined) return { pod, unverified: false };
         waitMs = more;

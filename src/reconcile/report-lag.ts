@@ -26,14 +26,17 @@ export function reportLagMs(seenAt: number, mainFinishedAt: number | undefined, 
 }
 
 /**
- * The lags seen lately: in a burst the kubelet falls further behind while the first pods' stops
- * are still being verified, so each pod allows for the largest lag seen in the last minute, its
- * own or another pod's, and a verify still waiting allows for one that grew.
+ * The lags seen lately, per node: each kubelet reports at its own pace (its own API rate limit,
+ * its own clock for finishedAt), so a slow or skewed node lengthens the windows of its own pods
+ * only. In a burst a kubelet falls further behind while its first pods' stops are still being
+ * verified, so each pod allows for the largest lag seen on its node in the last minute, its own
+ * or another pod's, and a verify still waiting allows for one that grew.
  */
 export class ReportLag {
   private readonly capMs: number;
   private readonly now: () => number;
-  private largest = { ms: 0, at: Number.NEGATIVE_INFINITY };
+  /** The largest lag of the last minute by node name ('' for a pod not bound to a node). */
+  private readonly largest = new Map<string, { ms: number; at: number }>();
 
   constructor(capMs: number, now: () => number) {
     this.capMs = capMs;
@@ -41,19 +44,36 @@ export class ReportLag {
   }
 
   /**
-   * Records a pod's lag as of `seenAt` (see reportLagMs; one seen more than a minute ago is not
-   * recorded) and returns the larger of it and current().
+   * Records a pod's lag on `node` as of `seenAt` (see reportLagMs; one seen more than a minute
+   * ago is not recorded) and returns the larger of it and current(node).
    */
-  observe(seenAt: number, mainFinishedAt: number | undefined): number {
+  observe(node: string | undefined, seenAt: number, mainFinishedAt: number | undefined): number {
     const own = reportLagMs(seenAt, mainFinishedAt, this.capMs);
-    const largest = this.current();
+    const largest = this.current(node);
     const fresh = this.now() - seenAt <= REPORT_LAG_MAX_MS;
-    if (fresh && (own > largest || (own === largest && seenAt > this.largest.at))) this.largest = { ms: own, at: seenAt };
+    const key = node ?? '';
+    const kept = this.largest.get(key);
+    // A lag of 0 is what a node without an entry has: nothing to remember.
+    if (fresh && own > 0 && (own > largest || (own === largest && seenAt > (kept?.at ?? Number.NEGATIVE_INFINITY)))) {
+      this.largest.set(key, { ms: own, at: seenAt });
+      this.forgetOld();
+    }
     return Math.max(own, largest);
   }
 
-  /** The largest lag recorded in the last REPORT_LAG_MAX_MS, at most the cap. */
-  current(): number {
-    return this.now() - this.largest.at <= REPORT_LAG_MAX_MS ? this.largest.ms : 0;
+  /** The largest lag recorded on `node` in the last REPORT_LAG_MAX_MS, at most the cap. */
+  current(node: string | undefined): number {
+    const kept = this.largest.get(node ?? '');
+    return kept !== undefined && this.now() - kept.at <= REPORT_LAG_MAX_MS ? kept.ms : 0;
+  }
+
+  /** How many nodes have a lag remembered (for tests: nodes that went quiet are forgotten). */
+  get nodes(): number {
+    return this.largest.size;
+  }
+
+  private forgetOld(): void {
+    const now = this.now();
+    for (const [node, kept] of this.largest) if (now - kept.at > REPORT_LAG_MAX_MS) this.largest.delete(node);
   }
 }

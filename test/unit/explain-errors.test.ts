@@ -98,6 +98,7 @@ const cases: [string, string, RegExp[]][] = [
   ['a container status without name', oddPod((p) => delete status(p, 'linkerd-proxy').name), [/status\.containerStatuses\[1\] has no name/]],
   ['an image that is not a string', oddPod((p) => (p.spec.containers[1].image = 42)), [/spec\.containers\[1\]\.image must be a string, got 42/]],
   ['a phase that is not a string', oddPod((p) => (p.status.phase = 1)), [/status\.phase must be a string, got 1/]],
+  ['a node name that is not a string', oddPod((p) => (p.spec.nodeName = ['node-a'])), [/spec\.nodeName must be a string, got a list/]],
   ['a status that is a list', oddPod((p) => (p.status = [])), [/status must be an object, got a list/]],
   ['a number', '42', [/not a JSON object but 42/]],
   ['null', 'null', [/not a JSON object but null/]],

@@ -11,6 +11,7 @@ import {
   linkerdShutdown,
   type Mod,
   nativeSidecar,
+  onNode,
   ownedByJob,
   phase,
   pod,
@@ -103,6 +104,7 @@ describe('PodCache tells whether an update shows anything new', () => {
     ['a kept label', [withApp('linkerd-proxy')], true],
     ['a kept annotation', [annotated(MAIN_CONTAINERS_ANNOTATION, 'job')], true],
     ['another pod under the same name', [uid('uid-b')], true],
+    ['bound to another node', [onNode('node-b')], true],
   ];
   for (const [name, mods, expected] of cases) {
     it(`${name}: ${expected ? 'new' : 'nothing new'}`, () => {
@@ -122,6 +124,7 @@ describe('PodCache tells whether an update shows anything new', () => {
       'labels',
       'name',
       'namespace',
+      'nodeName',
       'owner',
       'phase',
       'resourceVersion',

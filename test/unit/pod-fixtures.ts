@@ -52,12 +52,20 @@ export function rawPod(name: string, ...mods: Mod[]): Json {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: 'team', uid: `uid-${name}`, resourceVersion: '1', labels: { 'nais.io/naisjob': 'true' } },
-    spec: { restartPolicy: 'Never', containers: [] },
+    spec: { restartPolicy: 'Never', nodeName: 'node-a', containers: [] },
     status: { phase: 'Running', containerStatuses: [] },
   };
   for (const m of mods) m(p);
   return p;
 }
+
+/** Binds the pod to another node (rawPod's pods are on node-a); undefined: not bound. */
+export const onNode =
+  (node: string | undefined): Mod =>
+  (p) => {
+    if (node === undefined) delete p.spec.nodeName;
+    else p.spec.nodeName = node;
+  };
 
 export function pod(name: string, ...mods: Mod[]): PodView {
   const parsed = parsePod(rawPod(name, ...mods), PARSE);

@@ -1027,18 +1027,37 @@ describe('reconcile', () => {
     );
   });
 
-  it("ReportLag: each pod allows for the largest lag of the last minute, its own or another pod's", () => {
+  it("ReportLag: each pod allows for the largest lag of the last minute on its node, its own or another pod's", () => {
     let now = T0;
     const lag = new ReportLag(10_000, () => now);
-    assert.equal(lag.observe(now, now - 4000), 3000);
+    assert.equal(lag.observe('node-a', now, now - 4000), 3000);
     now += 20_000;
-    assert.equal(lag.observe(now, now - 1500), 3000, 'a smaller own lag: the larger one of 20 s ago');
-    assert.equal(lag.observe(now, undefined), 3000);
+    assert.equal(lag.observe('node-a', now, now - 1500), 3000, 'a smaller own lag: the larger one of 20 s ago');
+    assert.equal(lag.observe('node-a', now, undefined), 3000);
     now += 50_000;
-    assert.equal(lag.current(), 0, 'forgotten a minute after it was seen');
-    assert.equal(lag.observe(now - 90_000, now - 95_000), 4000, 'a retry of a pod first seen 90 s ago: its own lag');
-    assert.equal(lag.current(), 0, 'which is not recorded again');
-    assert.equal(lag.observe(now, now - 30_000), 10_000, 'at most the cap');
+    assert.equal(lag.current('node-a'), 0, 'forgotten a minute after it was seen');
+    assert.equal(lag.observe('node-a', now - 90_000, now - 95_000), 4000, 'a retry of a pod first seen 90 s ago: its own lag');
+    assert.equal(lag.current('node-a'), 0, 'which is not recorded again');
+    assert.equal(lag.observe('node-a', now, now - 30_000), 10_000, 'at most the cap');
+  });
+
+  it("ReportLag: a slow or skewed node's lag is its own pods' only", () => {
+    let now = T0;
+    const lag = new ReportLag(10_000, () => now);
+    assert.equal(lag.observe('slow', now, now - 6000), 5000);
+    assert.equal(lag.current('slow'), 5000);
+    assert.equal(lag.current('fast'), 0, 'another node');
+    assert.equal(lag.current(undefined), 0, 'a pod not bound to a node');
+    assert.equal(lag.observe('fast', now, now - 2000), 1000, "the fast node's own lag, not the slow one's");
+    assert.equal(lag.observe(undefined, now, now - 3000), 2000);
+    assert.equal(lag.current(undefined), 2000);
+    // A node whose clock runs ahead of hahaha's shows no lag; one 20 s behind, a lag at most the cap.
+    assert.equal(lag.observe('ahead', now, now + 5000), 0);
+    assert.equal(lag.observe('behind', now, now - 20_000), 10_000);
+    assert.equal(lag.nodes, 4, 'a lag of 0 is not remembered');
+    now += 61_000;
+    assert.equal(lag.observe('fast', now, now - 2500), 1500);
+    assert.equal(lag.nodes, 1, 'nodes without a lag in the last minute are forgotten');
   });
 
   it('a pod that leaves the watch while its verify allows for a grown lag is read once, not waited for in a loop', async () => {
@@ -1051,7 +1070,7 @@ describe('reconcile', () => {
       waits += 1;
       return waitFor(...args);
     };
-    setTimeout(() => reconciler.reportLag.observe(Date.now(), Date.now() - 3000), 50);
+    setTimeout(() => reconciler.reportLag.observe(w.current().nodeName, Date.now(), Date.now() - 3000), 50);
     // Deleted from the watch (the API still shows it running, as it may for a moment).
     setTimeout(() => w.cache.remove(w.key), 100);
     await reconciler.reconcile(w.key);
@@ -1065,24 +1084,34 @@ describe('reconcile', () => {
     w.cache.markStale('pods');
     w.cache.markCurrent('pods');
     w.reconciler.noteUpdate(w.current());
-    assert.equal(w.reconciler.reportLag.current(), 0);
+    assert.equal(w.reconciler.reportLag.current('node-a'), 0);
     const seen = new World(terminated('job', 0, Date.now() - 3000), running('linkerd-proxy'));
     seen.reconciler.noteUpdate(seen.current());
-    assert.equal(seen.reconciler.reportLag.current(), 200, 'the same delay without an outage: 2-3 s, at most the 200 ms cap');
+    assert.equal(seen.reconciler.reportLag.current('node-a'), 200, 'the same delay without an outage: 2-3 s, at most the 200 ms cap');
     // Measured once per pod, as the watch delivers it: a reconcile later (hahaha's queue, a
     // leader change) adds nothing, nor does a pod whose main container still runs.
     const stillRunning = new World(running('job'), running('linkerd-proxy'));
     stillRunning.reconciler.noteUpdate(stillRunning.current());
-    assert.equal(stillRunning.reconciler.reportLag.current(), 0);
+    assert.equal(stillRunning.reconciler.reportLag.current('node-a'), 0);
   });
 
   it('a verify that is still waiting allows for a lag that grew meanwhile (a burst): no second ask', async () => {
     // hahaha saw this pod's main container late (T0 is days ago): it brings no lag of its own.
     const w = new World(running('linkerd-proxy'));
     w.behaviour.set(':4191', 'slow-exit');
-    // While the ask is verified, another pod shows the kubelet 2-3 s behind (200 ms at this cap).
-    setTimeout(() => w.reconciler.reportLag.observe(Date.now(), Date.now() - 3000), 50);
+    // While the ask is verified, another pod on its node shows the kubelet 2-3 s behind (200 ms at this cap).
+    setTimeout(() => w.reconciler.reportLag.observe('node-a', Date.now(), Date.now() - 3000), 50);
     stoppedByOneAsk(w, await w.reconciler.reconcile(w.key), 'http POST :4191/shutdown');
+  });
+
+  it("a lag that grew on another node does not lengthen the pod's window", async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'slow-exit');
+    setTimeout(() => w.reconciler.reportLag.observe('node-b', Date.now(), Date.now() - 3000), 50);
+    // The same as the test above but for the node: the exit shows after the 200 ms window.
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'retry', reason: '1 of 1 sidecar(s) did not stop' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.match(w.killing().join('\n'), /^Warning .* did not terminate within 0\.2s /);
   });
 
   it('a kubelet that reported the main container late gets as long again to report a sidecar: no second ask', async () => {
