@@ -1,8 +1,9 @@
 /**
  * One side of `npm run bench:channel`, a process of its own started with the image's node flags:
- * `hahaha` runs its ApiPortForwarder and ApiExecutor (src/kube/websocket.ts), `ws` the bench's
- * floor calls (the `ws` package, bench/floor.ts), against bench/channel-server.ts. Prints one
- * JSON line: CPU ms per two-port forward and per exec.
+ * `hahaha` runs its ApiPortForwarder and ApiExecutor (src/kube/websocket.ts) and posts Events
+ * with its KubeClient (src/kube/http-pool.ts), `ws` the bench's floor calls (the `ws` package and
+ * node:https with a keep-alive Agent, bench/floor.ts), against bench/channel-server.ts. Prints one
+ * JSON line: CPU ms per two-port forward, per exec and per Event posted.
  * Run by bench/channel.ts: node <flags> channel-client.js <hahaha|ws> <port> <cert dir> <count>
  */
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { Agent } from 'node:https';
 import { ApiExecutor } from '../src/kube/executor.ts';
 import { KubeClient } from '../src/kube/kube-client.ts';
 import { ApiPortForwarder } from '../src/kube/port-forwarder.ts';
-import { type FloorCall, floorCalls } from './floor.ts';
+import { apiJson, type FloorCall, floorCalls } from './floor.ts';
 
 const [mode, port, dir, countArg] = process.argv.slice(2);
 const count = Number(countArg ?? 600);
@@ -19,9 +20,28 @@ const server = `https://127.0.0.1:${port}`;
 const pod = { namespace: 'bench', name: 'p', uid: 'u' };
 const PORTS = [4191, 9091];
 const WAVE = 5;
+/** An Event as hahaha's event sink posts it. */
+const EVENT = {
+  apiVersion: 'v1',
+  kind: 'Event',
+  metadata: { name: 'p.1872a3c4d5e6f708', namespace: 'bench' },
+  involvedObject: { apiVersion: 'v1', kind: 'Pod', namespace: 'bench', name: 'p', uid: '5c0a2a3e-8a58-4f7e-9a8e-2f1d6c3b4a58' },
+  type: 'Normal',
+  reason: 'Killing',
+  action: 'Killing',
+  message: 'Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)',
+  source: { component: 'hahaha' },
+  reportingComponent: 'hahaha',
+  reportingInstance: 'hahaha-5d8f7c9b6-x2x7k',
+  firstTimestamp: '2026-11-29T08:00:00Z',
+  lastTimestamp: '2026-11-29T08:00:00Z',
+  count: 1,
+};
+const EVENTS = '/api/v1/namespaces/bench/events';
 
 let forward: () => Promise<void>;
 let exec: () => Promise<void>;
+let post: () => Promise<void>;
 if (mode === 'hahaha') {
   const client = new KubeClient({ server, tls: { ca, insecureSkipVerify: false }, auth: { kind: 'token', token: 'bench' } });
   const forwarder = new ApiPortForwarder(client);
@@ -34,6 +54,9 @@ if (mode === 'hahaha') {
     const { exitCode } = await executor.exec(pod, { container: 'c', command: ['/bin/kill', '-s', 'INT', '1'], timeoutMs: 10_000 });
     if (exitCode !== 0) throw new Error(`exit code ${exitCode}`);
   };
+  post = async () => {
+    await client.request('POST', EVENTS, { body: EVENT });
+  };
 } else {
   const agent = new Agent({ ca, keepAlive: false, maxCachedSessions: 16 });
   const api = { server: new URL(server), agent, headers: { authorization: 'Bearer bench' } };
@@ -45,6 +68,11 @@ if (mode === 'hahaha') {
   forward = async () =>
     check(await floorCalls(api, pod.namespace, pod.name, calls(PORTS.map((p) => ({ kind: 'portforward', port: p, method: 'POST', path: '/shutdown' })))));
   exec = async () => check(await floorCalls(api, pod.namespace, pod.name, calls([{ kind: 'exec', command: ['/bin/kill', '-s', 'INT', '1'] }])));
+  // REST requests on a keep-alive agent, as the cluster bench's floor makes them.
+  const rest = { ...api, agent: new Agent({ ca, keepAlive: true, maxCachedSessions: 16 }) };
+  post = async () => {
+    await apiJson(rest, 'POST', EVENTS, EVENT);
+  };
 }
 
 /** CPU ms per call over `count` calls, WAVE at a time, after a warm-up. */
@@ -61,5 +89,6 @@ async function cpuPerCall(call: () => Promise<void>): Promise<number> {
 
 const forwardMs = await cpuPerCall(forward);
 const execMs = await cpuPerCall(exec);
-console.log(JSON.stringify({ mode, forwardMs, execMs }));
+const postMs = await cpuPerCall(post);
+console.log(JSON.stringify({ mode, forwardMs, execMs, postMs }));
 process.exit(0);

@@ -24,6 +24,10 @@ export class ResponseReader {
   done = false;
   /** After a 101: the bytes that followed the head. */
   rest: Buffer = Buffer.alloc(0);
+  /** Whether the body was longer than `maxBody` (only its first maxBody bytes are kept). */
+  overflowed = false;
+  /** Whether bytes came after a complete response (other than a 101's). */
+  trailing = false;
   private readonly maxBody: number;
   private head: Buffer = Buffer.alloc(0);
   private mode: BodyMode | undefined;
@@ -45,10 +49,28 @@ export class ResponseReader {
   /** Reads the next bytes; throws on a malformed response. Returns whether it is complete. */
   push(data: Buffer): boolean {
     let bytes = data;
+    if (this.done && bytes.length > 0 && this.status !== 101) this.trailing = true;
     while (!this.done && bytes.length > 0) {
       bytes = this.mode === undefined ? this.readHead(bytes) : this.readBody(bytes);
     }
+    if (bytes.length > 0 && this.status !== 101) this.trailing = true;
     return this.done;
+  }
+
+  /**
+   * Whether the connection can carry another request: the response is complete, its end was
+   * known without closing (a length or chunked coding), the server did not say `Connection:
+   * close`, and nothing followed it.
+   */
+  get reusable(): boolean {
+    return (
+      this.done &&
+      this.status !== 101 &&
+      this.mode !== undefined &&
+      this.mode.kind !== 'close' &&
+      !this.trailing &&
+      !/(^|,)\s*close\s*(,|$)/i.test(this.headers.get('connection') ?? '')
+    );
   }
 
   /**
@@ -129,7 +151,7 @@ export class ResponseReader {
         this.keep(bytes.subarray(0, take));
         mode.left -= take;
         if (mode.left === 0) this.done = true;
-        return Buffer.alloc(0);
+        return bytes.subarray(take);
       }
       case 'chunked':
         return this.readChunked(bytes);
@@ -176,6 +198,7 @@ export class ResponseReader {
 
   private keep(bytes: Buffer): void {
     const room = this.maxBody - this.keptBytes;
+    if (bytes.length > room) this.overflowed = true;
     if (room <= 0 || bytes.length === 0) return;
     const part = bytes.length > room ? bytes.subarray(0, room) : bytes;
     this.kept.push(part);

@@ -6,10 +6,11 @@
  * cost about 50 MiB of resident memory at start and convert every object twice; here each
  * response is parsed once, as JSON, and handed to the domain's own parser.
  *
- * Connections: REST calls share one keep-alive agent, so a burst of event posts and reads reuses
- * a few TLS connections. Every WebSocket needs a connection of its own (the upgrade consumes it),
- * so the TLS session of the last one is offered to the next: a resumed handshake skips the
- * certificate exchange and its verification.
+ * Connections: REST calls share a pool of keep-alive connections (./http-pool.ts), so a burst
+ * of event posts and reads reuses a few TLS connections. Every WebSocket needs a connection of
+ * its own (the upgrade consumes it). The TLS session of the last connection opened is offered to
+ * the next: a resumed handshake skips the certificate exchange and its verification. Watches,
+ * which hold their connection for minutes, use Node's https.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { isAbsolute, resolve } from 'node:path';
 import tls from 'node:tls';
 import type { ClusterAccess, ExecPlugin } from '../config/kubeconfig.ts';
 import { http } from '../node-http.ts';
+import { HttpPool } from './http-pool.ts';
 import { ChannelSocket, upgrade } from './websocket.ts';
 
 /**
@@ -101,6 +103,8 @@ const MAX_CONNECTIONS = 16;
  * of a burst's event posts and opened them again, a TLS handshake each, for the next.
  */
 const IDLE_CONNECTION_MS = 30_000;
+/** The longest REST answer read (a list page of 500 pods is a few MiB). */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
 /**
  * What every TLS connection to the API server is opened with. The SecureContext (CA, client
@@ -111,6 +115,14 @@ interface TlsOptions {
   secureContext: tls.SecureContext;
   rejectUnauthorized: boolean;
   servername?: string;
+}
+
+/** The headers of a REST request, made for one set of credentials. */
+interface RestHeaders {
+  readonly auth: Cached;
+  readonly plain: Readonly<Record<string, string>>;
+  /** With `content-type: application/json`. */
+  readonly json: Readonly<Record<string, string>>;
 }
 
 interface Cached {
@@ -125,15 +137,16 @@ export class KubeClient {
   private readonly access: ClusterAccess;
   private readonly secure: boolean;
   private readonly userAgent: string;
-  private agent: Agent;
+  private pool: HttpPool;
   /** Watches hold their connection for minutes: they get their own, outside the REST pool. */
   private streamAgent: Agent;
   private agentCert: Buffer | undefined;
   private tlsOptions: TlsOptions | undefined;
   private auth: Cached | undefined;
+  private restHeaders: RestHeaders | undefined;
   private authPending: Promise<Cached> | undefined;
-  /** The last TLS session a WebSocket's connection got, offered to the next one. */
-  private wsSession: Buffer | undefined;
+  /** The last TLS session a connection (REST or WebSocket) got, offered to the next one. */
+  private tlsSession: Buffer | undefined;
   /** The last `/readyz` probe (see notReadyToAuthorize), shared by the questions that arrive with it. */
   private readiness: { readonly at: number; readonly answer: Promise<string | undefined> } | undefined;
 
@@ -142,8 +155,8 @@ export class KubeClient {
     this.server = access.server;
     this.secure = access.server.startsWith('https:');
     this.userAgent = opts.userAgent ?? 'hahaha';
-    this.agent = this.makeAgent(undefined);
-    this.streamAgent = this.makeAgent(undefined, false);
+    this.pool = this.makePool();
+    this.streamAgent = this.makeAgent(undefined);
   }
 
   /** Sends a request and parses the JSON answer; a status of 400 or more throws ApiError. */
@@ -248,10 +261,7 @@ export class KubeClient {
     const headers = await this.headers();
     opts.signal?.throwIfAborted();
     const url = this.url(path);
-    // An IPv6 address without its URL brackets.
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const socket = this.secure ? this.tlsConnect(host, Number(url.port || 443)) : net.connect({ host, port: Number(url.port || 80) });
-    socket.setNoDelay(true);
+    const socket = this.connect(url);
     const answer = await upgrade(socket, { path: `${url.pathname}${url.search}`, host: url.host, protocols, headers, signal: opts.signal });
     if (answer instanceof ChannelSocket) return answer;
     throw await this.apiError(answer.status, answer.body, 'API server refused the upgrade: ');
@@ -259,11 +269,20 @@ export class KubeClient {
 
   /** Closes idle keep-alive connections. */
   close(): void {
-    this.agent.destroy();
+    this.pool.close();
     this.streamAgent.destroy();
   }
 
-  /** A TLS connection for a WebSocket, resuming the last one's session. */
+  /** A connection to the API server, for a REST request or a WebSocket. */
+  private connect(url: URL): net.Socket {
+    // An IPv6 address without its URL brackets.
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const socket = this.secure ? this.tlsConnect(host, Number(url.port || 443)) : net.connect({ host, port: Number(url.port || 80) });
+    socket.setNoDelay(true);
+    return socket;
+  }
+
+  /** A TLS connection, resuming the last one's session. */
   private tlsConnect(host: string, port: number): tls.TLSSocket {
     this.tlsOptions ??= this.makeTlsOptions();
     const { servername, ...rest } = this.tlsOptions;
@@ -275,10 +294,10 @@ export class KubeClient {
       port,
       ...(sni !== undefined && { servername: sni }),
       ALPNProtocols: ['http/1.1'],
-      ...(this.wsSession !== undefined && { session: this.wsSession }),
+      ...(this.tlsSession !== undefined && { session: this.tlsSession }),
     });
     socket.once('session', (session: Buffer) => {
-      this.wsSession = session;
+      this.tlsSession = session;
     });
     return socket;
   }
@@ -293,47 +312,37 @@ export class KubeClient {
     return url;
   }
 
-  private async send(method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
-    const headers: Record<string, string> = { ...(await this.headers()), accept: 'application/json' };
-    let payload: string | undefined;
-    if (opts.body !== undefined) {
-      payload = JSON.stringify(opts.body);
-      headers['content-type'] = opts.contentType ?? 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(payload));
-    }
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const { signal } = opts;
-    // A timer of its own, cleared with the answer: AbortSignal.timeout's timer would run out for
-    // every request, answered or not, and make an abort event and a DOMException each time.
-    return new Promise((resolvePromise, reject) => {
-      const req = this.transport().request(this.url(path, opts.query), { method, agent: this.agent, headers });
-      const onAbort = () => req.destroy(Object.assign(new Error(`${method} ${path}: aborted`), { name: 'AbortError', cause: signal?.reason }));
-      const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs / 1000}s`)), timeoutMs);
-      // Aborted already: destroyed before it is sent, with the same error as an abort on the way.
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener('abort', onAbort, { once: true });
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+  private send(method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
+    // The headers of the credentials in use, made once: most requests need no await for them.
+    const cached = this.restHeaders;
+    if (cached !== undefined && cached.auth === this.auth && Date.now() < cached.auth.until) return this.sendWith(cached, method, path, opts);
+    return this.headers().then((headers) => {
+      const auth = this.auth as Cached;
+      const made = {
+        auth,
+        plain: { ...headers, accept: 'application/json' },
+        json: { ...headers, accept: 'application/json', 'content-type': 'application/json' },
       };
-      req.on('error', (err) => {
-        settle();
-        reject(err);
-      });
-      req.on('response', (res) => {
-        res.setEncoding('utf8');
-        readAll(res).then(
-          (body) => {
-            settle();
-            resolvePromise({ status: res.statusCode ?? 0, body });
-          },
-          (err: unknown) => {
-            settle();
-            reject(err);
-          },
-        );
-      });
-      req.end(payload);
+      this.restHeaders = made;
+      return this.sendWith(made, method, path, opts);
+    });
+  }
+
+  private sendWith(h: RestHeaders, method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
+    let headers = h.plain;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers = opts.contentType === undefined ? h.json : { ...h.plain, 'content-type': opts.contentType };
+    }
+    const url = this.url(path, opts.query);
+    return this.pool.request({
+      method,
+      path: `${url.pathname}${url.search}`,
+      headers,
+      body,
+      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      signal: opts.signal,
     });
   }
 
@@ -387,15 +396,17 @@ export class KubeClient {
     };
   }
 
-  private makeAgent(cert: Buffer | undefined, bounded = true): Agent {
+  private makePool(): HttpPool {
+    const url = new URL(this.server);
+    return new HttpPool({ connect: () => this.connect(url), host: url.host, max: MAX_CONNECTIONS, idleMs: IDLE_CONNECTION_MS, maxBody: MAX_ANSWER_BYTES });
+  }
+
+  /** The watches' agent: a connection each, not kept once the watch ends. */
+  private makeAgent(cert: Buffer | undefined): Agent {
     this.agentCert = cert;
-    // `timeout` closes a connection idle in the pool that long; a request's own bound is its signal
-    const pool = bounded
-      ? { keepAlive: true, maxSockets: MAX_CONNECTIONS, maxFreeSockets: MAX_CONNECTIONS, timeout: IDLE_CONNECTION_MS }
-      : { keepAlive: false };
-    if (!this.secure) return new http.Agent(pool);
+    if (!this.secure) return new http.Agent({ keepAlive: false });
     this.tlsOptions ??= this.makeTlsOptions();
-    return new https.Agent({ ...pool, maxCachedSessions: 16, ...this.tlsOptions });
+    return new https.Agent({ keepAlive: false, maxCachedSessions: 16, ...this.tlsOptions });
   }
 
   private async headers(): Promise<Record<string, string>> {
@@ -404,11 +415,12 @@ export class KubeClient {
     if (auth.cert !== this.agentCert && this.secure) {
       this.tlsOptions = this.makeTlsOptions();
       // A resumed session would carry the old client certificate's identity.
-      this.wsSession = undefined;
-      const old = [this.agent, this.streamAgent];
-      this.agent = this.makeAgent(auth.cert);
-      this.streamAgent = this.makeAgent(auth.cert, false);
-      for (const agent of old) agent.destroy();
+      this.tlsSession = undefined;
+      const [oldPool, oldAgent] = [this.pool, this.streamAgent];
+      this.pool = this.makePool();
+      this.streamAgent = this.makeAgent(auth.cert);
+      oldPool.close();
+      oldAgent.destroy();
     }
     return { 'user-agent': this.userAgent, ...(auth.header !== undefined && { authorization: auth.header }) };
   }
