@@ -315,20 +315,21 @@ export class KubeClient {
   private send(method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
     // The headers of the credentials in use, made once: most requests need no await for them.
     const cached = this.restHeaders;
-    if (cached !== undefined && cached.auth === this.auth && Date.now() < cached.auth.until) return this.sendWith(cached, method, path, opts);
+    const auth = this.auth;
+    if (cached !== undefined && auth !== undefined && cached.auth === auth && Date.now() < auth.until) return this.sendWith(cached, method, path, opts);
     return this.headers().then((headers) => {
-      const auth = this.auth as Cached;
       const made = {
-        auth,
+        auth: this.auth,
         plain: { ...headers, accept: 'application/json' },
         json: { ...headers, accept: 'application/json', 'content-type': 'application/json' },
       };
-      this.restHeaders = made;
+      // Kept for the next requests only while they are the credentials in use (a 401 drops them).
+      if (made.auth !== undefined) this.restHeaders = made as RestHeaders;
       return this.sendWith(made, method, path, opts);
     });
   }
 
-  private sendWith(h: RestHeaders, method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
+  private sendWith(h: Pick<RestHeaders, 'plain' | 'json'>, method: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
     let headers = h.plain;
     let body: string | undefined;
     if (opts.body !== undefined) {
