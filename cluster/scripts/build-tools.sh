@@ -2,11 +2,12 @@
 # Build the repository's own Go tools for the local cluster:
 #   cluster/node     -> hahaha-node (the kubelet stand-in)
 #   cluster/sidecars -> one binary per main package (test sidecars)
-# plus links to the real configmap-reload and cloud-sql-proxy v2 and v1 (built by
-# build.sh), all in
+# plus links to the real configmap-reload, cloud-sql-proxy v2 and v1 and istio's pilot-agent
+# (built by build.sh), and `envoy`, a link to fake-sidecar that runs as the Envoy pilot-agent
+# starts, all in
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/hahaha/tools-<hash>/bin/
 # where <hash> covers the sources of both modules, the Go version and the
-# configmap-reload and cloud-sql-proxy versions; a directory with a .stamp is
+# configmap-reload, cloud-sql-proxy and istio versions; a directory with a .stamp is
 # reused as is.
 #
 # Prints the bin directory as the last line of stdout (progress goes to stderr).
@@ -30,11 +31,12 @@ done
 
 # configmap-reload and cloud-sql-proxy are real sidecars the tests run;
 # build them first so the tools dir can link them.
-"$ROOT/cluster/scripts/build.sh" configmap-reload cloud-sql-proxy cloud-sql-proxy-v1
+"$ROOT/cluster/scripts/build.sh" configmap-reload cloud-sql-proxy cloud-sql-proxy-v1 pilot-agent
 BUILD_ENV=$("$ROOT/cluster/scripts/build.sh" --print-env)
 CMR_BIN=$(sed -n 's/^CONFIGMAP_RELOAD_BIN=//p' <<<"$BUILD_ENV")/configmap-reload
 CSP_BIN=$(sed -n 's/^CLOUD_SQL_PROXY_BIN=//p' <<<"$BUILD_ENV")/cloud-sql-proxy
 CSP1_BIN=$(sed -n 's/^CLOUD_SQL_PROXY_V1_BIN=//p' <<<"$BUILD_ENV")/cloud_sql_proxy
+PILOT_BIN=$(sed -n 's/^PILOT_AGENT_BIN=//p' <<<"$BUILD_ENV")/pilot-agent
 
 hash=$(
   {
@@ -42,6 +44,7 @@ hash=$(
     echo "configmap-reload $CONFIGMAP_RELOAD_VERSION"
     echo "cloud-sql-proxy $CLOUD_SQL_PROXY_VERSION"
     echo "cloud-sql-proxy v1 $CLOUD_SQL_PROXY_V1_VERSION"
+    echo "istio $ISTIO_VERSION"
     cd "$ROOT/cluster"
     find "${MODULES[@]}" -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.s' -o -name '*.c' \) \
       -not -path '*/testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
@@ -90,6 +93,9 @@ done
 ln -s "$CMR_BIN" "$tmp/bin/configmap-reload"
 ln -s "$CSP_BIN" "$tmp/bin/cloud-sql-proxy"
 ln -s "$CSP1_BIN" "$tmp/bin/cloud_sql_proxy"
+ln -s "$PILOT_BIN" "$tmp/bin/pilot-agent"
+# fake-sidecar run as `envoy` is the Envoy look-alike (pilot-agent starts it by that name)
+ln -s fake-sidecar "$tmp/bin/envoy"
 echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s" >"$tmp/.stamp"
 trap - EXIT
 rm -rf "$DIR"

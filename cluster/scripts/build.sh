@@ -8,13 +8,14 @@
 #   $CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION/bin/configmap-reload
 #   $CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION/bin/cloud-sql-proxy
 #   $CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_V1_VERSION/bin/cloud_sql_proxy   (the v1 proxy)
+#   $CACHE/pilot-agent-$ISTIO_VERSION/bin/pilot-agent   (and share/envoy_bootstrap_tmpl.json)
 #   $CACHE/promtool-$PROMTOOL_VERSION/bin/promtool   (only when asked: scripts/check-rules.sh)
 #
 # where CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha. A component is rebuilt
 # only when its directory has no .stamp (written last, after an atomic
 # rename of a complete temp dir). Nothing is written into the repository.
 #
-# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|cloud-sql-proxy-v1|promtool]...   (default: all,
+# Usage: build.sh [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|cloud-sql-proxy-v1|pilot-agent|promtool]...   (default: all,
 #        which is what the cluster runs: promtool is built only when named)
 #   BUILD_JOBS=N   go build -p (default 2)
 #   print-paths:   build.sh --print-env  prints K8S_BIN= ETCD_BIN= ... without building
@@ -23,7 +24,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../versions.env
 source "$ROOT/cluster/versions.env"
-: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}" "${CLOUD_SQL_PROXY_V1_VERSION:?}" "${PROMTOOL_VERSION:?}"
+: "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${HELM_VERSION:?}" "${CONFIGMAP_RELOAD_VERSION:?}" "${CLOUD_SQL_PROXY_VERSION:?}" "${CLOUD_SQL_PROXY_V1_VERSION:?}" "${ISTIO_VERSION:?}" "${PROMTOOL_VERSION:?}"
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/hahaha
 K8S_DIR=$CACHE/k8s-$KUBERNETES_VERSION
@@ -32,6 +33,7 @@ HELM_DIR=$CACHE/helm-$HELM_VERSION
 CMR_DIR=$CACHE/configmap-reload-$CONFIGMAP_RELOAD_VERSION
 CSP_DIR=$CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_VERSION
 CSP1_DIR=$CACHE/cloud-sql-proxy-$CLOUD_SQL_PROXY_V1_VERSION
+PILOT_DIR=$CACHE/pilot-agent-$ISTIO_VERSION
 PROMTOOL_DIR=$CACHE/promtool-$PROMTOOL_VERSION
 
 if [[ ${1:-} == --print-env ]]; then
@@ -41,6 +43,7 @@ if [[ ${1:-} == --print-env ]]; then
   echo "CONFIGMAP_RELOAD_BIN=$CMR_DIR/bin"
   echo "CLOUD_SQL_PROXY_BIN=$CSP_DIR/bin"
   echo "CLOUD_SQL_PROXY_V1_BIN=$CSP1_DIR/bin"
+  echo "PILOT_AGENT_BIN=$PILOT_DIR/bin"
   echo "PROMTOOL_BIN=$PROMTOOL_DIR/bin"
   exit 0
 fi
@@ -124,6 +127,8 @@ workdir() {
 }
 
 gomod_path() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p'; }
+# module_dir MODULE@VERSION: where the module's files are, downloaded if need be.
+module_dir() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p'; }
 
 build_k8s() {
   if fresh "$K8S_DIR"; then log "kubernetes $KUBERNETES_VERSION: up to date ($K8S_DIR)"; return; fi
@@ -184,8 +189,11 @@ build_k8s() {
 }
 
 # build_simple NAME DIR MODULE VERSION PKG BINARY [LDFLAGS] [BUILD TAGS]
+# build_simple NAME DIR MODULE VERSION PACKAGE BINARY [LDFLAGS] [TAGS] [SHARE]: builds PACKAGE of
+# MODULE@VERSION into DIR/bin/BINARY, and copies SHARE (paths inside the module, `src:name`) into
+# DIR/share/name.
 build_simple() {
-  local name=$1 dir=$2 mod=$3 ver=$4 pkg=$5 bin=$6 extra_ld=${7:-} tags=${8:-}
+  local name=$1 dir=$2 mod=$3 ver=$4 pkg=$5 bin=$6 extra_ld=${7:-} tags=${8:-} share=${9:-}
   if fresh "$dir"; then log "$name $ver: up to date ($dir)"; return; fi
   lock "$dir"
   if fresh "$dir"; then unlock; log "$name $ver: built meanwhile ($dir)"; return; fi
@@ -209,6 +217,13 @@ build_simple() {
     log "$name $ver: compiling $pkg (~$total packages)"
     local tmp; tmp=$(begin "$dir")
     run_go_build "$w/build.log" "$total" -tags "$tags" -trimpath -ldflags "-s -w $extra_ld" -o "$tmp/bin/$bin" "$pkg"
+    if [[ -n $share ]]; then
+      mkdir -p "$tmp/share"
+      local f
+      local f src
+      src=$(module_dir "$mod@$ver")
+      for f in $share; do cp "$src/${f%%:*}" "$tmp/share/${f#*:}"; done
+    fi
     commit "$tmp" "$dir" "$name $ver built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s"
   )
   unlock
@@ -249,6 +264,14 @@ build_cloud_sql_proxy_v1() {
     "$CLOUD_SQL_PROXY_V1_VERSION" github.com/GoogleCloudPlatform/cloudsql-proxy/cmd/cloud_sql_proxy cloud_sql_proxy
 }
 
+build_pilot_agent() {
+  # Istio's pilot-agent, the istio-proxy container's entrypoint (it starts Envoy, which cannot be
+  # built here: the tests give it a look-alike). Its bootstrap template comes from the same module.
+  build_simple pilot-agent "$PILOT_DIR" istio.io/istio "$ISTIO_VERSION" istio.io/istio/pilot/cmd/pilot-agent pilot-agent \
+    "-X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION" "" \
+    tools/packaging/common/envoy_bootstrap.json:envoy_bootstrap_tmpl.json
+}
+
 build_promtool() {
   # Prometheus' promtool, for the alert rules' lint and unit tests. Its rule checks need none of
   # the service-discovery plugins: -tags remove_all_sd compiles a fifth fewer packages. The
@@ -270,15 +293,16 @@ targets=("$@")
 T0=$SECONDS
 for t in "${targets[@]}"; do
   case $t in
-    all) build_etcd; build_k8s; build_helm; build_configmap_reload; build_cloud_sql_proxy; build_cloud_sql_proxy_v1 ;;
+    all) build_etcd; build_k8s; build_helm; build_configmap_reload; build_cloud_sql_proxy; build_cloud_sql_proxy_v1; build_pilot_agent ;;
     k8s|kubernetes) build_k8s ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
     configmap-reload) build_configmap_reload ;;
     cloud-sql-proxy) build_cloud_sql_proxy ;;
     cloud-sql-proxy-v1) build_cloud_sql_proxy_v1 ;;
+    pilot-agent) build_pilot_agent ;;
     promtool) build_promtool ;;
-    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|cloud-sql-proxy-v1|promtool]..." >&2; exit 2 ;;
+    *) echo "usage: $0 [all|k8s|etcd|helm|configmap-reload|cloud-sql-proxy|cloud-sql-proxy-v1|pilot-agent|promtool]..." >&2; exit 2 ;;
   esac
 done
 log "all requested binaries ready (${SECONDS}s total, $((SECONDS - T0))s this run)"

@@ -174,6 +174,8 @@ export interface ContainerSpec {
   restartPolicy?: string;
   env?: Record<string, string>;
   image?: string;
+  /** The container's working directory (the node honours it; the file system is the host's). */
+  workingDir?: string;
 }
 
 /** A sidecar: the fake-sidecar binary that the node puts on PATH. */
@@ -218,6 +220,7 @@ export function podTemplate(o: PodTemplateOptions) {
     command: c.command,
     ...(c.restartPolicy !== undefined && { restartPolicy: c.restartPolicy }),
     ...(c.env !== undefined && { env: Object.entries(c.env).map(([name, value]) => ({ name, value })) }),
+    ...(c.workingDir !== undefined && { workingDir: c.workingDir }),
   });
   const has = (name: string) => o.containers.some((c) => c.name === name);
   const endpoints =

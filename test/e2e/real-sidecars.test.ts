@@ -1,6 +1,7 @@
 /**
- * Stopping sidecars as they really are: the real Cloud SQL Auth Proxy v2.27.0 and v1.38.5 and
- * configmap-reload v0.12.0 (built from the Go module proxy), in images the node runs as strictly
+ * Stopping sidecars as they really are: the real Cloud SQL Auth Proxy v2.27.0 and v1.38.5,
+ * configmap-reload v0.12.0 and istio's pilot-agent (1.31, with a look-alike Envoy: Envoy does not
+ * build here) (built from the Go module proxy), in images the node runs as strictly
  * as the real ones (distroless-named images get a root with only their entrypoint: no shell, no
  * kill). Each row
  * asserts the sidecar's exit code and the Job's final condition, and is written to
@@ -17,6 +18,7 @@ import { startHahaha } from '../unit/chart-assets.ts';
 import { CLUSTER_RULES } from './chart-helm.ts';
 import {
   apply,
+  BUILT,
   type ContainerSpec,
   containerState,
   eventually,
@@ -33,6 +35,7 @@ import {
   testNamespace,
   tokenKubeconfig,
 } from './harness.ts';
+import { assertShutdownRequests } from './shutdown-requests.ts';
 
 const CSQL_ARGS = ['--token=fake', '--sqladmin-api-endpoint=http://127.0.0.1:1', '--port', '5432', 'proj:region:inst'];
 const CSQL_ALPINE = 'gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.27.0-alpine';
@@ -42,6 +45,8 @@ const CMR_IMAGE = 'ghcr.io/jimmidyson/configmap-reload:v0.12.0';
 const CSQL_V1_ARGS = ['-instances=proj:region:inst=tcp:5432', '-token=fake', '-host=http://127.0.0.1:1/', '-skip_failed_instance_config'];
 const CSQL_V1_ALPINE = 'gcr.io/cloudsql-docker/gce-proxy:1.38.5-alpine';
 const CSQL_V1_DISTROLESS = 'gcr.io/cloudsql-docker/gce-proxy:1.38.5';
+/** istio's proxyv2 image (Ubuntu-based: a shell, so the node's host profile) with pilot-agent 1.31. */
+const ISTIO_IMAGE = 'docker.io/istio/proxyv2:1.31-dev';
 
 interface Row {
   sidecar: string;
@@ -223,6 +228,35 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
       job: 'Running (hangs)',
       hangsAfterMs: 6000,
     });
+  });
+
+  it('istio-proxy, the real pilot-agent (Envoy a look-alike): POST :15020/quitquitquit, asked once, Envoy killed, exit 0, Complete', async () => {
+    // pilot-agent starts without istiod when told to trust the system CAs (it retries the CA in
+    // the background), writes Envoy's config under its working directory and starts `envoy` from
+    // PATH: fake-sidecar by that name, serving Envoy's admin port 15000.
+    const dir = mkdtempSync(join(tmpdir(), 'hahaha-e2e-istio-'));
+    try {
+      const sc = {
+        name: 'istio-proxy',
+        image: ISTIO_IMAGE,
+        command: ['pilot-agent', 'proxy', 'sidecar', '--templateFile', join(BUILT.PILOT_AGENT_BIN as string, '..', 'share', 'envoy_bootstrap_tmpl.json')],
+        env: { PROXY_CONFIG: '{"binaryPath":"envoy"}', CA_ROOT_CA: 'SYSTEM', XDS_ROOT_CA: 'SYSTEM' },
+        workingDir: dir,
+      };
+      await outcome(ns.name, 'istio-real', sc, {
+        flags: 'pilot-agent 1.31 (Envoy a look-alike)',
+        attempt: 'http POST :15020/quitquitquit, exit code 0',
+        exitCode: 0,
+        job: 'Complete',
+      });
+      const pod = await jobPod(ns.name, 'istio-real');
+      const log = await kubectl(['logs', '-n', ns.name, pod.metadata.name, '-c', 'istio-proxy']);
+      assert.equal((log.match(/handling \/quitquitquit, notifying pilot-agent to exit/g) ?? []).length, 1, log);
+      // Its Envoy was killed by pilot-agent, never asked: hahaha did not go on to :15000.
+      await assertShutdownRequests(ns.name, pod.metadata.name, 'istio-proxy', []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a linkerd proxy (distroless) without proxy-admin-shutdown: a Warning names the annotation, no exec is tried', async () => {

@@ -4,7 +4,10 @@
 // other methods on that endpoint are refused as the real one refuses them.
 //
 //	fake-sidecar linkerd   admin 4191: POST /shutdown, GET /ready, /live
-//	fake-sidecar istio     pilot-agent 15020 and Envoy admin 15000: POST /quitquitquit
+//	fake-sidecar istio     pilot-agent 15020 and Envoy admin 15000: POST /quitquitquit;
+//	                       SIGINT/SIGTERM drain 5 s (--termination-drain-duration), exit 0
+//	envoy (argv[0])        Envoy's admin 15000 only, Envoy's flags ignored: the Envoy that the
+//	                       real pilot-agent starts (PROXY_CONFIG binaryPath) on the test node
 //	fake-sidecar cloudsql  admin 9091: GET or POST /quitquitquit with --quitquitquit;
 //	                       SIGINT exits 130, SIGTERM 143 (0 with --exit-zero-on-sigterm)
 //	fake-sidecar fluentd   RPC 24444: GET /api/processes.killWorkers
@@ -28,6 +31,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,6 +51,12 @@ func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	if len(os.Args) < 2 {
 		usage()
+	}
+	// Run as `envoy` (a link of that name): the Envoy the real pilot-agent starts.
+	if filepath.Base(os.Args[0]) == "envoy" {
+		log.SetPrefix("fake-sidecar envoy: ")
+		envoy()
+		return
 	}
 	name, args := os.Args[1], os.Args[2:]
 	log.SetPrefix("fake-sidecar " + name + ": ")
@@ -88,13 +98,22 @@ func usage() {
 type exiter struct{ once sync.Once }
 
 func (e *exiter) exitAfter(w http.ResponseWriter, code int, why string) {
+	e.exit(w, code, 50*time.Millisecond, why)
+}
+
+// exitSoon exits 0 `after` the response (a program that takes that long to end).
+func (e *exiter) exitSoon(w http.ResponseWriter, after time.Duration, why string) {
+	e.exit(w, 0, after, why)
+}
+
+func (e *exiter) exit(w http.ResponseWriter, code int, after time.Duration, why string) {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
 	e.once.Do(func() {
 		go func() {
 			// Let the server finish writing the response on the wire.
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(after)
 			log.Printf("exiting with %d: %s", code, why)
 			os.Exit(code)
 		}()
@@ -143,17 +162,19 @@ func (s *statusRecorder) Flush() {
 	}
 }
 
-func serve(addr string, h http.Handler) {
+func serve(addr string, h http.Handler) net.Listener {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Fatalf("listen %s: %v", addr, err)
 	}
 	log.Printf("listening on %s", ln.Addr())
 	go func() {
-		if err := http.Serve(ln, logged(h)); err != nil {
+		// A listener closed on purpose (a port that stops listening) ends only its server.
+		if err := http.Serve(ln, logged(h)); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Fatalf("serve %s: %v", addr, err)
 		}
 	}()
+	return ln
 }
 
 func addr(bind string, port int) string { return net.JoinHostPort(bind, strconv.Itoa(port)) }
@@ -161,14 +182,21 @@ func addr(bind string, port int) string { return net.JoinHostPort(bind, strconv.
 // waitSignals blocks until one of the signals in codes arrives and exits
 // with the code given for it.
 func waitSignals(codes map[os.Signal]int) {
+	s := waitSignal(codes)
+	log.Printf("received %v, exiting with %d", s, codes[s])
+	os.Exit(codes[s])
+}
+
+// waitSignal blocks until one of the signals in codes arrives, logs it as a shutdown request and
+// returns it; later signals are caught and ignored.
+func waitSignal(codes map[os.Signal]int) os.Signal {
 	ch := make(chan os.Signal, 1)
 	for s := range codes {
 		signal.Notify(ch, s)
 	}
 	s := <-ch
 	shutdownRequest("signal %v", s)
-	log.Printf("received %v, exiting with %d", s, codes[s])
-	os.Exit(codes[s])
+	return s
 }
 
 var gracefulSignals = map[os.Signal]int{syscall.SIGINT: 0, syscall.SIGTERM: 0}
@@ -202,6 +230,12 @@ func linkerd(args []string) {
 	waitSignals(gracefulSignals)
 }
 
+// istio stands in for the istio-proxy container: pilot-agent's status port and its Envoy child's
+// admin port, as measured with the real pilot-agent (istio.io/istio v0.0.0-20260827124520-eed52ebb66ad,
+// 1.31): the status port refuses requests from outside loopback with 403 before it looks at the
+// method; POST /quitquitquit answers 200 "OK", kills Envoy at once (its admin port is refused
+// from then on) and exits 0 about 20 ms later, skipping every drain setting; SIGTERM or SIGINT
+// closes the status port, drains for terminationDrainDuration (5 s by default) and exits 0.
 func istio(args []string) {
 	fs := flag.NewFlagSet("istio", flag.ExitOnError)
 	bind := fs.String("bind", "127.0.0.1", "bind address of both ports")
@@ -209,38 +243,84 @@ func istio(args []string) {
 	adminPort := fs.Int("admin-port", 15000, "Envoy admin port")
 	noStatus := fs.Bool("no-status-port", false, "do not listen on the status port")
 	noAdmin := fs.Bool("no-admin-port", false, "do not listen on the Envoy admin port")
+	drain := fs.Duration("termination-drain-duration", 5*time.Second, "how long SIGTERM or SIGINT drains before the exit")
 	_ = fs.Parse(args)
 	var ex exiter
+	var admin, status net.Listener
+	if !*noAdmin {
+		admin = serve(addr(*bind, *adminPort), envoyAdmin(&ex))
+	}
 	if !*noStatus {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/quitquitquit", counted(func(w http.ResponseWriter, r *http.Request) {
+			if !fromLoopback(r) {
+				http.Error(w, "Only requests from localhost are allowed", http.StatusForbidden)
+				return
+			}
 			if r.Method != http.MethodPost {
 				http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 				return
 			}
+			w.Header().Set("Content-Length", "2")
 			_, _ = io.WriteString(w, "OK")
-			ex.exitAfter(w, 0, "pilot-agent POST /quitquitquit")
+			// pilot-agent SIGKILLs Envoy right away: its admin port is gone.
+			if admin != nil {
+				_ = admin.Close()
+			}
+			ex.exitSoon(w, 20*time.Millisecond, "pilot-agent POST /quitquitquit")
 		}))
 		mux.HandleFunc("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {})
 		mux.HandleFunc("/", http.NotFound)
-		serve(addr(*bind, *statusPort), mux)
+		status = serve(addr(*bind, *statusPort), mux)
 	}
-	if !*noAdmin {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/quitquitquit", counted(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost {
-				w.WriteHeader(http.StatusMethodNotAllowed)
-				_, _ = io.WriteString(w, "This operation requires a POST method\n")
-				return
-			}
-			_, _ = io.WriteString(w, "OK\n")
-			ex.exitAfter(w, 0, "envoy POST /quitquitquit")
-		}))
-		mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "LIVE\n") })
-		mux.HandleFunc("/", http.NotFound)
-		serve(addr(*bind, *adminPort), mux)
+	s := waitSignal(gracefulSignals)
+	if status != nil {
+		_ = status.Close()
 	}
+	log.Printf("received %v, draining for %v", s, *drain)
+	time.Sleep(*drain)
+	log.Printf("exiting with 0")
+	os.Exit(0)
+}
+
+// envoy stands in for the Envoy that pilot-agent starts: its admin port 15000 on loopback (the
+// bootstrap's default), whatever flags it was given; exit 0 on SIGTERM or SIGINT.
+func envoy() {
+	var ex exiter
+	serve(addr("127.0.0.1", 15000), envoyAdmin(&ex))
 	waitSignals(gracefulSignals)
+}
+
+// envoyAdmin is Envoy's admin API as hahaha and pilot-agent use it.
+func envoyAdmin(ex *exiter) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/quitquitquit", counted(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			_, _ = io.WriteString(w, "This operation requires a POST method\n")
+			return
+		}
+		_, _ = io.WriteString(w, "OK\n")
+		ex.exitAfter(w, 0, "envoy POST /quitquitquit")
+	}))
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "LIVE\n") })
+	// pilot-agent's drain on SIGTERM, and its readiness and metrics scrapes.
+	mux.HandleFunc("/drain_listeners", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/stats/prometheus", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/", http.NotFound)
+	return mux
+}
+
+// fromLoopback says whether a request came from 127.0.0.0/8 or ::1, as pilot-agent's
+// IsRequestFromLocalhost does.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func cloudsql(args []string) {

@@ -215,10 +215,99 @@ func TestIstio(t *testing.T) {
 		if code, body := call(t, "POST", port, "/quitquitquit"); code != 200 || !strings.HasPrefix(body, "OK") {
 			t.Errorf("%s POST /quitquitquit: %d %q", which, code, body)
 		}
+		if which == "status" {
+			// pilot-agent has killed Envoy by the time it answers: its admin port is gone.
+			if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(ap), time.Second); err == nil {
+				conn.Close()
+				t.Errorf("the Envoy admin port still accepts connections after POST :%d/quitquitquit", sp)
+			}
+		}
 		if code := s.waitExit(t); code != 0 {
 			t.Errorf("%s: exit code %d", which, code)
 		}
 		s.expectRequests(t, "http GET /quitquitquit", "http POST /quitquitquit")
+	}
+}
+
+func TestIstioSignalDrains(t *testing.T) {
+	sp, ap := freePort(t), freePort(t)
+	s := start(t, sp, "istio", "--status-port", strconv.Itoa(sp), "--admin-port", strconv.Itoa(ap), "--termination-drain-duration", "300ms")
+	t0 := time.Now()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	// The status port closes at once; the process drains, then exits 0.
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(sp), 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the status port still listens 200 ms after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+	if d := time.Since(t0); d < 300*time.Millisecond {
+		t.Errorf("exited %v after SIGTERM, before its 300ms drain", d)
+	}
+	s.expectRequests(t, "signal terminated")
+}
+
+func TestFromLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:5": true, "127.9.9.9:5": true, "[::1]:5": true, "192.0.2.2:5": false, "[2001:db8::1]:5": false, "junk": false} {
+		if got := fromLoopback(&http.Request{RemoteAddr: addr}); got != want {
+			t.Errorf("fromLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// Run under the name envoy, with Envoy's flags, as pilot-agent starts its Envoy.
+func TestEnvoyByName(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:15000"); err != nil {
+		t.Skipf("port 15000 is taken here: %v", err)
+	} else {
+		ln.Close()
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Args = []string{"envoy", "-c", "etc/istio/proxy/envoy-rev.json", "--drain-time-s", "45", "--disable-hot-restart", "-l", "warning"}
+	cmd.Env = append(os.Environ(), "FAKE_SIDECAR_AS_MAIN=1")
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill() }()
+	for i := 0; ; i++ {
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:15000", 100*time.Millisecond); err == nil {
+			conn.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("envoy did not listen on 15000: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := call(t, "GET", 15000, "/ready"); code != 200 || body != "LIVE\n" {
+		t.Errorf("GET /ready: %d %q", code, body)
+	}
+	if code, _ := call(t, "POST", 15000, "/quitquitquit"); code != 200 {
+		t.Errorf("POST /quitquitquit: %d", code)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("envoy did not exit after POST /quitquitquit")
+	}
+	if !strings.Contains(stderr.String(), "fake-sidecar envoy: ") {
+		t.Errorf("log prefix: %s", stderr.String())
 	}
 }
 
