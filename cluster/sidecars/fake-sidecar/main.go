@@ -3,7 +3,8 @@
 // answers its shutdown endpoint the way the real one does and then exits 0;
 // other methods on that endpoint are refused as the real one refuses them.
 //
-//	fake-sidecar linkerd   admin 4191: POST /shutdown, GET /ready, /live
+//	fake-sidecar linkerd   admin 4191: POST /shutdown, GET /ready, /live; --no-identity: every
+//	                       stop drains the whole grace period (2 min) before exit 0
 //	fake-sidecar istio     pilot-agent 15020 and Envoy admin 15000: POST /quitquitquit;
 //	                       SIGINT/SIGTERM drain 5 s (--termination-drain-duration), exit 0
 //	envoy (argv[0])        Envoy's admin 15000 only, Envoy's flags ignored: the Envoy that the
@@ -201,33 +202,69 @@ func waitSignal(codes map[os.Signal]int) os.Signal {
 
 var gracefulSignals = map[os.Signal]int{syscall.SIGINT: 0, syscall.SIGTERM: 0}
 
+// linkerd stands in for linkerd2-proxy's admin server, as measured with the real proxy (built
+// from linkerd/linkerd2-proxy at 29637b6, 2026-08): /shutdown checks the method first (405,
+// empty body, also when the endpoint is off), then that the client is on loopback (403), then
+// that the endpoint is on (404); then it answers 200 "shutdown\n", stops listening at once and
+// exits 0 once its drain is done: at once with a healthy control plane, only after the shutdown
+// grace period (2 minutes by default) when the proxy never got its identity (--no-identity). A
+// signal drains the same way. The exit code is always 0.
 func linkerd(args []string) {
 	fs := flag.NewFlagSet("linkerd", flag.ExitOnError)
 	bind := fs.String("bind", "127.0.0.1", "admin bind address")
 	port := fs.Int("admin-port", 4191, "admin port")
 	disabled := fs.Bool("shutdown-disabled", false, "answer /shutdown as a proxy without config.linkerd.io/proxy-admin-shutdown: enabled")
+	noIdentity := fs.Bool("no-identity", false, "a proxy whose control plane never gave it an identity: not ready, and its drain lasts the whole grace period")
+	grace := fs.Duration("shutdown-grace-period", 2*time.Minute, "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD: the longest drain")
 	_ = fs.Parse(args)
+	drain := 3 * time.Millisecond
+	if *noIdentity {
+		drain = *grace
+	}
 	var ex exiter
+	var ln net.Listener
 	mux := http.NewServeMux()
 	mux.HandleFunc("/shutdown", counted(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		if !fromLoopback(r) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, "Requests are only permitted from localhost.")
+			return
+		}
 		if *disabled {
+			w.Header().Set("Content-Type", "text/plain")
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, "shutdown endpoint is not enabled\n")
 			return
 		}
-		if r.Method != http.MethodPost {
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			_, _ = io.WriteString(w, "shutdown requires POST\n")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "9")
+		_, _ = io.WriteString(w, "shutdown\n")
+		// The drain stops every accept loop at once: the admin port is refused from now on.
+		_ = ln.Close()
+		ex.exitSoon(w, drain, "POST /shutdown")
+	}))
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if *noIdentity {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = io.WriteString(w, "shutdown\n")
-		ex.exitAfter(w, 0, "POST /shutdown")
-	}))
-	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
+		_, _ = io.WriteString(w, "ready\n")
+	})
 	mux.HandleFunc("/live", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "live\n") })
 	mux.HandleFunc("/", http.NotFound)
-	serve(addr(*bind, *port), mux)
-	waitSignals(gracefulSignals)
+	ln = serve(addr(*bind, *port), mux)
+	s := waitSignal(gracefulSignals)
+	_ = ln.Close()
+	log.Printf("received %v, draining for %v", s, drain)
+	time.Sleep(drain)
+	log.Printf("exiting with 0")
+	os.Exit(0)
 }
 
 // istio stands in for the istio-proxy container: pilot-agent's status port and its Envoy child's

@@ -180,8 +180,13 @@ func TestLinkerd(t *testing.T) {
 		t.Errorf("GET /ready: %d %q", code, body)
 	}
 	s.stillRunning(t)
-	if code, _ := call(t, "POST", p, "/shutdown"); code != 200 {
-		t.Errorf("POST /shutdown: %d", code)
+	if code, body := call(t, "POST", p, "/shutdown"); code != 200 || body != "shutdown\n" {
+		t.Errorf("POST /shutdown: %d %q", code, body)
+	}
+	// The drain stops listening at once.
+	if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p), time.Second); err == nil {
+		conn.Close()
+		t.Errorf("the admin port still accepts connections after POST /shutdown")
 	}
 	if code := s.waitExit(t); code != 0 {
 		t.Errorf("exit code %d", code)
@@ -193,10 +198,33 @@ func TestLinkerd(t *testing.T) {
 func TestLinkerdShutdownDisabled(t *testing.T) {
 	p := freePort(t)
 	s := start(t, p, "linkerd", "--admin-port", strconv.Itoa(p), "--shutdown-disabled")
+	// The method is checked before the switch, as the real proxy does.
+	if code, body := call(t, "GET", p, "/shutdown"); code != 405 || body != "" {
+		t.Errorf("GET /shutdown when disabled: %d %q, want 405 and no body", code, body)
+	}
 	if code, _ := call(t, "POST", p, "/shutdown"); code != 404 {
 		t.Errorf("POST /shutdown when disabled: %d, want 404", code)
 	}
 	s.stillRunning(t)
+	s.expectRequests(t, "http GET /shutdown", "http POST /shutdown")
+}
+
+func TestLinkerdWithoutIdentity(t *testing.T) {
+	p := freePort(t)
+	s := start(t, p, "linkerd", "--admin-port", strconv.Itoa(p), "--no-identity", "--shutdown-grace-period", "400ms")
+	if code, _ := call(t, "GET", p, "/ready"); code != 503 {
+		t.Errorf("GET /ready without identity: %d, want 503", code)
+	}
+	t0 := time.Now()
+	if code, _ := call(t, "POST", p, "/shutdown"); code != 200 {
+		t.Errorf("POST /shutdown: %d", code)
+	}
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	if d := time.Since(t0); d < 400*time.Millisecond {
+		t.Errorf("exited %v after POST /shutdown, before its 400ms grace period", d)
+	}
 	s.expectRequests(t, "http POST /shutdown")
 }
 
