@@ -657,6 +657,18 @@ describe('reconcile', () => {
     );
   });
 
+  it('a linkerd proxy with a shutdown grace period (LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD) is waited for that long after its 200: asked once, one Normal', async () => {
+    const graced: Mod = (p) => {
+      const c = p.spec.containers.find((x: { name: string }) => x.name === 'linkerd-proxy');
+      c.env = [{ name: 'LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD', value: '300ms' }];
+    };
+    const w = new World(running('linkerd-proxy'), graced);
+    // The 200 comes at once; the exit after the 200 ms window, within the grace period.
+    w.behaviour.set(':4191', 'slow-exit');
+    stoppedByOneAsk(w, await w.reconciler.reconcile(w.key), 'http POST :4191/shutdown');
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+  });
+
   it('a lingering sidecar that outstays its delay is reported with the whole wait', async () => {
     const w = new World(running('linkerd-proxy'), running('cloudsql-proxy'), (p) => {
       const c = p.spec.containers.find((x: { name: string }) => x.name === 'cloudsql-proxy');
