@@ -219,13 +219,20 @@ func TestLinkerdWithoutIdentity(t *testing.T) {
 	if code, _ := call(t, "POST", p, "/shutdown"); code != 200 {
 		t.Errorf("POST /shutdown: %d", code)
 	}
-	if code := s.waitExit(t); code != 0 {
-		t.Errorf("exit code %d", code)
-	}
-	if d := time.Since(t0); d < 400*time.Millisecond {
-		t.Errorf("exited %v after POST /shutdown, before its 400ms grace period", d)
-	}
+	s.exitsZeroAfter(t, t0, 400*time.Millisecond, "POST /shutdown")
 	s.expectRequests(t, "http POST /shutdown")
+}
+
+// exitsZeroAfter checks that the sidecar exits 0, and no sooner than `least` after t0 (what it
+// drains after `what`).
+func (s *sidecar) exitsZeroAfter(t *testing.T, t0 time.Time, least time.Duration, what string) {
+	t.Helper()
+	if code := s.waitExit(t); code != 0 {
+		t.Errorf("%s: exit code %d, want 0", what, code)
+	}
+	if d := time.Since(t0); d < least {
+		t.Errorf("exited %v after %s, before its %v drain", d, what, least)
+	}
 }
 
 func TestIstio(t *testing.T) {
@@ -275,12 +282,7 @@ func TestIstioSignalDrains(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if code := s.waitExit(t); code != 0 {
-		t.Errorf("SIGTERM: exit %d, want 0", code)
-	}
-	if d := time.Since(t0); d < 300*time.Millisecond {
-		t.Errorf("exited %v after SIGTERM, before its 300ms drain", d)
-	}
+	s.exitsZeroAfter(t, t0, 300*time.Millisecond, "SIGTERM")
 	s.expectRequests(t, "signal terminated")
 }
 
