@@ -20,6 +20,7 @@ import { ResponseReader } from './http1.ts';
 
 /** What a request is: its head's fields, and a body already serialized. */
 export interface PoolRequest {
+  /** Not HEAD: its answer announces a body that never comes, which the reader would wait for. */
   readonly method: string;
   /** The path and query, as they go on the request line. */
   readonly path: string;
@@ -46,7 +47,7 @@ export interface PoolOptions {
 }
 
 /** Methods whose repetition changes nothing more (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+const IDEMPOTENT = new Set(['GET', 'OPTIONS', 'PUT', 'DELETE']);
 
 interface Conn {
   readonly socket: Socket;
