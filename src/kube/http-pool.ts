@@ -61,6 +61,17 @@ interface Conn {
 /** An error of a request on a reused connection that may be sent again. */
 class LostOnReuse extends Error {}
 
+/**
+ * What ends one request early, waiting for a connection included: its deadline (as Node's
+ * ClientRequest timer did, a request still waiting when it passes is never sent) and its signal.
+ */
+interface Bounds {
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+  aborted(): Error;
+  timedOut(): Error;
+}
+
 export class HttpPool {
   private readonly opts: PoolOptions;
   /** Idle connections, the most recently used last. */
@@ -76,14 +87,18 @@ export class HttpPool {
   /** Sends a request and reads the whole answer; rejects on a broken connection, the timeout or an abort. */
   async request(req: PoolRequest): Promise<PoolAnswer> {
     const { method, path, signal } = req;
-    const aborted = () => Object.assign(new Error(`${method} ${path}: aborted`), { name: 'AbortError', cause: signal?.reason });
-    const deadline = Date.now() + req.timeoutMs;
-    const conn = await this.acquire(signal, aborted, false);
+    const bounds: Bounds = {
+      deadline: Date.now() + req.timeoutMs,
+      signal,
+      aborted: () => Object.assign(new Error(`${method} ${path}: aborted`), { name: 'AbortError', cause: signal?.reason }),
+      timedOut: () => new Error(`${method} ${path}: no answer within ${req.timeoutMs / 1000}s`),
+    };
+    const conn = await this.acquire(bounds, false);
     try {
-      return await this.exchange(conn, req, deadline, aborted);
+      return await this.exchange(conn, req, bounds);
     } catch (err) {
-      if (!(err instanceof LostOnReuse) || Date.now() >= deadline) throw err instanceof LostOnReuse ? (err.cause as Error) : err;
-      return this.exchange(await this.acquire(signal, aborted, true), req, deadline, aborted);
+      if (!(err instanceof LostOnReuse) || Date.now() >= bounds.deadline) throw err instanceof LostOnReuse ? (err.cause as Error) : err;
+      return this.exchange(await this.acquire(bounds, true), req, bounds);
     }
   }
 
@@ -102,9 +117,11 @@ export class HttpPool {
   }
 
   /** An idle connection (unless `fresh`), else a new one, else the next one freed. */
-  private async acquire(signal: AbortSignal | undefined, aborted: () => Error, fresh: boolean): Promise<Conn> {
+  private async acquire(bounds: Bounds, fresh: boolean): Promise<Conn> {
+    const { signal } = bounds;
     for (;;) {
-      if (signal?.aborted) throw aborted();
+      if (signal?.aborted) throw bounds.aborted();
+      if (Date.now() >= bounds.deadline) throw bounds.timedOut();
       const c = fresh ? undefined : this.idle.pop();
       if (c !== undefined) {
         this.unidle(c);
@@ -119,15 +136,22 @@ export class HttpPool {
         oldest.socket.destroy();
       }
       await new Promise<void>((resolve, reject) => {
-        const wake = () => {
+        const done = () => {
+          clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
+        };
+        const wake = () => {
+          done();
           resolve();
         };
-        const onAbort = () => {
+        const giveUp = (err: Error) => {
+          done();
           const i = this.waiting.indexOf(wake);
           if (i >= 0) this.waiting.splice(i, 1);
-          reject(aborted());
+          reject(err);
         };
+        const onAbort = () => giveUp(bounds.aborted());
+        const timer = setTimeout(() => giveUp(bounds.timedOut()), Math.max(0, bounds.deadline - Date.now()));
         this.waiting.push(wake);
         signal?.addEventListener('abort', onAbort, { once: true });
       });
@@ -151,7 +175,7 @@ export class HttpPool {
   }
 
   /** One request on `conn`, which it leaves idle in the pool, or closed. */
-  private exchange(conn: Conn, req: PoolRequest, deadline: number, aborted: () => Error): Promise<PoolAnswer> {
+  private exchange(conn: Conn, req: PoolRequest, bounds: Bounds): Promise<PoolAnswer> {
     const { method, path, signal } = req;
     const reused = conn.used;
     conn.used = true;
@@ -195,8 +219,8 @@ export class HttpPool {
         else lost(Object.assign(new Error(`${method} ${path}: the connection closed before the answer was complete (socket hang up)`), { code: 'ECONNRESET' }));
       };
       const onError = (err: NodeJS.ErrnoException) => lost(Object.assign(new Error(`${method} ${path}: ${err.message}`), { code: err.code, cause: err }));
-      const onAbort = () => settle(aborted());
-      const timer = setTimeout(() => settle(new Error(`${method} ${path}: no answer within ${req.timeoutMs / 1000}s`)), Math.max(0, deadline - Date.now()));
+      const onAbort = () => settle(bounds.aborted());
+      const timer = setTimeout(() => settle(bounds.timedOut()), Math.max(0, bounds.deadline - Date.now()));
       signal?.addEventListener('abort', onAbort, { once: true });
       socket.on('data', onData);
       socket.once('end', onClosed);

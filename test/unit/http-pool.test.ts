@@ -218,6 +218,20 @@ describe('HttpPool', () => {
     p.close();
   });
 
+  it('a request still waiting for a connection when its timeout passes fails, naming it, and is never sent', async () => {
+    const p = pool({ max: 1 });
+    script = () => {};
+    const first = get(p, '/hung', 300);
+    const waiting = get(p, '/waiting', 100);
+    await assert.rejects(waiting, /^Error: GET \/waiting: no answer within 0.1s$/);
+    await assert.rejects(first, /GET \/hung: no answer within 0.3s/);
+    assert.deepEqual(
+      received.map((r) => r.path),
+      ['/hung'],
+    );
+    p.close();
+  });
+
   it('fails an answer longer than maxBody', async () => {
     const p = pool({ maxBody: 10 });
     script = (r) => r.socket.write(json('{"a":"0123456789"}'));
