@@ -202,6 +202,19 @@ func waitSignal(codes map[os.Signal]int) os.Signal {
 
 var gracefulSignals = map[os.Signal]int{syscall.SIGINT: 0, syscall.SIGTERM: 0}
 
+// drainOnSignal blocks until SIGINT or SIGTERM, stops listening on `ln` (if any) at once, drains
+// for `drain` and exits 0: how linkerd2-proxy and pilot-agent end on a signal.
+func drainOnSignal(drain time.Duration, ln net.Listener) {
+	s := waitSignal(gracefulSignals)
+	if ln != nil {
+		_ = ln.Close()
+	}
+	log.Printf("received %v, draining for %v", s, drain)
+	time.Sleep(drain)
+	log.Printf("exiting with 0")
+	os.Exit(0)
+}
+
 // linkerd stands in for linkerd2-proxy's admin server, as measured with the real proxy (built
 // from linkerd/linkerd2-proxy at 29637b6, 2026-08): /shutdown checks the method first (405,
 // empty body, also when the endpoint is off), then that the client is on loopback (403), then
@@ -259,12 +272,7 @@ func linkerd(args []string) {
 	mux.HandleFunc("/live", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "live\n") })
 	mux.HandleFunc("/", http.NotFound)
 	ln = serve(addr(*bind, *port), mux)
-	s := waitSignal(gracefulSignals)
-	_ = ln.Close()
-	log.Printf("received %v, draining for %v", s, drain)
-	time.Sleep(drain)
-	log.Printf("exiting with 0")
-	os.Exit(0)
+	drainOnSignal(drain, ln)
 }
 
 // istio stands in for the istio-proxy container: pilot-agent's status port and its Envoy child's
@@ -310,14 +318,7 @@ func istio(args []string) {
 		mux.HandleFunc("/", http.NotFound)
 		status = serve(addr(*bind, *statusPort), mux)
 	}
-	s := waitSignal(gracefulSignals)
-	if status != nil {
-		_ = status.Close()
-	}
-	log.Printf("received %v, draining for %v", s, *drain)
-	time.Sleep(*drain)
-	log.Printf("exiting with 0")
-	os.Exit(0)
+	drainOnSignal(*drain, status)
 }
 
 // envoy stands in for the Envoy that pilot-agent starts: its admin port 15000 on loopback (the
