@@ -219,7 +219,6 @@ build_simple() {
     run_go_build "$w/build.log" "$total" -tags "$tags" -trimpath -ldflags "-s -w $extra_ld" -o "$tmp/bin/$bin" "$pkg"
     if [[ -n $share ]]; then
       mkdir -p "$tmp/share"
-      local f
       local f src
       src=$(module_dir "$mod@$ver")
       for f in $share; do cp "$src/${f%%:*}" "$tmp/share/${f#*:}"; done
