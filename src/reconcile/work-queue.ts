@@ -8,14 +8,17 @@ import PQueue from 'p-queue';
 import { type RetryPolicy, retryDelayMs } from './retry-policy.ts';
 
 /**
- * What a handler says about its key: done; retry with backoff (a transient failure); or
- * permanent (controller-runtime's TerminalError): asking again cannot help until the pod changes,
- * so the key is only rechecked slowly, after `permanentRecheckMs`, or when it is added again.
+ * What a handler says about its key: done; retry with backoff (a transient failure); permanent
+ * (controller-runtime's TerminalError): asking again cannot help until the pod changes, so the
+ * key is only rechecked slowly, after `permanentRecheckMs`, or when it is added again; or later
+ * (controller-runtime's RequeueAfter): nothing failed, the key is handled again after `afterMs`
+ * (a sidecar that drains before it exits), or sooner when it is added again.
  */
 export type WorkResult =
   | { readonly kind: 'done' }
   | { readonly kind: 'retry'; readonly reason: string }
-  | { readonly kind: 'permanent'; readonly reason: string };
+  | { readonly kind: 'permanent'; readonly reason: string }
+  | { readonly kind: 'later'; readonly afterMs: number; readonly reason: string };
 
 export interface WorkQueueOptions {
   readonly concurrency: number;
@@ -143,6 +146,7 @@ export class WorkQueue {
     } else {
       this.failures.delete(key);
       if (result.kind === 'permanent' && !this.dirty.has(key)) this.addAfter(key, this.opts.permanentRecheckMs ?? 600_000);
+      if (result.kind === 'later' && !this.dirty.has(key)) this.addAfter(key, result.afterMs);
     }
     if (this.dirty.delete(key)) this.add(key);
     this.stats();

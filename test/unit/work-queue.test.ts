@@ -194,6 +194,33 @@ describe('work queue', () => {
     await q.shutdown(10);
   });
 
+  it('a later result runs the key again after its delay, or sooner when added, and is no failure', async () => {
+    let n = 0;
+    const q = new WorkQueue({
+      concurrency: 1,
+      retry: { baseMs: 5, maxMs: 5 },
+      random: () => 1,
+      handler: async (): Promise<WorkResult> => {
+        n += 1;
+        return n < 3 ? { kind: 'later', afterMs: 60, reason: 'a sidecar drains before it exits' } : { kind: 'done' };
+      },
+    });
+    q.add('k');
+    await sleep(30);
+    assert.equal(n, 1, 'not before its delay');
+    assert.equal(q.failuresOf('k'), 0);
+    assert.equal(q.size.delayed, 1);
+    await sleep(60);
+    assert.equal(n, 2, 'after its delay');
+    q.add('k');
+    await sleep(10);
+    assert.equal(n, 3, 'a change of the pod handles it at once');
+    await sleep(100);
+    assert.equal(n, 3, 'done: nothing more');
+    assert.equal(q.size.delayed, 0);
+    await q.shutdown(10);
+  });
+
   it('forget cancels a pending retry', async () => {
     let n = 0;
     const q = new WorkQueue({
