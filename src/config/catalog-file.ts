@@ -8,7 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { RE2JS } from 're2js';
 import { LineCounter, parseDocument } from 'yaml';
 import { ATTEMPT_KIND_NAMES, ATTEMPT_KINDS } from '../domain/attempt-kinds/index.ts';
-import type { Attempt, AttemptCondition, AttemptRules, Catalog, CatalogEntry, ImagePattern, PortSource, SettingSource } from '../domain/catalog.ts';
+import type {
+  Attempt,
+  AttemptCondition,
+  AttemptRules,
+  Catalog,
+  CatalogEntry,
+  ExitDelaySource,
+  ImagePattern,
+  PortSource,
+  SettingSource,
+} from '../domain/catalog.ts';
+import { MAX_EXIT_DELAY_MS, parseGoDuration } from '../domain/resolve.ts';
 import { ConfigError, describeValue, oneLine, quote } from './errors.ts';
 
 export { ConfigError } from './errors.ts';
@@ -156,15 +167,31 @@ function checkCondition(c: Checker, v: unknown, path: string): AttemptCondition 
   };
 }
 
-/** `portFrom`, an `exitDelayFrom` item: where the sidecar's configuration may set a value. */
-function checkSettingSource(c: Checker, v: unknown, path: string, what: string): SettingSource | undefined {
-  const w = c.mapping(v, path, ['flag', 'env', 'annotation'], `${what}: flag, env, annotation`);
+/**
+ * `portFrom`, an `exitDelayFrom` item: where the sidecar's configuration may set a value. `extra`
+ * fields are allowed beside them, for the caller to check.
+ */
+function checkSettingSource(c: Checker, v: unknown, path: string, what: string, extra: readonly string[] = []): SettingSource | undefined {
+  const places = ['flag', 'env', 'annotation'];
+  const w = c.mapping(v, path, [...places, ...extra], `${what}: ${[...places, ...extra].join(', ')}`);
   if (w === undefined) return undefined;
-  if (Object.keys(w).length === 0) return c.fail(path, 'must name at least one of flag, env, annotation');
+  if (places.every((k) => w[k] === undefined)) return c.fail(path, 'must name at least one of flag, env, annotation');
   const flag = w.flag === undefined ? undefined : checkFlag(c, w.flag, `${path}.flag`);
   const env = w.env === undefined ? undefined : checkEnvName(c, w.env, `${path}.env`);
   const annotation = w.annotation === undefined ? undefined : checkAnnotationKey(c, w.annotation, `${path}.annotation`);
   return { ...(flag !== undefined && { flag }), ...(env !== undefined && { env }), ...(annotation !== undefined && { annotation }) };
+}
+
+/** An `exitDelayFrom` item: a setting source, plus the program's `default` duration when it is unset. */
+function checkDelaySource(c: Checker, v: unknown, path: string): ExitDelaySource | undefined {
+  const source = checkSettingSource(c, v, path, 'a duration source', ['default']);
+  if (!isMapping(v) || v.default === undefined) return source;
+  const text = v.default;
+  const ms = typeof text === 'string' ? parseGoDuration(text) : undefined;
+  if (typeof text !== 'string' || ms === undefined || ms <= 0 || ms > MAX_EXIT_DELAY_MS) {
+    return c.fail(`${path}.default`, `must be a Go duration above 0 and at most ${MAX_EXIT_DELAY_MS / 60_000}m (e.g. "2m"), got ${describeValue(text)}`);
+  }
+  return source === undefined ? undefined : { ...source, default: { ms, text } };
 }
 
 function checkRules(c: Checker, a: Json, path: string, kind: Attempt['kind']): AttemptRules {
@@ -216,7 +243,7 @@ function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefi
   const delayRule = 'a list of at most 4 places the sidecar sets how long it keeps running once asked to stop (Go durations, summed)';
   const delays = e.exitDelayFrom === undefined ? undefined : c.list(e.exitDelayFrom, `${path}.exitDelayFrom`, delayRule);
   if (delays !== undefined && delays.length > 4) c.fail(`${path}.exitDelayFrom`, `must be ${delayRule}, got ${delays.length} items`);
-  const exitDelayFrom = delays?.map((d, i) => checkSettingSource(c, d, `${path}.exitDelayFrom[${i}]`, 'a duration source'));
+  const exitDelayFrom = delays?.map((d, i) => checkDelaySource(c, d, `${path}.exitDelayFrom[${i}]`));
   const attempts = (c.list(e.attempts, `${path}.attempts`, 'a list of attempts, cleanest first') ?? []).map((a, i) =>
     checkAttempt(c, a, `${path}.attempts[${i}]`),
   );
@@ -227,7 +254,7 @@ function checkEntry(c: Checker, v: unknown, path: string): CatalogEntry | undefi
     ...(image !== undefined && { image }),
     ...(hint !== undefined && { hint }),
     native: e.native === true,
-    ...(exitDelayFrom !== undefined && { exitDelayFrom: exitDelayFrom as SettingSource[] }),
+    ...(exitDelayFrom !== undefined && { exitDelayFrom: exitDelayFrom as ExitDelaySource[] }),
     attempts: attempts as Attempt[],
   };
 }

@@ -62,10 +62,17 @@ export interface CatalogEntry {
   readonly native: boolean;
   /**
    * Where the sidecar's configuration says how long it keeps running once asked to stop (Go
-   * durations, summed: cloud-sql-proxy's --min-sigterm-delay and --max-sigterm-delay). hahaha
-   * waits that much longer for the exit before it calls an accepted ask ignored.
+   * durations, summed: cloud-sql-proxy's --min-sigterm-delay and --max-sigterm-delay), with the
+   * program's own default when it is not set. hahaha waits that much longer for the exit before
+   * it calls an accepted ask ignored.
    */
-  readonly exitDelayFrom?: readonly SettingSource[];
+  readonly exitDelayFrom?: readonly ExitDelaySource[];
+}
+
+/** An `exitDelayFrom` item: where the setting is, and the program's default when it is absent. */
+export interface ExitDelaySource extends SettingSource {
+  /** The duration the program uses when none of the places sets it (linkerd-proxy's 2m). */
+  readonly default?: { readonly ms: number; readonly text: string };
 }
 
 /**

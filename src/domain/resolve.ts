@@ -149,20 +149,24 @@ export interface ExitDelay {
 
 /**
  * The entry's `exitDelayFrom` read from the sidecar's configuration: per source the first value
- * that is a Go duration, summed, at most MAX_EXIT_DELAY_MS; undefined when none is set or all are 0.
+ * that is a Go duration, else the source's `default` (the program's own), summed, at most
+ * MAX_EXIT_DELAY_MS; undefined when none is set or all are 0.
  */
 export function exitDelay(entry: CatalogEntry, facts: SidecarFacts): ExitDelay | undefined {
   let ms = 0;
   const from: string[] = [];
   for (const source of entry.exitDelayFrom ?? []) {
-    for (const { value, name } of settingValues(source, facts)) {
-      const d = parseGoDuration(value);
-      if (d === undefined) continue;
-      if (d > 0) {
-        ms += d;
-        from.push(`${name}=${value}`);
+    const set = settingValues(source, facts)
+      .map(({ value, name }) => ({ value, name, d: parseGoDuration(value) }))
+      .find((v) => v.d !== undefined);
+    if (set?.d !== undefined) {
+      if (set.d > 0) {
+        ms += set.d;
+        from.push(`${set.name}=${set.value}`);
       }
-      break;
+    } else if (source.default !== undefined) {
+      ms += source.default.ms;
+      from.push(`${[source.flag, source.env, source.annotation].filter((n) => n !== undefined).join(', ')} (unset: ${source.default.text} by default)`);
     }
   }
   const whole = Math.min(Math.round(ms), MAX_EXIT_DELAY_MS);

@@ -89,6 +89,8 @@ const LEFT_READ_RETRY_MS = 500;
 const STARTING_MS = 10_000;
 /** Wait between asks of a sidecar that is still starting. */
 const STARTING_RETRY_MS = 250;
+/** Past a drain's end, when the pod is run again if no watch update did it sooner (see LaterAsk). */
+const DRAIN_RECHECK_SLACK_MS = 100;
 /** How long after a hand-over's window the pods reconciled are still checked for unreported stops. */
 const HANDOVER_CHECK_MS = 60_000;
 /**
@@ -176,7 +178,33 @@ type TargetResult =
        * whether the last ask landed. Reported only once it persists (API_GRACE_MS).
        */
       readonly api: boolean;
+      /**
+       * Not a failure: the sidecar accepted the ask and drains before it exits, as configured;
+       * its exit is awaited until then (epoch ms) by later runs (see LaterAsk).
+       */
+      readonly draining?: number;
     };
+
+/** An ask a later run settles (see Reconciler.unverifiedAsks). */
+interface LaterAsk {
+  readonly attempt: Attempt;
+  /** When the ask was made (epoch ms, this process's clock). */
+  readonly askedAt: number;
+  /**
+   * Set for an ask the sidecar accepted and then drains after, as its configuration says
+   * (`exitDelayFrom`): the first window passed with the watch current and the sidecar still
+   * running. Its exit is awaited without a worker until `until`; only then is the ask ignored.
+   */
+  readonly drain?: {
+    /** The ask's whole window: VERIFY_TIMEOUT_SECONDS, the exit delay and the kubelet's lag. */
+    readonly until: number;
+    /** The accepted answer (`HTTP 200`) and that window described, for the event if it never exits. */
+    readonly detail: string;
+    readonly within: string;
+    /** The attempts that failed before it, for the Warning that goes with its stop. */
+    readonly earlierErrors: readonly string[];
+  };
+}
 
 /** The container's terminated state in this incarnation of the pod (same uid), if any, with its restart count. */
 function terminatedState(pod: PodView | undefined, uid: string, container: string) {
@@ -214,8 +242,10 @@ export class Reconciler {
    * it has left the watch (the stop may have finished it). Without this, the stop would have no
    * event (the retry skips a terminated sidecar, or calls it "exited on its own"), and the retry
    * would ask again before the kubelet could report the exit.
+   * Also here, with `drain`: asks accepted by a sidecar that drains before it exits (its
+   * configured exit delay, see LaterAsk), awaited without holding a worker until its drain is over.
    */
-  private readonly unverifiedAsks = new Map<string, { readonly pod: PodView; readonly asks: Map<string, Attempt> }>();
+  private readonly unverifiedAsks = new Map<string, { readonly pod: PodView; readonly asks: Map<string, LaterAsk> }>();
   /** How late the kubelet reports exits lately: the verify window allows for it (see report-lag.ts). */
   readonly reportLag: ReportLag;
   /** Pods whose main containers were seen ended in a watch update, for noteUpdate. */
@@ -301,24 +331,45 @@ export class Reconciler {
   }
 
   /**
-   * Reports, as stopped by it, each unverified ask of the pod whose container `seen` shows
-   * terminated, and forgets those asks.
+   * Reports, as stopped by it, each unverified or draining ask of the pod whose container `seen`
+   * shows terminated (its Killing event, the counts, its latency by the kubelet's clock, and one
+   * event on the Job for them all), and forgets those asks.
    */
-  private reportUnverifiedStops(uid: string, seen: PodView | undefined, log: Logger): Promise<void>[] {
+  private reportUnverifiedStops(uid: string, seen: PodView | undefined, log: Logger): Promise<unknown>[] {
     const entry = this.unverifiedAsks.get(uid);
     if (entry === undefined) return [];
     const { pod } = entry;
     const ref = { namespace: pod.namespace, name: pod.name, uid };
-    const posts: Promise<void>[] = [];
+    const posts: Promise<unknown>[] = [];
+    const job: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
+    let firstAsk = this.now();
+    const mains = findMainContainers(pod);
+    const mainsEnded = typeof mains === 'string' ? undefined : mainsFinishedAt(pod, mains);
     for (const container of [...entry.asks.keys()]) {
       const state = terminatedState(seen, uid, container);
-      const attempt = state === undefined ? undefined : this.takeUnverifiedAsk(uid, container);
-      if (state === undefined || attempt === undefined) continue;
-      const via = describeAttempt(attempt);
-      log.info({ container, attempt: via, exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
+      const ask = state === undefined ? undefined : this.takeUnverifiedAsk(uid, container);
+      if (state === undefined || ask === undefined) continue;
+      job.stopped.push(container);
+      if (state.exitCode !== 0) job.nonZero.push(`${container} exited ${state.exitCode}`);
+      firstAsk = Math.min(firstAsk, ask.askedAt);
+      // Its latency by the kubelet's clock (whole seconds): this run did not see the exit happen.
+      if (state.finishedAt !== undefined && mainsEnded !== undefined) {
+        this.deps.metrics.shutdownLatency.observe({ container }, Math.max(0, (state.finishedAt - mainsEnded) / 1000));
+      }
+      const via = describeAttempt(ask.attempt);
+      log.info(
+        { container, attempt: via, exitCode: state.exitCode },
+        ask.drain === undefined ? 'an ask the API server could not verify did stop the sidecar' : 'the sidecar exited after its drain: stopped by the ask',
+      );
       this.countStop(pod, container, state.exitCode);
+      const earlier = ask.drain?.earlierErrors ?? [];
+      if (earlier.length > 0) {
+        posts.push(this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${container}: ${earlier.join('; ')} (then stopped by ${via})`));
+      }
       posts.push(this.stopEvent(pod, ref, container, via, state));
     }
+    // The Job's event for these stops, as the reap that asked would have posted it.
+    posts.push(this.jobEvent(pod, job, (this.now() - firstAsk) / 1000));
     return posts;
   }
 
@@ -510,7 +561,13 @@ export class Reconciler {
     const posts: Promise<unknown>[] = [];
     let failed = 0;
     let transient = 0;
+    /** The earliest end of a drain awaited (see LaterAsk): the pod is run again then at the latest. */
+    let drainUntil: number | undefined;
     for (const r of results) {
+      if (!r.ok && r.draining !== undefined) {
+        drainUntil = Math.min(drainUntil ?? r.draining, r.draining);
+        continue;
+      }
       if (r.ok) {
         if (r.via === undefined) {
           log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
@@ -557,9 +614,15 @@ export class Reconciler {
     posts.push(this.jobEvent(pod, jobSummary, (this.now() - started) / 1000));
     await Promise.all(posts);
     if (!results.some((r) => !r.ok && r.api)) this.apiFailingSince.delete(pod.uid);
-    if (failed === 0) return { kind: 'done' };
+    const later =
+      drainUntil === undefined
+        ? undefined
+        : ({ kind: 'later', afterMs: Math.max(0, drainUntil - this.now()) + DRAIN_RECHECK_SLACK_MS, reason: 'a sidecar drains before it exits' } as const);
+    if (failed === 0) return later ?? { kind: 'done' };
     const reason = `${failed} of ${results.length} sidecar(s) did not stop`;
-    return transient > 0 ? { kind: 'retry', reason } : { kind: 'permanent', reason: `${reason}, and asking again cannot help` };
+    if (transient > 0) return { kind: 'retry', reason };
+    // A permanent failure is rechecked slowly; a drain still ends on time.
+    return later ?? { kind: 'permanent', reason: `${reason}, and asking again cannot help` };
   }
 
   /** Tries the target's attempts in order until the API shows the container terminated. */
@@ -611,25 +674,59 @@ export class Reconciler {
       const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))}s`;
       return `${seconds(windowMs)}${plus.length === 0 ? '' : ` (${seconds(this.deps.verifyTimeoutMs)}, plus ${plus.join(', plus ')})`}`;
     };
-    // An earlier run's ask may have landed unseen (the API server could not show its effect):
-    // the kubelet's report gets a whole window with the watch current before anything is asked
-    // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
-    const unverified = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
-    if (unverified !== undefined) {
+    const earlier = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
+    /** Where this run's asking starts in target.attempts: after an earlier ask found ignored. */
+    let from = 0;
+    if (earlier?.drain !== undefined) {
+      // An earlier run's ask was accepted, and the sidecar drains before it exits: nothing is
+      // asked while its drain lasts, and no worker waits for it (the watch update of its exit,
+      // or the recheck at the drain's end, runs the pod again).
+      const { drain, attempt, askedAt } = earlier;
+      const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
+      if (state !== undefined) return this.stopped(pod.uid, target.container, state, undefined, []);
+      if (this.now() < drain.until) return { ...failed(), draining: drain.until };
+      // Its drain is over. A watch that was down meanwhile may have held back the report of its
+      // exit: that gets a window with the watch current first.
+      if (this.deps.store.disruptedSince(askedAt)) {
+        const settled = await this.verify(ref, key, isGone, this.now(), this.deps.verifyTimeoutMs + lagMs, log, signal, lag);
+        const after = terminatedState(settled.pod, pod.uid, target.container);
+        if (after !== undefined) return this.stopped(pod.uid, target.container, after, undefined, []);
+        if (signal?.aborted) return failed(['interrupted by shutdown']);
+        if (settled.unverified) {
+          errors.push(`${describeAttempt(attempt)}: accepted, but the API server still cannot show whether the container terminated`);
+          apiFailed = true;
+          return failed();
+        }
+      }
+      this.takeUnverifiedAsk(pod.uid, target.container);
+      const described = describeAttempt(attempt);
+      log.warn(
+        { attempt: described, detail: drain.detail, seconds: (this.now() - askedAt) / 1000 },
+        'attempt accepted, but the container kept running past its drain',
+      );
+      errors.push(...drain.earlierErrors, `${described}: accepted (${drain.detail}) but the container did not terminate within ${drain.within}`);
+      note(attempt, 'ignored');
+      landed = { attempt, errorsBefore: drain.earlierErrors.length };
+      // The attempts after it are tried now, as if this run had waited for it.
+      from = target.attempts.findIndex((a) => describeAttempt(a) === described) + 1;
+    } else if (earlier !== undefined) {
+      // An earlier run's ask may have landed unseen (the API server could not show its effect):
+      // the kubelet's report gets a whole window with the watch current before anything is asked
+      // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
       const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal, lag);
       const state = terminatedState(settled.pod, pod.uid, target.container);
       if (state !== undefined) {
-        log.info({ attempt: describeAttempt(unverified), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
+        log.info({ attempt: describeAttempt(earlier.attempt), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
         return this.stopped(pod.uid, target.container, state, undefined, []);
       }
       if (signal?.aborted) return failed(['interrupted by shutdown']);
       if (settled.unverified) {
-        errors.push(`${describeAttempt(unverified)}: accepted, but the API server still cannot show whether the container terminated`);
+        errors.push(`${describeAttempt(earlier.attempt)}: accepted, but the API server still cannot show whether the container terminated`);
         apiFailed = true;
         return failed();
       }
     }
-    for (const attempt of target.attempts) {
+    for (const attempt of target.attempts.slice(from)) {
       const current = this.deps.store.get(key);
       if (current === undefined || current.uid !== pod.uid) return failed(['pod disappeared']);
       const already = terminatedState(current, pod.uid, target.container);
@@ -678,7 +775,7 @@ export class Reconciler {
         // worse, take a path that ends the sidecar differently (a signal instead of its endpoint).
         // So does one that may have landed when the API server cannot show whether it did.
         if (isApiFailure(outcome.cause) || settled.unverified) {
-          if (settled.unverified) this.rememberUnverified(pod, target.container, attempt);
+          if (settled.unverified) this.rememberUnverified(pod, target.container, attempt, started);
           apiFailed = true;
           break;
         }
@@ -689,15 +786,32 @@ export class Reconciler {
         'attempt accepted, waiting for the container to terminate',
       );
       landed = { attempt, errorsBefore };
-      const after = await this.verify(ref, key, isGone, started, windowMs, log, signal, lag);
+      // A sidecar that drains before it exits (its exit delay) gets the usual window here; the
+      // rest of its drain is awaited without holding this worker (LaterAsk).
+      const drains = target.exitDelay !== undefined;
+      const after = await this.verify(ref, key, isGone, started, drains ? this.deps.verifyTimeoutMs + lagMs : windowMs, log, signal, lag);
       const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
       if (after.unverified) {
         errors.push(`${described}: accepted (${outcome.detail}), but the API server could not show whether the container terminated`);
         note(attempt, 'api-unavailable');
-        this.rememberUnverified(pod, target.container, attempt);
+        this.rememberUnverified(pod, target.container, attempt, started);
         apiFailed = true;
         break;
+      }
+      const until = started + windowMs;
+      if (drains && !signal?.aborted && this.now() < until) {
+        log.info(
+          { attempt: described, exitDelay: target.exitDelay?.from, awaitSeconds: (until - this.now()) / 1000 },
+          'attempt accepted; the sidecar drains before it exits, as configured: its exit is awaited without holding a worker',
+        );
+        this.rememberUnverified(pod, target.container, attempt, started, {
+          until,
+          detail: outcome.detail,
+          within: within(),
+          earlierErrors: errors.slice(),
+        });
+        return { ...failed(), draining: until };
       }
       log.warn({ attempt: described, detail: outcome.detail, seconds: (this.now() - started) / 1000 }, 'attempt accepted, but the container kept running');
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${within()}`);
@@ -811,22 +925,22 @@ export class Reconciler {
     return read;
   }
 
-  private rememberUnverified(pod: PodView, container: string, attempt: Attempt): void {
+  private rememberUnverified(pod: PodView, container: string, attempt: Attempt, askedAt: number, drain?: LaterAsk['drain']): void {
     let entry = this.unverifiedAsks.get(pod.uid);
     if (entry === undefined) {
       entry = { pod, asks: new Map() };
       this.unverifiedAsks.set(pod.uid, entry);
     }
-    entry.asks.set(container, attempt);
+    entry.asks.set(container, drain === undefined ? { attempt, askedAt } : { attempt, askedAt, drain });
   }
 
-  /** The container's unverified ask, if an earlier run left one; it is forgotten. */
-  private takeUnverifiedAsk(uid: string, container: string): Attempt | undefined {
+  /** The container's unverified or draining ask, if an earlier run left one; it is forgotten. */
+  private takeUnverifiedAsk(uid: string, container: string): LaterAsk | undefined {
     const entry = this.unverifiedAsks.get(uid);
-    const attempt = entry?.asks.get(container);
+    const ask = entry?.asks.get(container);
     entry?.asks.delete(container);
     if (entry?.asks.size === 0) this.unverifiedAsks.delete(uid);
-    return attempt;
+    return ask;
   }
 
   /**
@@ -843,11 +957,11 @@ export class Reconciler {
     how?: string,
   ): TargetResult {
     const unverified = this.takeUnverifiedAsk(uid, container);
-    const via = attempt ?? unverified;
+    const via = attempt ?? unverified?.attempt;
     return {
       ok: true,
       container,
-      earlierErrors,
+      earlierErrors: attempt === undefined && earlierErrors.length === 0 ? (unverified?.drain?.earlierErrors ?? []) : earlierErrors,
       via: via === undefined ? undefined : (how ?? describeAttempt(via)),
       exitCode: state.exitCode,
       restartCount: state.restartCount,

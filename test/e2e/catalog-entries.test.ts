@@ -45,6 +45,14 @@ const entries: { entry: string; container: ContainerSpec; via: RegExp; fails?: b
     asked: ['linkerd http POST /shutdown'],
   },
   {
+    // Unset, the catalog assumes the proxy's own default (2m): the drain is awaited without a
+    // worker, and the exit (this look-alike's 15 s drain, past the 10 s window) is the ask's stop.
+    entry: 'linkerd without its identity, LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD unset: its drain awaited, asked once, no Warning',
+    container: sidecar('linkerd-proxy', 'linkerd', '--no-identity', '--shutdown-grace-period', '15s'),
+    via: /http POST :4191\/shutdown, exit code 0/,
+    asked: ['linkerd http POST /shutdown'],
+  },
+  {
     entry: 'istio',
     container: sidecar('istio-proxy', 'istio'),
     via: /http POST :15020\/quitquitquit, exit code 0/,

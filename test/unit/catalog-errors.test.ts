@@ -48,7 +48,21 @@ const cases: [string, string, string | undefined, RegExp[]][] = [
     'an exit delay source with a field of its own',
     'delay-field.yaml',
     catalogOf(entry('csql', '[cloud-sql-proxy]', http('port: 9091, path: /quitquitquit'), '    exitDelayFrom: [{seconds: 15}]\n')),
-    [/field exitDelayFrom\[0\] \(sidecars\[0\]\.exitDelayFrom\[0\]\): unknown field\(s\) seconds: allowed are flag, env, annotation/],
+    [/field exitDelayFrom\[0\] \(sidecars\[0\]\.exitDelayFrom\[0\]\): unknown field\(s\) seconds: allowed are flag, env, annotation, default/],
+  ],
+  [
+    "an exit delay source's default that is not a duration",
+    'delay-default.yaml',
+    catalogOf(entry('l5d', '[linkerd-proxy]', http('port: 4191, path: /shutdown'), '    exitDelayFrom: [{env: GRACE, default: 120}]\n')),
+    [
+      /field exitDelayFrom\[0\]\.default \(sidecars\[0\]\.exitDelayFrom\[0\]\.default\): must be a Go duration above 0 and at most 10m \(e\.g\. "2m"\), got 120/,
+    ],
+  ],
+  [
+    'an exit delay source with a default only',
+    'delay-default-only.yaml',
+    catalogOf(entry('l5d', '[linkerd-proxy]', http('port: 4191, path: /shutdown'), '    exitDelayFrom: [{default: 2m}]\n')),
+    [/field exitDelayFrom\[0\] \(sidecars\[0\]\.exitDelayFrom\[0\]\): must name at least one of flag, env, annotation/],
   ],
   [
     'five exit delay sources',

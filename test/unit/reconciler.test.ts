@@ -285,6 +285,15 @@ class World {
   }
 }
 
+/**
+ * linkerd-proxy with LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD=0s: no drain after its 200 (unset, the
+ * catalog assumes the proxy's 2m default), for tests of the verify window itself.
+ */
+const noDrain: Mod = (p) => {
+  const c = p.spec.containers.find((x: { name: string }) => x.name === 'linkerd-proxy');
+  c.env = [...(c.env ?? []), { name: 'LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD', value: '0s' }];
+};
+
 /** The pod is done after one ask, reported as the stop: one Normal Killing event, no Warning. */
 function stoppedByOneAsk(w: World, result: unknown, call: string): void {
   assert.deepEqual(result, { kind: 'done' });
@@ -481,7 +490,7 @@ describe('reconcile', () => {
   });
 
   it('a watch that was up through the window is believed: an ignored ask is a failure at once', async () => {
-    const w = new World(running('linkerd-proxy'));
+    const w = new World(running('linkerd-proxy'), noDrain);
     w.behaviour.set(':4191', 'accept-only');
     w.cache.markStale('*');
     w.cache.markCurrent('*');
@@ -649,6 +658,14 @@ describe('reconcile', () => {
     const w = new World(running('cloudsql-proxy'), lingering);
     w.behaviour.set(':9091', 'slow-exit');
     w.behaviour.set('cloudsql-proxy:exec', 'stop-130');
+    // The first window (200 ms) passes with the proxy still running: its exit is awaited without
+    // a worker, until its window and delay are over (500 ms), and the run ends.
+    const first = await w.reconciler.reconcile(w.key);
+    assert.equal(first.kind, 'later');
+    assert.ok(first.kind === 'later' && first.afterMs > 200 && first.afterMs <= 400, JSON.stringify(first));
+    assert.equal(w.events.length, 0);
+    // The watch update of its exit runs the pod again.
+    await sleep(150);
     assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
     assert.deepEqual(w.calls, ['http POST :9091/quitquitquit']);
     assert.deepEqual(
@@ -665,8 +682,61 @@ describe('reconcile', () => {
     const w = new World(running('linkerd-proxy'), graced);
     // The 200 comes at once; the exit after the 200 ms window, within the grace period.
     w.behaviour.set(':4191', 'slow-exit');
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'later');
+    await sleep(150);
     stoppedByOneAsk(w, await w.reconciler.reconcile(w.key), 'http POST :4191/shutdown');
     assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+  });
+
+  it("a linkerd proxy without LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD drains up to the proxy's 2m default: no Warning, no worker held, its exit is the ask's stop", async () => {
+    // Measured with linkerd2-proxy: without its identity it answers 200 and closes its admin port
+    // at once, then exits only when its grace period (2 minutes unless set) is over.
+    const w = new World(ownedByJob('job'), running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    const started = Date.now();
+    const first = await w.reconciler.reconcile(w.key);
+    assert.ok(Date.now() - started < 1000, 'the run ends after the first window');
+    assert.equal(first.kind, 'later');
+    assert.ok(first.kind === 'later' && first.afterMs > 119_000 && first.afterMs <= 120_300, JSON.stringify(first));
+    assert.equal(w.events.length, 0);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+    // Any run before the drain is over asks nothing.
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'later');
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    // It exits: the watch update runs the pod again, and the stop is the ask's.
+    w.terminate('linkerd-proxy', 0);
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.deepEqual(w.killing(), ['Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)']);
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'linkerd-proxy' }), 1);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+    // The Job's event, once, when the stop is known.
+    assert.deepEqual(
+      w.events.filter((e) => e.regarding !== undefined).map((e) => `${e.type} ${e.reason} ${e.message.replace(/in \d+\.\d s/, 'in N s')}`),
+      ['Normal SidecarsShutDown Shut down 1 sidecar of pod job-1 in N s (linkerd-proxy)'],
+    );
+  });
+
+  it('a draining sidecar whose exit finished the pod is reported from the pod read after it left the watch', async () => {
+    const w = new World(running('linkerd-proxy'));
+    const { reconciler, reads } = w.countingReads();
+    w.behaviour.set(':4191', 'accept-only');
+    assert.equal((await reconciler.reconcile(w.key)).kind, 'later');
+    // The proxy exited, the pod succeeded and left the watch (status.phase=Running).
+    const before = w.current();
+    terminated('linkerd-proxy', 0, T0 + 2000)(w.raw);
+    phase('Succeeded')(w.raw);
+    w.cache.remove(w.key);
+    reconciler.left(before);
+    await sleep(50);
+    assert.equal(reads(), 1);
+    assert.deepEqual(w.killing(), ['Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)']);
+    assert.equal(await w.metric('hahaha_sidecar_shutdowns', { container: 'linkerd-proxy' }), 1);
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns'), 0);
+    // Its latency by the kubelet's clock: the main container ended at T0, the proxy 2 s later.
+    const h = (await w.metrics.registry.getSingleMetric('hahaha_sidecar_shutdown_latency_seconds')?.get())?.values ?? [];
+    const sum = h.find((v) => (v as { metricName?: string }).metricName === 'hahaha_sidecar_shutdown_latency_seconds_sum')?.value;
+    assert.equal(sum, 2);
   });
 
   it('a lingering sidecar that outstays its delay is reported with the whole wait', async () => {
@@ -676,11 +746,31 @@ describe('reconcile', () => {
     });
     w.behaviour.set(':9091', 'accept-only');
     w.behaviour.set('cloudsql-proxy:exec', 'accept-only');
-    await w.reconciler.reconcile(w.key);
+    const first = await w.reconciler.reconcile(w.key);
+    assert.equal(first.kind, 'later');
+    assert.deepEqual(w.calls.sort(), ['http POST :4191/shutdown', 'http POST :9091/quitquitquit']);
+    // Before its delay is over, a run asks nothing.
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'later');
+    assert.equal(w.calls.length, 2);
+    // Once it is over (the recheck), the ask is ignored and the next attempt runs at once; the
+    // delay applies to the signal as well, so that is awaited the same way.
+    await sleep(first.kind === 'later' ? first.afterMs : 0);
+    const second = await w.reconciler.reconcile(w.key);
+    assert.equal(second.kind, 'later');
+    assert.deepEqual(w.calls.slice(2), ['exec cloudsql-proxy /bin/kill -s INT 1']);
+    assert.deepEqual(
+      w.events.filter((e) => e.type === 'Warning'),
+      [],
+      'no Warning while an attempt is awaited',
+    );
+    await sleep(second.kind === 'later' ? second.afterMs : 0);
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    assert.equal(w.calls.length, 3, 'nothing asked twice');
     assert.match(
       w.events.find((e) => e.type === 'Warning')?.message ?? '',
-      /http POST :9091\/quitquitquit: accepted \(HTTP 200\) but the container did not terminate within 0.3s \(0.2s, plus its --min-sigterm-delay=100ms\)/,
+      /http POST :9091\/quitquitquit: accepted \(HTTP 200\) but the container did not terminate within 0.3s \(0.2s, plus its --min-sigterm-delay=100ms\); exec \/bin\/kill -s INT 1: accepted \(exit code 0\) but the container did not terminate within 0.3s/,
     );
+    assert.equal(await w.metric('hahaha_failed_sidecar_shutdowns', { container: 'cloudsql-proxy' }), 1);
   });
 
   it('a sidecar found stopped after the only ask was refused exited on its own: no Killing event, not counted as a stop', async () => {
@@ -1117,7 +1207,7 @@ describe('reconcile', () => {
   });
 
   it("a lag that grew on another node does not lengthen the pod's window", async () => {
-    const w = new World(running('linkerd-proxy'));
+    const w = new World(running('linkerd-proxy'), noDrain);
     w.behaviour.set(':4191', 'slow-exit');
     setTimeout(() => w.reconciler.reportLag.observe('node-b', Date.now(), Date.now() - 3000), 50);
     // The same as the test above but for the node: the exit shows after the 200 ms window.
@@ -1137,7 +1227,7 @@ describe('reconcile', () => {
   });
 
   it("a sidecar that ignores the ask is reported with the window it had, the kubelet's lag included", async () => {
-    const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'));
+    const w = new World(terminated('job', 0, Date.now() - 2000), running('linkerd-proxy'), noDrain);
     w.behaviour.set(':4191', 'accept-only');
     w.reconciler.noteUpdate(w.current());
     await w.reconciler.reconcile(w.key);
@@ -1148,7 +1238,7 @@ describe('reconcile', () => {
   });
 
   it('an accepted request whose sidecar does not stop counts as failed after the verify deadline', async () => {
-    const w = new World(running('linkerd-proxy'));
+    const w = new World(running('linkerd-proxy'), noDrain);
     w.behaviour.set(':4191', 'accept-only');
     const result = await w.reconciler.reconcile(w.key);
     assert.equal(result.kind, 'retry');

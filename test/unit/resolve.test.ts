@@ -141,6 +141,20 @@ describe('exit delay from the sidecar configuration', () => {
   it('at most MAX_EXIT_DELAY_MS, whatever the configuration says', () => {
     assert.equal(of(csql('--max-sigterm-delay=24h'))?.ms, MAX_EXIT_DELAY_MS);
   });
+  it("a place unset falls back to the program's own default, said as such; a value set, zero included, wins", () => {
+    const linkerd = entry('linkerd', ['linkerd-proxy'], [http(4191, '/shutdown')], {
+      exitDelayFrom: [{ env: 'LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD', default: { ms: 120_000, text: '2m' } }],
+    });
+    const proxy = (env?: Record<string, string>) =>
+      exitDelay(linkerd, { container: { name: 'linkerd-proxy', image: 'l5d', ...(env && { env }) }, annotations: {} });
+    assert.deepEqual(proxy(), { ms: 120_000, from: 'LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD (unset: 2m by default)' });
+    assert.deepEqual(proxy({ LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD: '30s' }), { ms: 30_000, from: 'LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD=30s' });
+    assert.equal(proxy({ LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD: '0s' }), undefined);
+    assert.deepEqual(proxy({ LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD: 'soon' }), {
+      ms: 120_000,
+      from: 'LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD (unset: 2m by default)',
+    });
+  });
   it('explain says the sidecar is waited for', () => {
     const cat: Catalog = { entries: [{ ...delays, attempts: [http(9091, '/quitquitquit', { exitCode: 0 })] }] };
     const p = predictSidecar(podOf('p', withApp('job'), container('job')), csql('--min-sigterm-delay=15s') as never, cat);
