@@ -198,8 +198,8 @@ interface LaterAsk {
   readonly drain?: {
     /** The ask's whole window: VERIFY_TIMEOUT_SECONDS, the exit delay and the kubelet's lag. */
     readonly until: number;
-    /** The accepted answer (`HTTP 200`) and that window described, for the event if it never exits. */
-    readonly detail: string;
+    /** What the ask got (`accepted (HTTP 200)`) and that window described, for the event if it never exits. */
+    readonly outcome: string;
     readonly within: string;
     /** The attempts that failed before it, for the Warning that goes with its stop. */
     readonly earlierErrors: readonly string[];
@@ -674,6 +674,26 @@ export class Reconciler {
       const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))}s`;
       return `${seconds(windowMs)}${plus.length === 0 ? '' : ` (${seconds(this.deps.verifyTimeoutMs)}, plus ${plus.join(', plus ')})`}`;
     };
+    /**
+     * How much of the window a worker waits: all of it, or for a sidecar that drains before it
+     * exits, the usual window; the rest of its drain is awaited without a worker (awaitDrain).
+     */
+    const heldMs = target.exitDelay === undefined ? windowMs : this.deps.verifyTimeoutMs + lagMs;
+    /**
+     * An ask that reached a sidecar that drains first, still running after `heldMs`: remembered
+     * with the end of its drain, for later runs (LaterAsk). Undefined when the sidecar has no
+     * drain, or it is over already.
+     */
+    const awaitDrain = (attempt: Attempt, askedAt: number, outcome: string): Extract<TargetResult, { ok: false }> | undefined => {
+      const until = askedAt + windowMs;
+      if (target.exitDelay === undefined || signal?.aborted || this.now() >= until) return undefined;
+      log.info(
+        { attempt: describeAttempt(attempt), exitDelay: target.exitDelay.from, awaitSeconds: (until - this.now()) / 1000 },
+        'the sidecar drains before it exits, as configured: its exit is awaited without holding a worker',
+      );
+      this.rememberUnverified(pod, target.container, attempt, askedAt, { until, outcome, within: within(), earlierErrors: errors.slice() });
+      return { ...failed(), draining: until };
+    };
     const earlier = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
     /** Where this run's asking starts in target.attempts: after an earlier ask found ignored. */
     let from = 0;
@@ -700,11 +720,8 @@ export class Reconciler {
       }
       this.takeUnverifiedAsk(pod.uid, target.container);
       const described = describeAttempt(attempt);
-      log.warn(
-        { attempt: described, detail: drain.detail, seconds: (this.now() - askedAt) / 1000 },
-        'attempt accepted, but the container kept running past its drain',
-      );
-      errors.push(...drain.earlierErrors, `${described}: accepted (${drain.detail}) but the container did not terminate within ${drain.within}`);
+      log.warn({ attempt: described, outcome: drain.outcome, seconds: (this.now() - askedAt) / 1000 }, 'the container kept running past its drain');
+      errors.push(...drain.earlierErrors, `${described}: ${drain.outcome} but the container did not terminate within ${drain.within}`);
       note(attempt, 'ignored');
       landed = { attempt, errorsBefore: drain.earlierErrors.length };
       // The attempts after it are tried now, as if this run had waited for it.
@@ -713,7 +730,7 @@ export class Reconciler {
       // An earlier run's ask may have landed unseen (the API server could not show its effect):
       // the kubelet's report gets a whole window with the watch current before anything is asked
       // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
-      const settled = await this.verify(ref, key, isGone, this.now(), windowMs, log, signal, lag);
+      const settled = await this.verify(ref, key, isGone, this.now(), heldMs, log, signal, lag);
       const state = terminatedState(settled.pod, pod.uid, target.container);
       if (state !== undefined) {
         log.info({ attempt: describeAttempt(earlier.attempt), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
@@ -725,6 +742,9 @@ export class Reconciler {
         apiFailed = true;
         return failed();
       }
+      // Seen running with the watch current: a sidecar that drains first may still be draining.
+      const draining = awaitDrain(earlier.attempt, earlier.askedAt, 'asked while the API server could not show its effect');
+      if (draining !== undefined) return draining;
     }
     for (const attempt of target.attempts.slice(from)) {
       const current = this.deps.store.get(key);
@@ -758,7 +778,7 @@ export class Reconciler {
         // the kubelet's lag, before the next attempt.
         const cutOff = outcome.cause === 'cut-off' || outcome.cause === 'api-unavailable';
         const mayHaveLanded = cutOff || outcome.cause === 'timeout';
-        const waitMs = cutOff ? windowMs : outcome.cause === 'timeout' ? attempt.timeoutSeconds * 1000 + lagMs : SETTLE_MS;
+        const waitMs = cutOff ? heldMs : outcome.cause === 'timeout' ? attempt.timeoutSeconds * 1000 + lagMs : SETTLE_MS;
         const notLanded = cannotHaveStopped(outcome.cause);
         const settled = notLanded
           ? { pod: this.deps.store.get(key), unverified: false }
@@ -768,6 +788,11 @@ export class Reconciler {
         // accepted but slower than the window), or the sidecar exited on its own.
         if (state !== undefined) return notLanded ? stoppedEarlier(state) : this.stopped(pod.uid, target.container, state, attempt, errors);
         if (!notLanded) landed = { attempt, errorsBefore };
+        if (outcome.cause === 'cut-off' && !settled.unverified) {
+          // It most likely landed: a sidecar that drains first is awaited as if it had answered.
+          const draining = awaitDrain(attempt, started, `answered, cut off (${outcome.error})`);
+          if (draining !== undefined) return draining;
+        }
         log.warn({ attempt: described, error: outcome.error, cause: outcome.cause, seconds }, 'attempt failed');
         errors.push(`${described}: ${outcome.error}`);
         note(attempt, outcome.cause);
@@ -787,9 +812,8 @@ export class Reconciler {
       );
       landed = { attempt, errorsBefore };
       // A sidecar that drains before it exits (its exit delay) gets the usual window here; the
-      // rest of its drain is awaited without holding this worker (LaterAsk).
-      const drains = target.exitDelay !== undefined;
-      const after = await this.verify(ref, key, isGone, started, drains ? this.deps.verifyTimeoutMs + lagMs : windowMs, log, signal, lag);
+      // rest of its drain is awaited without holding this worker (awaitDrain).
+      const after = await this.verify(ref, key, isGone, started, heldMs, log, signal, lag);
       const state = terminatedState(after.pod, pod.uid, target.container);
       if (state !== undefined) return this.stopped(pod.uid, target.container, state, attempt, errors, outcome.via);
       if (after.unverified) {
@@ -799,20 +823,8 @@ export class Reconciler {
         apiFailed = true;
         break;
       }
-      const until = started + windowMs;
-      if (drains && !signal?.aborted && this.now() < until) {
-        log.info(
-          { attempt: described, exitDelay: target.exitDelay?.from, awaitSeconds: (until - this.now()) / 1000 },
-          'attempt accepted; the sidecar drains before it exits, as configured: its exit is awaited without holding a worker',
-        );
-        this.rememberUnverified(pod, target.container, attempt, started, {
-          until,
-          detail: outcome.detail,
-          within: within(),
-          earlierErrors: errors.slice(),
-        });
-        return { ...failed(), draining: until };
-      }
+      const draining = awaitDrain(attempt, started, `accepted (${outcome.detail})`);
+      if (draining !== undefined) return draining;
       log.warn({ attempt: described, detail: outcome.detail, seconds: (this.now() - started) / 1000 }, 'attempt accepted, but the container kept running');
       errors.push(`${described}: accepted (${outcome.detail}) but the container did not terminate within ${within()}`);
       note(attempt, 'ignored');

@@ -717,6 +717,43 @@ describe('reconcile', () => {
     );
   });
 
+  it('an unverified ask to a sidecar that drains first: once the watch is back and it still runs, its drain is awaited, not asked again', async () => {
+    const w = new World(running('linkerd-proxy'));
+    w.behaviour.set(':4191', 'accept-only');
+    w.cache.markStale('*');
+    assert.equal((await w.reconciler.reconcile(w.key)).kind, 'retry');
+    w.cache.markCurrent('*');
+    const started = Date.now();
+    const next = await w.reconciler.reconcile(w.key);
+    assert.equal(next.kind, 'later');
+    assert.ok(Date.now() - started < 1000, 'one usual window, not the whole drain, in the worker');
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown']);
+    assert.equal(w.events.length, 0);
+    w.terminate('linkerd-proxy', 0);
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :4191/shutdown'], 'asked once');
+    assert.deepEqual(w.killing(), ['Normal Shut down container linkerd-proxy (http POST :4191/shutdown, exit code 0)']);
+  });
+
+  it('a cut-off answer from a sidecar that drains first is awaited like an accepted one; past its drain, the Warning says so', async () => {
+    const w = new World(running('cloudsql-proxy'), (p) => {
+      const c = p.spec.containers.find((x: { name: string }) => x.name === 'cloudsql-proxy');
+      c.args = ['--quitquitquit', '--min-sigterm-delay=100ms'];
+    });
+    w.behaviour.set(':9091', 'cut-off');
+    w.behaviour.set('cloudsql-proxy:exec', 'stop');
+    const first = await w.reconciler.reconcile(w.key);
+    assert.equal(first.kind, 'later');
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit']);
+    await sleep(first.kind === 'later' ? first.afterMs : 0);
+    assert.deepEqual(await w.reconciler.reconcile(w.key), { kind: 'done' });
+    assert.deepEqual(w.calls, ['http POST :9091/quitquitquit', 'exec cloudsql-proxy /bin/kill -s INT 1']);
+    assert.match(
+      w.killing().join('\n'),
+      /^Warning Unsuccessfully shut down container cloudsql-proxy: http POST :9091\/quitquitquit: answered, cut off \(exec stream closed without an exit status\) but the container did not terminate within 0\.3s .*\(then stopped by exec \/bin\/kill -s INT 1\)/,
+    );
+  });
+
   it('a draining sidecar whose exit finished the pod is reported from the pod read after it left the watch', async () => {
     const w = new World(running('linkerd-proxy'));
     const { reconciler, reads } = w.countingReads();
