@@ -185,6 +185,13 @@ type TargetResult =
       readonly draining?: number;
     };
 
+/** What one run stopped or failed to stop, for the event on the pod's Job (see jobEvent). */
+interface JobSummary {
+  readonly stopped: string[];
+  readonly nonZero: string[];
+  readonly failed: string[];
+}
+
 /** An ask a later run settles (see Reconciler.unverifiedAsks). */
 interface LaterAsk {
   readonly attempt: Attempt;
@@ -341,7 +348,7 @@ export class Reconciler {
     const { pod } = entry;
     const ref = { namespace: pod.namespace, name: pod.name, uid };
     const posts: Promise<unknown>[] = [];
-    const job: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
+    const job: JobSummary = { stopped: [], nonZero: [], failed: [] };
     let firstAsk = this.now();
     const mains = findMainContainers(pod);
     const mainsEnded = typeof mains === 'string' ? undefined : mainsFinishedAt(pod, mains);
@@ -349,8 +356,6 @@ export class Reconciler {
       const state = terminatedState(seen, uid, container);
       const ask = state === undefined ? undefined : this.takeUnverifiedAsk(uid, container);
       if (state === undefined || ask === undefined) continue;
-      job.stopped.push(container);
-      if (state.exitCode !== 0) job.nonZero.push(`${container} exited ${state.exitCode}`);
       firstAsk = Math.min(firstAsk, ask.askedAt);
       // Its latency by the kubelet's clock (whole seconds): this run did not see the exit happen.
       if (state.finishedAt !== undefined && mainsEnded !== undefined) {
@@ -361,12 +366,7 @@ export class Reconciler {
         { container, attempt: via, exitCode: state.exitCode },
         ask.drain === undefined ? 'an ask the API server could not verify did stop the sidecar' : 'the sidecar exited after its drain: stopped by the ask',
       );
-      this.countStop(pod, container, state.exitCode);
-      const earlier = ask.drain?.earlierErrors ?? [];
-      if (earlier.length > 0) {
-        posts.push(this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${container}: ${earlier.join('; ')} (then stopped by ${via})`));
-      }
-      posts.push(this.stopEvent(pod, ref, container, via, state));
+      posts.push(...this.reportStop(pod, ref, container, via, state, ask.drain?.earlierErrors ?? [], job));
     }
     // The Job's event for these stops, as the reap that asked would have posted it.
     posts.push(this.jobEvent(pod, job, (this.now() - firstAsk) / 1000));
@@ -556,7 +556,7 @@ export class Reconciler {
     const started = this.now();
     const lagMs = this.reportLag.current(pod.nodeName);
     const results = await Promise.all(decision.targets.map((t) => this.stopTarget(pod, ref, t, lagMs, log, signal)));
-    const jobSummary: { stopped: string[]; nonZero: string[]; failed: string[] } = { stopped: [], nonZero: [], failed: [] };
+    const jobSummary: JobSummary = { stopped: [], nonZero: [], failed: [] };
 
     const posts: Promise<unknown>[] = [];
     let failed = 0;
@@ -573,17 +573,8 @@ export class Reconciler {
           log.info({ container: r.container, exitCode: r.exitCode }, 'container exited on its own');
           continue;
         }
-        jobSummary.stopped.push(r.container);
-        if (r.exitCode !== 0) jobSummary.nonZero.push(`${r.container} exited ${r.exitCode}`);
-        this.countStop(pod, r.container, r.exitCode);
         this.deps.metrics.shutdownLatency.observe({ container: r.container }, this.latencySeconds(mainSeenAt, decision.mainFinishedAt, r.seenAt));
-        if (r.earlierErrors.length > 0) {
-          // The sidecar stopped, but a cleaner way failed first: worth a look by the job owner.
-          posts.push(
-            this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${r.container}: ${r.earlierErrors.join('; ')} (then stopped by ${r.via})`),
-          );
-        }
-        posts.push(this.stopEvent(pod, ref, r.container, r.via, r));
+        posts.push(...this.reportStop(pod, ref, r.container, r.via, r, r.earlierErrors, jobSummary));
       } else if (signal?.aborted) {
         // Interrupted (shutdown, or the lease lost): what happened is not known yet, and a
         // Warning here would often be wrong (the ask may have landed). The next run, here or on
@@ -703,14 +694,14 @@ export class Reconciler {
       // or the recheck at the drain's end, runs the pod again).
       const { drain, attempt, askedAt } = earlier;
       const state = terminatedState(this.deps.store.get(key), pod.uid, target.container);
-      if (state !== undefined) return this.stopped(pod.uid, target.container, state, undefined, []);
+      if (state !== undefined) return this.stopped(pod.uid, target.container, state, undefined, drain.earlierErrors);
       if (this.now() < drain.until) return { ...failed(), draining: drain.until };
       // Its drain is over. A watch that was down meanwhile may have held back the report of its
       // exit: that gets a window with the watch current first.
       if (this.deps.store.disruptedSince(askedAt)) {
         const settled = await this.verify(ref, key, isGone, this.now(), this.deps.verifyTimeoutMs + lagMs, log, signal, lag);
         const after = terminatedState(settled.pod, pod.uid, target.container);
-        if (after !== undefined) return this.stopped(pod.uid, target.container, after, undefined, []);
+        if (after !== undefined) return this.stopped(pod.uid, target.container, after, undefined, drain.earlierErrors);
         if (signal?.aborted) return failed(['interrupted by shutdown']);
         if (settled.unverified) {
           errors.push(`${describeAttempt(attempt)}: accepted, but the API server still cannot show whether the container terminated`);
@@ -973,7 +964,7 @@ export class Reconciler {
     return {
       ok: true,
       container,
-      earlierErrors: attempt === undefined && earlierErrors.length === 0 ? (unverified?.drain?.earlierErrors ?? []) : earlierErrors,
+      earlierErrors,
       via: via === undefined ? undefined : (how ?? describeAttempt(via)),
       exitCode: state.exitCode,
       restartCount: state.restartCount,
@@ -1013,7 +1004,7 @@ export class Reconciler {
    * what was stopped and how long it took, or what could not be stopped and why. Nothing when
    * the pod has no Job or nothing happened.
    */
-  private jobEvent(pod: PodView, s: { stopped: string[]; nonZero: string[]; failed: string[] }, seconds: number): Promise<unknown> {
+  private jobEvent(pod: PodView, s: JobSummary, seconds: number): Promise<unknown> {
     const owner = pod.owner;
     if (owner === undefined || owner.kind !== 'Job' || (s.stopped.length === 0 && s.failed.length === 0)) return Promise.resolve();
     const base = { pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid }, regarding: owner, action: EVENT_REASON };
@@ -1034,6 +1025,30 @@ export class Reconciler {
       reason: JOB_STOPPED_REASON,
       message: `Shut down ${n} sidecar${n > 1 ? 's' : ''} of pod ${pod.name} in ${seconds.toFixed(1)} s (${s.stopped.join(', ')})${fails}`,
     });
+  }
+
+  /**
+   * A stop by `via`, seen or credited: counted, its Killing event (and a Warning first when a
+   * cleaner way failed before it: worth a look by the job owner), and noted for the Job's event.
+   */
+  private reportStop(
+    pod: PodView,
+    ref: PodRef,
+    container: string,
+    via: string,
+    state: { exitCode: number; restartCount: number },
+    earlierErrors: readonly string[],
+    job: JobSummary,
+  ): Promise<unknown>[] {
+    job.stopped.push(container);
+    if (state.exitCode !== 0) job.nonZero.push(`${container} exited ${state.exitCode}`);
+    this.countStop(pod, container, state.exitCode);
+    const posts: Promise<unknown>[] = [];
+    if (earlierErrors.length > 0) {
+      posts.push(this.killingEvent(ref, 'Warning', `Unsuccessfully shut down container ${container}: ${earlierErrors.join('; ')} (then stopped by ${via})`));
+    }
+    posts.push(this.stopEvent(pod, ref, container, via, state));
+    return posts;
   }
 
   /** Counts a stop: hahaha_sidecar_shutdowns (HAHAHA's counter) and the exit's class. */
