@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end suite: builds what is missing (cold: about 10 minutes, cached after), starts the
 # local cluster and a hahaha instance with the chart's RBAC, runs test/e2e/*.test.ts, and always
-# tears the cluster down. On failure it prints the tail of hahaha's and the node's logs.
+# tears the cluster down. On failure it prints the tail of hahaha's and the node's logs, then each
+# failed test with its error (last, where a CI summary of the output's end shows it).
 #   E2E_KEEP_CLUSTER=1   leave the cluster running afterwards (stop it with npm run cluster:down)
 #   E2E_TESTS="a.test.ts b.test.ts"  run only these files (relative to test/e2e)
 set -Eeuo pipefail
@@ -18,6 +19,15 @@ teardown() {
       echo "---- last lines of $RUN/logs/$log.log" >&2
       tail -n 40 "$RUN/logs/$log.log" >&2
     done
+    if [[ -f $RUN/logs/hahaha.log ]]; then
+      echo "---- hahaha's leadership and its warnings (level 40+), by message" >&2
+      grep -E '"msg":"(became leader|stopped leading)' "$RUN/logs/hahaha.log" | grep -oE '"time":"[^"]*"|"msg":"[^"]*"' | paste -d' ' - - | tail -n 8 >&2 || true
+      grep -E '"level":(40|50|60)' "$RUN/logs/hahaha.log" | grep -oE '"msg":"[^"]{0,120}' | sort | uniq -c | sort -rn | head -n 12 >&2 || true
+    fi
+    if [[ -s $RUN/logs/e2e-failures.log ]]; then
+      echo "---- failed tests" >&2
+      cat "$RUN/logs/e2e-failures.log" >&2
+    fi
   fi
   if [[ -z ${E2E_KEEP_CLUSTER:-} ]]; then bash cluster/scripts/down.sh >&2 || true; fi
   echo "e2e: finished in $((SECONDS - T0)) s (exit $rc)" >&2
@@ -26,6 +36,10 @@ teardown() {
 trap teardown EXIT
 
 bash scripts/cluster-up.sh >/dev/null
+rm -f "$RUN/logs/e2e-failures.log"
+# spec to the output; the failed tests, with their errors, to a file printed again at the end
+reporters=(--test-reporter=spec --test-reporter-destination=stdout
+  --test-reporter=./test/e2e/failure-reporter.mjs --test-reporter-destination="$RUN/logs/e2e-failures.log")
 echo "e2e: cluster and hahaha up after $((SECONDS - T0)) s" >&2
 
 # test/e2e/*.test.ts run in parallel; test/e2e/serial/ ones one at a time afterwards (they take
@@ -40,10 +54,10 @@ else
   serial=(test/e2e/serial/*.test.ts)
 fi
 if ((${#files[@]} > 0)); then
-  node --test --test-concurrency=4 --test-timeout=600000 --test-reporter=spec "${files[@]}"
+  node --test --test-concurrency=4 --test-timeout=600000 "${reporters[@]}" "${files[@]}"
 fi
 if ((${#serial[@]} > 0)); then
-  node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${serial[@]}"
+  node --test --test-concurrency=1 --test-timeout=600000 "${reporters[@]}" "${serial[@]}"
 fi
 
 # The cluster's hahaha must stop on SIGTERM within its shutdown grace (SHUTDOWN_GRACE_SECONDS, 20 s,
