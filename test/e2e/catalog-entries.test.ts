@@ -14,8 +14,8 @@ import {
   type ContainerSpec,
   eventually,
   getPod,
-  hahahaEvents,
   jobPod,
+  killingEvents,
   kubectl,
   main,
   metricsText,
@@ -131,7 +131,7 @@ describe('every default catalog entry stops its sidecar', () => {
         await waitJobComplete(ns.name, job);
         assert.equal((await getPod(ns.name, pod.metadata.name)).status.phase, 'Succeeded');
       }
-      const events = await hahahaEvents(ns.name, pod.metadata.name);
+      const events = await killingEvents(ns.name, pod.metadata.name);
       // A stop that leaves a non-zero exit code is a Warning: it fails the pod.
       const type = fails ? 'Warning' : 'Normal';
       const event = events.find((e) => e.type === type && e.reason === 'Killing' && e.message.startsWith('Shut down'));

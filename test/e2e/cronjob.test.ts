@@ -1,7 +1,7 @@
 /** A Naisjob with a schedule becomes a CronJob: its Jobs must complete too. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { apply, eventually, hahahaEvents, kubectlJson, main, podTemplate, sidecar, testNamespace } from './harness.ts';
+import { apply, eventually, killingEvents, kubectlJson, main, podTemplate, sidecar, testNamespace } from './harness.ts';
 
 describe('CronJob', () => {
   const ns = testNamespace('e2e-cronjob');
@@ -39,7 +39,7 @@ describe('CronJob', () => {
     const pods = await kubectlJson<{ items: any[] }>(['get', 'pods', '-n', ns.name, '-l', `batch.kubernetes.io/job-name=${job.metadata.name}`]);
     const pod = pods.items[0];
     assert.equal(pod.status.phase, 'Succeeded');
-    const events = await hahahaEvents(ns.name, pod.metadata.name);
-    assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 2);
+    const events = await killingEvents(ns.name, pod.metadata.name, 2);
+    assert.equal(events.filter((e) => e.type === 'Normal' && e.reason === 'Killing').length, 2, JSON.stringify(events));
   });
 });

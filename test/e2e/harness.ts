@@ -308,6 +308,43 @@ export async function hahahaEvents(ns: string, pod: string): Promise<KubeEvent[]
   return (await podEvents(ns, pod)).filter((e) => e.reportingComponent === 'hahaha' || e.source?.component === 'hahaha');
 }
 
+/**
+ * hahaha's events on the pod once `reported` holds for them, or, after `timeoutMs`, the events
+ * as they are then (for the caller's assertions to show). A Job can be marked finished before
+ * hahaha has posted the event of the stop that finished it: hahaha posts it once its watch shows
+ * the exit, and the Job controller acts on the same pod update, each at its own pace.
+ */
+export async function reportedEvents(ns: string, pod: string, reported: (events: KubeEvent[]) => boolean, timeoutMs = 30_000): Promise<KubeEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = await hahahaEvents(ns, pod);
+    if (reported(events) || Date.now() >= deadline) return events;
+    await sleep(250);
+  }
+}
+
+/**
+ * When the suite's hahaha began its first attempt on each of the pod's sidecars (ms since the
+ * epoch), from its log: an attempt's line ("attempt accepted, …" or "attempt failed") is written
+ * when it ends, with its duration.
+ */
+export function firstAttemptStarts(pod: string): Map<string, number> {
+  const starts = new Map<string, number>();
+  for (const line of readFileSync(join(RUN, 'logs', 'hahaha.log'), 'utf8').split('\n')) {
+    if (!line.includes(`"pod":"${pod}"`) || !line.includes('"msg":"attempt ')) continue;
+    const entry = JSON.parse(line) as { time: string; container?: string; seconds?: number };
+    if (entry.container === undefined || typeof entry.seconds !== 'number') continue;
+    const start = Date.parse(entry.time) - entry.seconds * 1000;
+    if (start < (starts.get(entry.container) ?? Number.POSITIVE_INFINITY)) starts.set(entry.container, start);
+  }
+  return starts;
+}
+
+/** reportedEvents until hahaha's Killing events number at least `count`. */
+export function killingEvents(ns: string, pod: string, count = 1, timeoutMs?: number): Promise<KubeEvent[]> {
+  return reportedEvents(ns, pod, (events) => events.filter((e) => e.reason === 'Killing').length >= count, timeoutMs);
+}
+
 /** Fails the test at once when no hahaha instance is serving, so no test passes without it. */
 export async function assertHahahaRunning(): Promise<void> {
   const url = HAHAHA.HAHAHA_METRICS_URL;

@@ -21,6 +21,7 @@ import {
   HAHAHA,
   hahahaEvents,
   jobPod,
+  killingEvents,
   kubectl,
   kubectlJson,
   main,
@@ -184,7 +185,7 @@ describe('native sidecar conversion at admission', { concurrency: true }, () => 
     const pod = await jobPod(ns.name, job);
     assert.equal(pod.spec.initContainers, undefined);
     await waitJobComplete(ns.name, job);
-    const events = await hahahaEvents(ns.name, pod.metadata.name);
+    const events = await killingEvents(ns.name, pod.metadata.name);
     assert.ok(
       events.some((e) => e.type === 'Normal' && e.reason === 'Killing' && /vks-sidecar/.test(e.message)),
       JSON.stringify(events),
@@ -316,7 +317,7 @@ describe('native sidecar conversion: namespace opt-out, a webhook that is down, 
       ['down', down],
     ] as const) {
       await waitJobComplete(ns, job);
-      const events = await hahahaEvents(ns, pod.metadata.name);
+      const events = await killingEvents(ns, pod.metadata.name);
       assert.ok(
         events.some((e) => e.reason === 'Killing' && /vks-sidecar/.test(e.message)),
         JSON.stringify(events),

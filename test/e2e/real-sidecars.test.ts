@@ -23,8 +23,8 @@ import {
   containerState,
   eventually,
   getPod,
-  hahahaEvents,
   jobPod,
+  type KubeEvent,
   kubectl,
   kubectlJson,
   main,
@@ -32,6 +32,7 @@ import {
   namespace,
   RUN,
   rbacInEffect,
+  reportedEvents,
   testNamespace,
   tokenKubeconfig,
 } from './harness.ts';
@@ -101,7 +102,7 @@ async function outcome(
     /** Let the webhook convert it: the kubelet (the node) stops it, hahaha posts no Killing event. */
     native?: boolean;
   },
-): Promise<{ events: { type: string; reason: string; message: string }[] }> {
+): Promise<{ events: { type: string; reason: string; message: string }[]; pod: string }> {
   const j = naisjob(ns, job, {
     containers: [main(job, 'sleep 2'), sc],
     ...(expect.noShutdownAnnotations === true && { shutdownAnnotations: false }),
@@ -116,8 +117,10 @@ async function outcome(
   const mainEnd = Date.parse(containerState(final, job).terminated.finishedAt);
   const native = (final.status.initContainerStatuses ?? []).find((x: any) => x.name === sc.name)?.state;
   const exit = (native ?? containerState(final, sc.name))?.terminated?.exitCode;
-  const events = await hahahaEvents(ns, pod.metadata.name);
-  const stop = events.find((e) => e.reason === (expect.native === true ? 'NativeSidecars' : 'Killing'));
+  // The Job's condition may come before hahaha's event of the stop that finished it.
+  const reason = expect.native === true ? 'NativeSidecars' : 'Killing';
+  const events = await reportedEvents(ns, pod.metadata.name, (list) => list.some((e) => e.reason === reason));
+  const stop = events.find((e) => e.reason === reason);
   const unstoppable = stop?.type === 'Warning' && stop.message.startsWith('Unsuccessfully');
   const attempt =
     expect.native === true
@@ -141,7 +144,7 @@ async function outcome(
   if (typeof expect.attempt === 'string') assert.ok(stop?.message.includes(expect.attempt), JSON.stringify(events));
   else assert.match(stop?.message ?? '', expect.attempt);
   if (end.job.startsWith('Running')) await kubectl(['delete', 'job', job, '-n', ns, '--wait=false']);
-  return { events };
+  return { events, pod: pod.metadata.name };
 }
 
 const csql = (image: string, ...flags: string[]) => ({ name: 'cloud-sql-proxy', image, command: ['cloud-sql-proxy', ...CSQL_ARGS, ...flags] });
@@ -199,16 +202,15 @@ describe('real sidecar programs, stopped by the reaper', { concurrency: true }, 
   });
 
   it('cloud-sql-proxy without flags in its distroless image: nothing applies, a Warning says why, the Job hangs', async () => {
-    const { events } = await outcome(ns.name, 'csql-none', csql(CSQL_DISTROLESS), {
+    const { pod } = await outcome(ns.name, 'csql-none', csql(CSQL_DISTROLESS), {
       flags: '(none)',
       attempt: /does not apply: .*not started with --quitquitquit.*does not apply: image gcr.io\/cloud-sql-connectors\/cloud-sql-proxy:2.27.0 is distroless/,
       job: 'Running (hangs)',
       hangsAfterMs: 8000,
     });
-    assert.ok(
-      events.some((e) => e.reason === 'SidecarPreflight' && /will hang the Job/.test(e.message)),
-      'predicted at pod start',
-    );
+    const preflight = (e: KubeEvent) => e.reason === 'SidecarPreflight' && /will hang the Job/.test(e.message);
+    const events = await reportedEvents(ns.name, pod, (list) => list.some(preflight));
+    assert.ok(events.some(preflight), `predicted at pod start: ${JSON.stringify(events)}`);
   });
 
   it('cloud-sql-proxy v1 (gce-proxy, alpine image): its own entry, kill -s TERM 1, exit 0, Complete; predicted so at pod start', async () => {
@@ -386,11 +388,9 @@ describe('ephemeral-container signals (ephemeralSignal enabled)', () => {
     const exit = containerState(final, 'secure-logs-configmap-reload')?.terminated?.exitCode;
     assert.equal(exit, 2, 'configmap-reload exits 2 on any signal');
     assert.equal(end.job, 'Failed', 'as measured: only a native sidecar completes');
-    const events = await hahahaEvents(ns, pod.metadata.name);
-    assert.ok(
-      events.some((e) => /in ephemeral container hahaha-signal-[0-9a-f]{6}/.test(e.message)),
-      JSON.stringify(events),
-    );
+    const ephemeral = (e: KubeEvent) => /in ephemeral container hahaha-signal-[0-9a-f]{6}/.test(e.message);
+    const events = await reportedEvents(ns, pod.metadata.name, (list) => list.some(ephemeral));
+    assert.ok(events.some(ephemeral), JSON.stringify(events));
     rows.push({
       sidecar: 'secure-logs-configmap-reload',
       image: CMR_IMAGE,
