@@ -1,7 +1,7 @@
 // A node:test reporter that writes only the failed tests, each with the first lines of its error,
 // so that run.sh can print them after the cluster's logs: the end of the output is what a CI
 // summary shows, and the spec reporter's own list of failures is far above it by then.
-const MAX_LINES = 14;
+const MAX_LINES = 10;
 
 export default async function* failures(source) {
   for await (const event of source) {

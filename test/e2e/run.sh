@@ -24,12 +24,12 @@ teardown() {
       grep -E '"msg":"(became leader|stopped leading)' "$RUN/logs/hahaha.log" | grep -oE '"time":"[^"]*"|"msg":"[^"]*"' | paste -d' ' - - | tail -n 8 >&2 || true
       grep -E '"level":(40|50|60)' "$RUN/logs/hahaha.log" | grep -oE '"msg":"[^"]{0,120}' | sort | uniq -c | sort -rn | head -n 12 >&2 || true
     fi
-    if [[ -s $RUN/logs/e2e-failures.log ]]; then
-      echo "---- failed tests" >&2
-      cat "$RUN/logs/e2e-failures.log" >&2
-    fi
   fi
   if [[ -z ${E2E_KEEP_CLUSTER:-} ]]; then bash cluster/scripts/down.sh >&2 || true; fi
+  if [[ $rc -ne 0 && -s $RUN/logs/e2e-failures.log ]]; then
+    echo "---- failed tests" >&2
+    cat "$RUN/logs/e2e-failures.log" >&2
+  fi
   echo "e2e: finished in $((SECONDS - T0)) s (exit $rc)" >&2
   exit $rc
 }
