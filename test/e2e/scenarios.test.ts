@@ -140,22 +140,21 @@ describe('reaping scenarios', { concurrency: true }, () => {
   it('OnFailure: does not reap after a failed attempt, reaps after the successful retry', async () => {
     const job = 'onfailure';
     const marker = join(tmpdir(), `hahaha-e2e-onfailure-${randomUUID()}`);
-    // The second run lasts 4 s so that the poll below sees it running even on a loaded machine
-    // (with 1 s, CI once read the pod only after it had ended and the sidecar was being stopped).
+    // The first run fails after 1 s; the second, 4 s long, succeeds.
     const script = `if [ -e ${marker} ]; then sleep 4; exit 0; fi; touch ${marker}; sleep 1; exit 1`;
     await apply(naisjob(ns.name, job, { restartPolicy: 'OnFailure', backoffLimit: 3, containers: [main(job, script), sidecar('linkerd-proxy', 'linkerd')] }));
     try {
       const pod = await jobPod(ns.name, job);
-      // After the first failure the main container is restarted; the sidecar must survive it.
-      const restarted = await eventually('the main container restarted', async () => {
-        const p = await getPod(ns.name, pod.metadata.name);
-        const s = (p.status?.containerStatuses ?? []).find((c: any) => c.name === job);
-        return s?.restartCount >= 1 ? p : undefined;
-      });
-      assert.ok(containerState(restarted, 'linkerd-proxy')?.running, 'the sidecar was stopped after a failed attempt');
       await waitJobComplete(ns.name, job);
       const final = await getPod(ns.name, pod.metadata.name);
       assert.equal(final.status.phase, 'Succeeded');
+      // The main container was restarted after its failure, and the sidecar survived it: it was
+      // never restarted and stopped only after the successful run ended (checked below). Read
+      // from the final state: a poll during the second run can miss it on a slow machine (pinned
+      // to one core, the first read that showed the restart came after the sidecar's stop).
+      const statusOf = (name: string) => (final.status?.containerStatuses ?? []).find((c: any) => c.name === name);
+      assert.ok(statusOf(job)?.restartCount >= 1, 'the main container was restarted');
+      assert.equal(statusOf('linkerd-proxy')?.restartCount, 0, 'the sidecar was restarted');
       const events = await killingEvents(ns.name, pod.metadata.name);
       assert.equal(events.filter((e) => e.type === 'Normal').length, 1);
       const mainFinished = Date.parse(containerState(final, job).terminated.finishedAt);
