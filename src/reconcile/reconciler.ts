@@ -666,10 +666,11 @@ export class Reconciler {
       return `${seconds(windowMs)}${plus.length === 0 ? '' : ` (${seconds(this.deps.verifyTimeoutMs)}, plus ${plus.join(', plus ')})`}`;
     };
     /**
-     * How much of the window a worker waits: all of it, or for a sidecar that drains before it
-     * exits, the usual window; the rest of its drain is awaited without a worker (awaitDrain).
+     * How much of the window a worker waits: the window without the sidecar's exit delay, i.e.
+     * all of it for a sidecar without one; the rest of a drain is awaited without a worker
+     * (awaitDrain).
      */
-    const heldMs = target.exitDelay === undefined ? windowMs : this.deps.verifyTimeoutMs + lagMs;
+    const heldMs = this.deps.verifyTimeoutMs + lagMs;
     /**
      * An ask that reached a sidecar that drains first, still running after `heldMs`: remembered
      * with the end of its drain, for later runs (LaterAsk). Undefined when the sidecar has no
