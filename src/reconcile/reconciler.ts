@@ -686,6 +686,28 @@ export class Reconciler {
       this.rememberUnverified(pod, target.container, attempt, askedAt, { until, outcome, within: within(), earlierErrors: errors.slice() });
       return { ...failed(), draining: until };
     };
+    /**
+     * Gives the kubelet's report of an earlier run's ask a window with the watch current: the
+     * stop, credited to that ask; a failure when the run is interrupted or the API server still
+     * cannot show the container; undefined when the container is seen still running.
+     */
+    const settleEarlier = async (ask: LaterAsk): Promise<TargetResult | undefined> => {
+      const settled = await this.verify(ref, key, isGone, this.now(), heldMs, log, signal, lag);
+      const state = terminatedState(settled.pod, pod.uid, target.container);
+      if (state !== undefined) {
+        if (ask.drain === undefined) {
+          log.info({ attempt: describeAttempt(ask.attempt), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
+        }
+        return this.stopped(pod.uid, target.container, state, undefined, ask.drain?.earlierErrors ?? []);
+      }
+      if (signal?.aborted) return failed(['interrupted by shutdown']);
+      if (settled.unverified) {
+        errors.push(`${describeAttempt(ask.attempt)}: accepted, but the API server still cannot show whether the container terminated`);
+        apiFailed = true;
+        return failed();
+      }
+      return undefined;
+    };
     const earlier = this.unverifiedAsks.get(pod.uid)?.asks.get(target.container);
     /** Where this run's asking starts in target.attempts: after an earlier ask found ignored. */
     let from = 0;
@@ -700,15 +722,8 @@ export class Reconciler {
       // Its drain is over. A watch that was down meanwhile may have held back the report of its
       // exit: that gets a window with the watch current first.
       if (this.deps.store.disruptedSince(askedAt)) {
-        const settled = await this.verify(ref, key, isGone, this.now(), this.deps.verifyTimeoutMs + lagMs, log, signal, lag);
-        const after = terminatedState(settled.pod, pod.uid, target.container);
-        if (after !== undefined) return this.stopped(pod.uid, target.container, after, undefined, drain.earlierErrors);
-        if (signal?.aborted) return failed(['interrupted by shutdown']);
-        if (settled.unverified) {
-          errors.push(`${describeAttempt(attempt)}: accepted, but the API server still cannot show whether the container terminated`);
-          apiFailed = true;
-          return failed();
-        }
+        const settled = await settleEarlier(earlier);
+        if (settled !== undefined) return settled;
       }
       this.takeUnverifiedAsk(pod.uid, target.container);
       const described = describeAttempt(attempt);
@@ -722,18 +737,8 @@ export class Reconciler {
       // An earlier run's ask may have landed unseen (the API server could not show its effect):
       // the kubelet's report gets a whole window with the watch current before anything is asked
       // again, so that a sidecar is asked twice only when the first ask provably did not stop it.
-      const settled = await this.verify(ref, key, isGone, this.now(), heldMs, log, signal, lag);
-      const state = terminatedState(settled.pod, pod.uid, target.container);
-      if (state !== undefined) {
-        log.info({ attempt: describeAttempt(earlier.attempt), exitCode: state.exitCode }, 'an ask the API server could not verify did stop the sidecar');
-        return this.stopped(pod.uid, target.container, state, undefined, []);
-      }
-      if (signal?.aborted) return failed(['interrupted by shutdown']);
-      if (settled.unverified) {
-        errors.push(`${describeAttempt(earlier.attempt)}: accepted, but the API server still cannot show whether the container terminated`);
-        apiFailed = true;
-        return failed();
-      }
+      const settled = await settleEarlier(earlier);
+      if (settled !== undefined) return settled;
       // Seen running with the watch current: a sidecar that drains first may still be draining.
       const draining = awaitDrain(earlier.attempt, earlier.askedAt, 'asked while the API server could not show its effect');
       if (draining !== undefined) return draining;
